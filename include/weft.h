@@ -1,0 +1,196 @@
+/*
+ * weft: a work-stealing task executor for C11.
+ *
+ * This header is the reference for the public API. Every function says what it does, what
+ * each error means, which threads may call it, whether it blocks, and who owns what after it
+ * returns.
+ *
+ * Lifecycle rules, in order:
+ *  1. A pool (weft_pool) owns its worker threads and all scheduling state. Pools share nothing:
+ *     several pools can live side by side in one process. The only global state is a
+ *     thread-local pointer to the worker the calling thread is, if any.
+ *  2. A future (weft_future) is reference-counted. weft_submit() hands the caller one reference;
+ *     weft_future_retain() adds one, weft_future_release() gives one back. A future stays valid
+ *     while references exist, even after the pool that ran it is destroyed.
+ *  3. weft_pool_shutdown() refuses new submissions; weft_pool_destroy() waits for the accepted
+ *     work, joins the workers and frees the pool.
+ *
+ * Errors: every function that can fail returns an int, 0 on success or a negative errno value.
+ * A call that fails changes nothing. weft_strerror() describes any code.
+ *
+ * Threads: every function may be called from any thread, including from inside a running task,
+ * unless its comment says otherwise. Every wait, when called on one of a pool's worker threads,
+ * runs other tasks of that pool while it waits instead of blocking the thread; called from any
+ * other thread it sleeps without spinning.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_STATIC)
+#define WEFT_API
+#elif defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Conventions
+ */
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH", possibly followed by a suffix such as "-dev". Never NULL. */
+WEFT_API const char *weft_version(void);
+
+/* A static, never NULL description of a code returned by weft: 0, a negative errno value this
+ * API uses (-EINVAL, -ENOMEM, -ETIMEDOUT, -ECANCELED, -ESHUTDOWN, -EAGAIN, -EDEADLK, -ENOENT),
+ * or any other int (a task's own failure code, for instance). */
+WEFT_API const char *weft_strerror(int code);
+
+/* Timeouts are relative, in nanoseconds. 0 polls without waiting; WEFT_FOREVER waits without
+ * limit. Any other negative timeout is -EINVAL. */
+#define WEFT_FOREVER (-1)
+
+/* ---------------------------------------------------------------------------------------------
+ * Pool
+ */
+
+typedef struct weft_pool weft_pool;
+
+/* Worker pinning. NONE leaves placement to the OS. COMPACT fills the allowed processing units in
+ * topology order (neighbours share caches). SPREAD puts consecutive workers as far apart as the
+ * topology allows (separate cores, then separate packages). */
+typedef enum { WEFT_BIND_NONE, WEFT_BIND_COMPACT, WEFT_BIND_SPREAD } weft_bind;
+
+typedef struct weft_config {
+    /* Number of workers. 0: $WEFT_THREADS if set, else one per core this process may use
+     * (affinity mask and cgroup CPU quota respected). At most WEFT_MAX_THREADS. */
+    unsigned threads;
+    /* Worker pinning; WEFT_BIND_NONE unless $WEFT_BIND (none, compact, spread) says otherwise. */
+    weft_bind bind;
+    /* Worker thread name prefix; NULL: "weft". Threads are named "<prefix>-<index>", the prefix
+     * shortened so that the whole name fits the 15 characters the OS keeps. Copied at creation. */
+    const char *name;
+    /* Called on each worker thread when it starts, before it runs any task, and when it stops,
+     * after its last task. They may call weft functions but must not wait on tasks. */
+    void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
+    void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
+    void *hook_data;
+    /* 0: no limit. Otherwise the most tasks submitted from threads outside the pool that may be
+     * waiting to start; past it weft_submit() from such a thread returns -EAGAIN. */
+    size_t max_pending;
+    /* Bytes of stack per worker thread. 0: $WEFT_STACK_SIZE if set, else WEFT_DEFAULT_STACK_SIZE.
+     * Waits on a worker run other tasks on the same stack, so depth of nested waits costs stack:
+     * the default holds a chain of more than 10,000 tasks each waiting on the next. */
+    size_t stack_size;
+} weft_config;
+
+#define WEFT_MAX_THREADS        1024u
+#define WEFT_DEFAULT_STACK_SIZE ((size_t)64 << 20)
+
+/* Fills *cfg with the defaults: every field 0 or NULL (threads and bind then follow the
+ * environment at weft_pool_create()). A zeroed weft_config is equivalent. */
+WEFT_API void weft_config_init(weft_config *cfg);
+
+/* Creates a pool and starts its workers. cfg NULL means all defaults.
+ * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, threads > WEFT_MAX_THREADS, a
+ * $WEFT_THREADS or $WEFT_BIND that cannot be parsed, stack_size below PTHREAD_STACK_MIN),
+ * -ENOMEM, -EAGAIN (a worker thread could not be started). On error *out is untouched and
+ * nothing is left running or allocated. */
+WEFT_API int weft_pool_create(const weft_config *cfg, weft_pool **out);
+
+/* Number of workers; 0 for NULL. */
+WEFT_API unsigned weft_pool_size(const weft_pool *pool);
+
+typedef enum { WEFT_SHUTDOWN_DRAIN, WEFT_SHUTDOWN_CANCEL } weft_shutdown_mode;
+
+/* From now on weft_submit() on this pool fails with -ESHUTDOWN. DRAIN lets every task already
+ * submitted run; CANCEL moves every submitted task that has not started to WEFT_CANCELLED before
+ * returning (running ones finish). Returns at once; calling it again is harmless (a CANCEL after a
+ * DRAIN still cancels what has not started). Work that running tasks spread with weft_join() and
+ * loops is never refused or cancelled by it.
+ * Errors: -EINVAL (pool NULL, bad mode). */
+WEFT_API int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode);
+
+/* Shuts down with DRAIN if not done yet, waits for every accepted task, runs the stop hooks,
+ * joins the workers and frees the pool. NULL is a no-op returning 0. Futures still held stay
+ * valid until released.
+ * Errors: -EDEADLK when called from one of this pool's own workers (nothing is done). */
+WEFT_API int weft_pool_destroy(weft_pool *pool);
+
+/* The index of the calling thread among its pool's workers, -1 on any other thread. */
+WEFT_API int weft_worker_index(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tasks and futures
+ */
+
+/* A task: returns 0 on success with its value in *result (initially NULL), or any other value
+ * to fail with that code. */
+typedef int (*weft_fn)(void *arg, void **result);
+
+typedef struct weft_future weft_future;
+typedef enum { WEFT_PENDING, WEFT_RUNNING, WEFT_DONE, WEFT_FAILED, WEFT_CANCELLED } weft_state;
+
+/* Queues fn(arg) on the pool. With out non-NULL, *out receives a future holding one reference
+ * for the caller; with out NULL the task runs detached. From one of the pool's workers the task
+ * goes to that worker's own deque, from elsewhere to the pool's injection queue.
+ * Errors: -EINVAL (pool or fn NULL), -ESHUTDOWN (pool shut down), -ENOMEM, -EAGAIN (max_pending
+ * tasks from outside the pool are already waiting to start). */
+WEFT_API int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out);
+
+/* The current state. A future changes state once: PENDING -> RUNNING -> DONE or FAILED, or
+ * PENDING -> CANCELLED, or RUNNING -> CANCELLED when the task returns -ECANCELED after a
+ * cancellation was requested. NULL reads as WEFT_CANCELLED. */
+WEFT_API weft_state weft_future_state(const weft_future *f);
+
+/* True once the future is DONE, FAILED or CANCELLED; false for NULL. */
+WEFT_API bool weft_future_done(const weft_future *f);
+
+/* Waits until the future has finished or timeout_ns passed. On a worker, runs other tasks
+ * meanwhile. Returns 0 when finished.
+ * Errors: -ETIMEDOUT, -EINVAL (f NULL, bad timeout), -EDEADLK (called inside f's own task). */
+WEFT_API int weft_future_wait(weft_future *f, int64_t timeout_ns);
+
+/* Waits without limit (helping on a worker), then: 0 for DONE with *result set to the task's
+ * value (if result is not NULL), the task's code for FAILED, -ECANCELED for CANCELLED.
+ * The value belongs to the user; weft never frees it.
+ * Errors: -EINVAL (f NULL), -EDEADLK (called inside f's own task). */
+WEFT_API int weft_future_result(weft_future *f, void **result);
+
+/* 1 when the future is now CANCELLED and its function will never run; 0 when it had already
+ * finished or is running. For a running task it records a request that the task reads with
+ * weft_cancel_requested(). Errors: -EINVAL (f NULL). */
+WEFT_API int weft_future_cancel(weft_future *f);
+
+/* Runs cb(f, data) exactly once after f finishes: at once, in the calling thread, if it already
+ * has; otherwise on the thread that finishes it. Callbacks must not block; they may release f.
+ * Errors: -EINVAL (f or cb NULL), -ENOMEM (nothing registered). */
+WEFT_API int weft_future_on_done(weft_future *f, void (*cb)(weft_future *f, void *data),
+                                 void *data);
+
+/* Adds one reference. f must hold a reference already. NULL is ignored. */
+WEFT_API void weft_future_retain(weft_future *f);
+
+/* Gives back one reference; the last one frees the future. NULL is ignored. */
+WEFT_API void weft_future_release(weft_future *f);
+
+/* Inside a task: whether weft_future_cancel() was called on its future. False outside tasks. */
+WEFT_API bool weft_cancel_requested(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_H */

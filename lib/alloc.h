@@ -1,0 +1,19 @@
+/*
+ * Every allocation and thread start inside weft goes through these wrappers, so that failure
+ * paths can be exercised by fault injection and so that one place owns the policy.
+ */
+#ifndef WEFT_ALLOC_H
+#define WEFT_ALLOC_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+void *weft__malloc(size_t size);
+void *weft__calloc(size_t n, size_t size);
+void *weft__aligned_alloc(size_t align, size_t size); /* size rounded up to align */
+void weft__free(void *p);
+
+/* pthread_create; returns 0 or -EAGAIN. */
+int weft__thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * The work-stealing deque of Chase and Lev ("Dynamic circular work-stealing deque", SPAA 2005),
+ * with the C11 memory orders proven correct by Lê, Pop, Cohen and Zappa Nardelli ("Correct and
+ * efficient work-stealing for weak memory models", PPoPP 2013, figure 1).
+ *
+ * The owner pushes and takes at `bottom`; thieves steal at `top`. Indices are signed 64-bit and
+ * only grow (top) or move by one (bottom), so they never wrap in practice. Items live in
+ * slot[i & mask] of a circular buffer.
+ *
+ * Invariants:
+ *  - top <= bottom + 1 at all times; the deque holds bottom - top items when top <= bottom.
+ *  - Only the owner writes bottom and buf; top only increases, by CAS.
+ *  - An index i is handed out at most once: to a thief by CAS(top, i, i+1), or to the owner by
+ *    take, which for the last item (top == bottom-1 after decrement) also wins CAS(top).
+ *
+ * Linearization points: push at the store to bottom; steal at its successful CAS on top; take at
+ * the store to bottom (several items) or at its CAS on top (last item).
+ *
+ * Deviation from the paper, for ThreadSanitizer (which does not model standalone fences):
+ *  - push publishes with a release store of bottom instead of fence(release) + relaxed store.
+ *  - take's store of bottom and load of top, and steal's loads of top and bottom, are seq_cst
+ *    accesses instead of relaxed/acquire accesses around a seq_cst fence. The seq_cst total
+ *    order gives the same store-load ordering the fences give (a thief and the owner cannot both
+ *    miss each other's update), and on x86-64 it compiles to the same code (xchg for the store
+ *    instead of mov + mfence).
+ *
+ * Growth: when full, the owner copies the live items into a buffer twice as large and publishes
+ * it with a release store. The old buffer is kept on the `retired` list until the deque is
+ * destroyed, because a thief may still be reading a slot of it; a thief that read an item from
+ * an old buffer keeps it only if its CAS on top succeeds, and then the item is the same in both.
+ */
+#include "deque.h"
+
+#include "alloc.h"
+
+#include <errno.h>
+
+static struct weft__deque_buf *buf_new(int64_t capacity)
+{
+    struct weft__deque_buf *b =
+        weft__malloc(sizeof(*b) + (size_t)capacity * sizeof(_Atomic(void *)));
+    if (b == NULL)
+        return NULL;
+    b->mask = capacity - 1;
+    b->retired = NULL;
+    return b;
+}
+
+int weft__deque_init(struct weft__deque *d, int64_t capacity)
+{
+    int64_t cap = 16;
+    while (cap < capacity)
+        cap <<= 1;
+    struct weft__deque_buf *b = buf_new(cap);
+    if (b == NULL)
+        return -ENOMEM;
+    atomic_init(&d->top, 0);
+    atomic_init(&d->bottom, 0);
+    atomic_init(&d->buf, b);
+    return 0;
+}
+
+void weft__deque_destroy(struct weft__deque *d)
+{
+    struct weft__deque_buf *b = ld_relaxed(&d->buf); /* no other thread is left */
+    while (b != NULL) {
+        struct weft__deque_buf *next = b->retired;
+        weft__free(b);
+        b = next;
+    }
+    st_relaxed(&d->buf, NULL);
+}
+
+static struct weft__deque_buf *grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t,
+                                    int64_t b)
+{
+    struct weft__deque_buf *nb = buf_new((old->mask + 1) * 2);
+    if (nb == NULL)
+        return NULL;
+    for (int64_t i = t; i < b; i++) {
+        /* relaxed: the owner wrote these slots itself */
+        st_relaxed(&nb->slot[i & nb->mask], ld_relaxed(&old->slot[i & old->mask]));
+    }
+    nb->retired = old;
+    /* release pairs with the acquire load of buf in weft__deque_steal: a thief that sees the
+     * new buffer sees the copied slots. */
+    st_release(&d->buf, nb);
+    return nb;
+}
+
+int weft__deque_push(struct weft__deque *d, void *item)
+{
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    /* acquire pairs with the CAS on top in steal: slots below top are free to reuse once the
+     * thief that took them has read them. */
+    int64_t t = ld_acquire(&d->top);
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
+    if (b - t > a->mask) {
+        a = grow(d, a, t, b);
+        if (a == NULL)
+            return -ENOMEM;
+    }
+    st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
+    /* release pairs with the seq_cst/acquire loads of bottom in steal and maybe_nonempty: a thief
+     * that sees bottom > b sees the item and everything the owner wrote before pushing it. */
+    st_release(&d->bottom, b + 1);
+    return 0;
+}
+
+void *weft__deque_take(struct weft__deque *d)
+{
+    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    /* seq_cst store then seq_cst load of top: store-load order against steal's seq_cst load of
+     * top then bottom. Either the thief sees the reserved bottom or the owner sees its CAS. */
+    st_seq_cst(&d->bottom, b);
+    int64_t t = ld_seq_cst(&d->top);
+    void *x = NULL;
+    if (t <= b) {
+        x = ld_relaxed(&a->slot[b & a->mask]); /* the owner's own write */
+        if (t == b) {
+            /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
+            if (!cas_seq_cst(&d->top, &t, t + 1))
+                x = NULL;
+            st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
+        }
+    } else {
+        st_relaxed(&d->bottom, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
+    }
+    return x;
+}
+
+void *weft__deque_steal(struct weft__deque *d)
+{
+    /* seq_cst loads: see the comment in take. The load of bottom also acquires the owner's
+     * release store in push, which publishes the slot contents. */
+    int64_t t = ld_seq_cst(&d->top);
+    int64_t b = ld_seq_cst(&d->bottom);
+    if (t >= b)
+        return WEFT_STEAL_EMPTY;
+    /* acquire pairs with the release store in grow (the paper's consume). */
+    struct weft__deque_buf *a = ld_acquire(&d->buf);
+    void *x = ld_relaxed(&a->slot[t & a->mask]); /* published by the release store of bottom */
+    /* seq_cst CAS pairs with the owner's CAS in take and with other thieves: index t is handed
+     * out once. */
+    if (!cas_seq_cst(&d->top, &t, t + 1))
+        return WEFT_STEAL_ABORT;
+    return x;
+}

@@ -1,0 +1,266 @@
+/*
+ * Futures.
+ *
+ * State machine, one atomic 32-bit word (`state`): PENDING -> RUNNING -> DONE | FAILED, or
+ * PENDING -> CANCELLED, or RUNNING -> CANCELLED when the task returns -ECANCELED after a
+ * cancellation request. Every transition is a CAS on the word, so exactly one thread makes each;
+ * the flags in the word (cancel requested, nodes registered, futex sleepers) are set by CAS too
+ * and survive the transitions.
+ *
+ * Linearization points: start at the CAS PENDING -> RUNNING; finish (and cancel) at the CAS to
+ * the final state. `result` and `code` are written by the runner before that CAS (release) and
+ * read after an acquire load that sees a final state.
+ *
+ * Waiting and callbacks:
+ *  - Threads that are not workers sleep on the state word itself (futex) after setting
+ *    WEFT_FS_WAITERS; the finisher wakes them all if the flag was set.
+ *  - Everything else (on_done callbacks, helping workers, multi-future waits) is a node on a
+ *    list under a small futex lock. A node is added only while the future has not finished,
+ *    and WEFT_FS_HAS_NODES is set by CAS in the same critical section; the finisher's CAS sees
+ *    the flag iff some node was added before it, and then detaches the whole list under the
+ *    lock and fires each node outside it. A node added after the final CAS is refused, and its
+ *    owner acts at once. So each node fires exactly once.
+ *  - The finisher holds a reference while it wakes and fires, so callbacks may release the last
+ *    reference the user had.
+ */
+#include "future.h"
+
+#include "alloc.h"
+#include "platform.h"
+
+#include <errno.h>
+#include <limits.h>
+
+/* --- the node lock: a three-state futex mutex (Drepper, "Futexes are tricky", mutex 3) --- */
+
+static void lock(weft_future *f)
+{
+    uint32_t c = 0;
+    if (cas_acq_rel(&f->lock, &c, 1)) /* acquire: pairs with the release in unlock */
+        return;
+    if (c != 2)
+        c = xchg_acq_rel(&f->lock, 2);
+    while (c != 0) {
+        weft__futex_wait(&f->lock, 2, -1);
+        c = xchg_acq_rel(&f->lock, 2); /* acquire: pairs with the release in unlock */
+    }
+}
+
+static void unlock(weft_future *f)
+{
+    /* release: pairs with the acquire in lock */
+    if (sub_release(&f->lock, 1) != 1) {
+        st_release(&f->lock, 0);
+        weft__futex_wake(&f->lock, 1);
+    }
+}
+
+weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs)
+{
+    weft_future *f = weft__malloc(sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->task.next = NULL;
+    f->task.kind = WEFT_TASK_FUTURE;
+    atomic_init(&f->state, WEFT_PENDING);
+    atomic_init(&f->lock, 0);
+    atomic_init(&f->refs, refs);
+    f->counted = 0;
+    f->fn = fn;
+    f->arg = arg;
+    f->pool = pool;
+    f->result = NULL;
+    f->code = 0;
+    f->nodes = NULL;
+    return f;
+}
+
+bool weft__future_start(weft_future *f)
+{
+    uint32_t s = ld_relaxed(&f->state);
+    for (;;) {
+        if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
+            return false;
+        /* acq_rel: orders the task's reads after the start, and pairs with a cancel's CAS */
+        if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | WEFT_RUNNING))
+            return true;
+    }
+}
+
+static void fire_all(weft_future *f)
+{
+    lock(f);
+    struct weft__fnode *list = f->nodes;
+    f->nodes = NULL;
+    for (struct weft__fnode *n = list; n != NULL; n = n->next)
+        n->linked = false;
+    unlock(f);
+    while (list != NULL) {
+        struct weft__fnode *next = list->next; /* read first: fire() may end the node's life */
+        list->fire(list, f);
+        list = next;
+    }
+}
+
+bool weft__future_finish(weft_future *f, weft_state st, int code, void *result)
+{
+    uint32_t s = ld_relaxed(&f->state);
+    uint32_t from = (s & WEFT_FS_STATE_MASK);
+    if (weft__state_final(s))
+        return false;
+    if (from == WEFT_RUNNING) {
+        /* Only the runner finishes a RUNNING future, so these plain writes race with no one;
+         * the release CAS below publishes them. */
+        f->result = result;
+        f->code = code;
+    }
+    for (;;) {
+        if (weft__state_final(s) || (from == WEFT_PENDING && (s & WEFT_FS_STATE_MASK) != from))
+            return false; /* a cancel lost against start, or against another cancel */
+        /* acq_rel: release publishes result/code to whoever acquires the final state; acquire
+         * orders the wake-ups below after the flags' writers. */
+        if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | (uint32_t)st))
+            break;
+    }
+    if (s & (WEFT_FS_WAITERS | WEFT_FS_HAS_NODES)) {
+        weft_future_retain(f); /* callbacks may release the caller's last reference */
+        if (s & WEFT_FS_WAITERS)
+            weft__futex_wake(&f->state, INT_MAX);
+        if (s & WEFT_FS_HAS_NODES)
+            fire_all(f);
+        weft_future_release(f);
+    }
+    return true;
+}
+
+bool weft__future_add_node(weft_future *f, struct weft__fnode *n)
+{
+    atomic_init(&n->fired, 0);
+    lock(f);
+    uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
+    for (;;) {
+        if (weft__state_final(s)) {
+            unlock(f);
+            return false;
+        }
+        if (s & WEFT_FS_HAS_NODES)
+            break;
+        /* acq_rel: the finisher's CAS either sees this flag or makes this CAS fail */
+        if (cas_acq_rel(&f->state, &s, s | WEFT_FS_HAS_NODES))
+            break;
+    }
+    n->prev = NULL;
+    n->next = f->nodes;
+    if (f->nodes != NULL)
+        f->nodes->prev = n;
+    f->nodes = n;
+    n->linked = true;
+    unlock(f);
+    return true;
+}
+
+void weft__future_remove_node(weft_future *f, struct weft__fnode *n)
+{
+    lock(f);
+    if (n->linked) {
+        if (n->prev != NULL)
+            n->prev->next = n->next;
+        else
+            f->nodes = n->next;
+        if (n->next != NULL)
+            n->next->prev = n->prev;
+        n->linked = false;
+        unlock(f);
+        return;
+    }
+    unlock(f);
+    /* Detached by the finisher: its fire() is running or about to. It is a handful of
+     * instructions away from setting `fired`, so yield rather than sleep. */
+    while (ld_acquire(&n->fired) == 0) /* acquire: pairs with the release in fire() */
+        weft_cpu_relax();
+}
+
+int weft__future_block(weft_future *f, int64_t deadline)
+{
+    uint32_t s = ld_acquire(&f->state); /* acquire: pairs with the release CAS in finish */
+    while (!weft__state_final(s)) {
+        if (!(s & WEFT_FS_WAITERS)) {
+            /* acquire: as above; the finisher's CAS then sees the flag */
+            if (!cas_acq_rel(&f->state, &s, s | WEFT_FS_WAITERS))
+                continue;
+            s |= WEFT_FS_WAITERS;
+        }
+        if (weft__futex_wait(&f->state, s, deadline) == -ETIMEDOUT) {
+            if (weft__state_final(ld_acquire(&f->state)))
+                return 0;
+            return -ETIMEDOUT;
+        }
+        s = ld_acquire(&f->state); /* acquire: pairs with the release CAS in finish */
+    }
+    return 0;
+}
+
+/* --- public: state, references, callbacks --- */
+
+weft_state weft_future_state(const weft_future *f)
+{
+    if (f == NULL)
+        return WEFT_CANCELLED;
+    /* acquire: a caller that sees DONE may read the result next */
+    return (weft_state)(ld_acquire(&((weft_future *)f)->state) & WEFT_FS_STATE_MASK);
+}
+
+bool weft_future_done(const weft_future *f)
+{
+    return f != NULL && weft__state_final(ld_acquire(&((weft_future *)f)->state));
+}
+
+void weft_future_retain(weft_future *f)
+{
+    if (f != NULL)
+        add_relaxed(&f->refs, 1); /* relaxed: the caller already holds a reference */
+}
+
+void weft_future_release(weft_future *f)
+{
+    if (f == NULL)
+        return;
+    /* acq_rel: the release orders this holder's uses before the free; the acquire on the last
+     * decrement orders the free after every other holder's uses. */
+    if (sub_acq_rel(&f->refs, 1) == 1)
+        weft__free(f);
+}
+
+struct callback_node {
+    struct weft__fnode node; /* first */
+    void (*cb)(weft_future *f, void *data);
+    void *data;
+};
+
+static void callback_fire(struct weft__fnode *n, weft_future *f)
+{
+    struct callback_node *c = (struct callback_node *)n;
+    c->cb(f, c->data);
+    weft__free(c);
+}
+
+int weft_future_on_done(weft_future *f, void (*cb)(weft_future *f, void *data), void *data)
+{
+    if (f == NULL || cb == NULL)
+        return -EINVAL;
+    if (weft_future_done(f)) {
+        cb(f, data);
+        return 0;
+    }
+    struct callback_node *c = weft__malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->node.fire = callback_fire;
+    c->cb = cb;
+    c->data = data;
+    if (!weft__future_add_node(f, &c->node)) {
+        weft__free(c);
+        cb(f, data);
+    }
+    return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * Futures. See future.c for the state machine and its invariants.
+ */
+#ifndef WEFT_FUTURE_H
+#define WEFT_FUTURE_H
+
+#include "weft.h"
+
+#include "atomic.h"
+#include "task.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The state word: the weft_state in the low bits, flags above. */
+#define WEFT_FS_STATE_MASK 0x7u
+#define WEFT_FS_CANCEL_REQ 0x8u  /* cancellation requested while RUNNING */
+#define WEFT_FS_HAS_NODES  0x10u /* the node list may be non-empty */
+#define WEFT_FS_WAITERS    0x20u /* threads sleep in futex_wait on the state word */
+
+static inline bool weft__state_final(uint32_t s)
+{
+    return (s & WEFT_FS_STATE_MASK) >= WEFT_DONE;
+}
+
+/* Something to do when a future finishes. Nodes live in a doubly linked list under the
+ * future's lock; fire() is called once, outside the lock, by the thread that finished it. */
+struct weft__fnode {
+    struct weft__fnode *next, *prev;
+    void (*fire)(struct weft__fnode *n, weft_future *f);
+    bool linked;            /* under the future's lock */
+    _Atomic uint32_t fired; /* set last by fire() for nodes their owner waits to reclaim */
+};
+
+struct weft_future {
+    struct weft__task task; /* first: a submitted future is its own task */
+    _Atomic uint32_t state;
+    _Atomic uint32_t lock; /* protects nodes; 0 free, 1 held, 2 held with sleepers */
+    _Atomic uint32_t refs;
+    uint32_t counted; /* counts against its pool's max_pending until it starts */
+    weft_fn fn;
+    void *arg;
+    weft_pool *pool; /* the pool that runs it; NULL once that no longer matters */
+    void *result;    /* written by the runner before the final state (release) */
+    int code;        /* likewise */
+    struct weft__fnode *nodes;
+};
+
+/* A new PENDING future with `refs` references. NULL when out of memory. */
+weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs);
+
+/* PENDING -> RUNNING. False if it was cancelled (it must then not run). */
+bool weft__future_start(weft_future *f);
+
+/* RUNNING -> DONE / FAILED / CANCELLED by the runner, or PENDING -> CANCELLED (cancel). Wakes
+ * waiters and fires nodes. False if the future had already finished. */
+bool weft__future_finish(weft_future *f, weft_state st, int code, void *result);
+
+/* Adds n to f's list, unless f has finished: then returns false and n is not added. */
+bool weft__future_add_node(weft_future *f, struct weft__fnode *n);
+
+/* Takes n back off f's list. If it was already taken off for firing, waits until its fire()
+ * has set n->fired. */
+void weft__future_remove_node(weft_future *f, struct weft__fnode *n);
+
+/* Waits from a thread that is not a worker: sleeps on the state word. 0 or -ETIMEDOUT. */
+int weft__future_block(weft_future *f, int64_t deadline);
+
+#endif

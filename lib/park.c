@@ -1,0 +1,135 @@
+/*
+ * The parking protocol.
+ *
+ * Each worker sleeps on a futex word of its own, so a wake-up can be aimed at one worker.
+ * A bitmap says which workers are parked or about to park (the idle set).
+ *
+ *   worker (about to sleep)                  waker (after publishing a task)
+ *   key = load(word)                         publish the task (release store / mutex)
+ *   fetch_or(idle, my bit)                   fence(seq_cst)                      [F2]
+ *   fence(seq_cst)                [F1]       v = load(idle)
+ *   look for work once more                  if a bit i is set and fetch_and(~bit i) cleared it:
+ *   if found: fetch_and(~my bit), run it         word[i] += 1 (release); futex_wake(word[i])
+ *   else: futex_wait(word, key)
+ *
+ * No lost wake-up: F1 and F2 are seq_cst fences, so in their total order either F2 comes first
+ * and the worker's re-check sees the published task, or F1 comes first and the waker's load of
+ * the idle set sees the worker's bit (store-buffering with fences on both sides is forbidden by
+ * C11). A waker that clears bit i owns the wake-up of worker i; the increment of word[i] makes
+ * the futex_wait return even if the worker has not reached it yet (the kernel compares the word
+ * to the key atomically with going to sleep).
+ *
+ * The fences order only a store against a load; no plain data is published through them (the
+ * task itself is published by the deque's release store of bottom or by the injection queue's
+ * mutex), so ThreadSanitizer, which does not model fences, still sees every happens-before edge
+ * that protects data.
+ *
+ * A worker that was chosen by a waker but then does not look for work (a helping wait whose
+ * future finished) passes the wake-up on to another idle worker, so none is lost.
+ */
+#include "park.h"
+
+#include "alloc.h"
+#include "platform.h"
+
+#include <errno.h>
+#include <limits.h>
+
+int weft__park_init(struct weft__parking *p, unsigned nworkers)
+{
+    p->nworkers = nworkers;
+    p->nwords = (nworkers + 63) / 64;
+    p->idle = weft__aligned_alloc(WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
+    p->words = weft__calloc(nworkers, sizeof(*p->words));
+    if (p->idle == NULL || p->words == NULL) {
+        weft__free(p->idle);
+        weft__free(p->words);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < p->nwords; i++)
+        atomic_init(&p->idle[i], 0);
+    return 0;
+}
+
+void weft__park_destroy(struct weft__parking *p)
+{
+    weft__free(p->idle);
+    weft__free(p->words);
+}
+
+void weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *word)
+{
+    p->words[i] = word;
+}
+
+uint32_t weft__park_prepare(struct weft__parking *p, unsigned i)
+{
+    /* acquire pairs with the release increment in wake(): a worker that reads a new key has
+     * seen everything the waker did before waking it. */
+    uint32_t key = ld_acquire(p->words[i]);
+    or_seq_cst(&p->idle[i / 64], (uint64_t)1 << (i % 64)); /* joins the idle set */
+    weft_fence_seq_cst(); /* F1: pairs with F2 in notify_one (see above) */
+    return key;
+}
+
+/* Leaves the idle set; true if a waker had removed us first (and so owes us a wake-up). */
+static bool leave(struct weft__parking *p, unsigned i)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    /* acq_rel: totally ordered with the waker's fetch_and on the same word; whoever clears the
+     * bit owns it. */
+    return (and_acq_rel(&p->idle[i / 64], ~bit) & bit) == 0;
+}
+
+bool weft__park_cancel(struct weft__parking *p, unsigned i)
+{
+    return leave(p, i);
+}
+
+bool weft__park_commit(struct weft__parking *p, unsigned i, uint32_t key, int64_t deadline)
+{
+    weft__futex_wait(p->words[i], key, deadline);
+    return leave(p, i);
+}
+
+static void wake(struct weft__parking *p, unsigned i)
+{
+    /* release pairs with the acquire load of the key in prepare */
+    add_release(p->words[i], 1);
+    weft__futex_wake(p->words[i], 1);
+}
+
+void weft__park_notify_one(struct weft__parking *p)
+{
+    weft_fence_seq_cst(); /* F2: pairs with F1 in prepare */
+    for (unsigned w = 0; w < p->nwords; w++) {
+        /* relaxed: the fence above orders this load after the publication */
+        uint64_t v = ld_relaxed(&p->idle[w]);
+        while (v != 0) {
+            uint64_t bit = v & -v;
+            /* acq_rel: see leave(); clearing the bit claims that worker's wake-up */
+            uint64_t old = and_acq_rel(&p->idle[w], ~bit);
+            if (old & bit) {
+                wake(p, w * 64 + (unsigned)__builtin_ctzll(bit));
+                return;
+            }
+            v = old & ~bit;
+        }
+    }
+}
+
+void weft__park_notify_all(struct weft__parking *p)
+{
+    weft_fence_seq_cst(); /* F2 as in notify_one, for the shutdown flag */
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (p->words[i] != NULL) {
+            add_release(p->words[i], 1); /* pairs with the acquire in prepare */
+            weft__futex_wake(p->words[i], INT_MAX);
+        }
+    }
+}
+
+void weft__park_unpark(struct weft__parking *p, unsigned i)
+{
+    wake(p, i);
+}

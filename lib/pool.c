@@ -1,0 +1,338 @@
+/*
+ * Pool lifecycle and submission.
+ *
+ * Creation validates everything before it allocates, then allocates everything before it starts
+ * a thread, and unwinds through one path (teardown) whatever step fails. Shutdown closes the
+ * injection queue under each shard's lock, so no outside submission can slip in after it;
+ * workers' own submissions check the shutdown word, and a task that still gets through is
+ * cancelled when popped if the pool is cancelling.
+ */
+#include "pool.h"
+
+#include "alloc.h"
+#include "platform.h"
+#include "topology.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void weft_config_init(weft_config *cfg)
+{
+    if (cfg != NULL)
+        memset(cfg, 0, sizeof(*cfg));
+}
+
+unsigned weft_pool_size(const weft_pool *pool)
+{
+    return pool != NULL ? pool->nworkers : 0;
+}
+
+/* --- configuration from the environment --- */
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static int env_threads(unsigned *out)
+{
+    const char *v = env("WEFT_THREADS");
+    if (v == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno != 0 || end == v || *end != '\0' || n < 1 || n > (long)WEFT_MAX_THREADS)
+        return -EINVAL;
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int env_bind(weft_bind *out)
+{
+    const char *v = env("WEFT_BIND");
+    if (v == NULL)
+        return 0;
+    if (strcasecmp(v, "none") == 0)
+        *out = WEFT_BIND_NONE;
+    else if (strcasecmp(v, "compact") == 0)
+        *out = WEFT_BIND_COMPACT;
+    else if (strcasecmp(v, "spread") == 0)
+        *out = WEFT_BIND_SPREAD;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int env_stack(size_t *out)
+{
+    const char *v = env("WEFT_STACK_SIZE");
+    if (v == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > (SIZE_MAX >> shift))
+        return -EINVAL;
+    *out = (size_t)n << shift;
+    return 0;
+}
+
+/* --- creation and teardown --- */
+
+static void teardown(weft_pool *pool, unsigned started)
+{
+    or_acq_rel(&pool->shutdown,
+               WEFT_SHUT_CLOSED | WEFT_SHUT_EXIT); /* pairs with workers' acquire */
+    weft__park_notify_all(&pool->park);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        weft__deque_destroy(&pool->workers[i].deque);
+    weft__park_destroy(&pool->park);
+    weft__inject_destroy(&pool->inject);
+    weft__free(pool->workers);
+    weft__free(pool);
+}
+
+static int start_workers(weft_pool *pool, unsigned *started)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    int rc = pthread_attr_setstacksize(&attr, pool->stack_size) == 0 ? 0 : -EINVAL;
+
+    /* Workers block every asynchronous signal, so that signals sent to the process reach the
+     * application's own threads. A new thread inherits the creator's mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
+    for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
+        sigdelset(&all, sync_signals[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; rc == 0 && i < pool->nworkers; i++) {
+        rc = weft__thread_start(&pool->workers[i].thread, &attr, weft__worker_main,
+                                &pool->workers[i]);
+        if (rc == 0)
+            *started = i + 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+int weft_pool_create(const weft_config *cfg, weft_pool **out)
+{
+    weft_config defaults;
+    if (out == NULL)
+        return -EINVAL;
+    if (cfg == NULL) {
+        weft_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if ((unsigned)cfg->bind > WEFT_BIND_SPREAD || cfg->threads > WEFT_MAX_THREADS)
+        return -EINVAL;
+    if (cfg->stack_size != 0 && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
+        return -EINVAL;
+
+    unsigned threads = cfg->threads;
+    weft_bind bind = cfg->bind;
+    size_t stack = cfg->stack_size;
+    int rc;
+    if (threads == 0 && (rc = env_threads(&threads)) != 0)
+        return rc;
+    if (bind == WEFT_BIND_NONE && (rc = env_bind(&bind)) != 0)
+        return rc;
+    if (stack == 0) {
+        if ((rc = env_stack(&stack)) != 0)
+            return rc;
+        if (stack != 0 && stack < (size_t)PTHREAD_STACK_MIN)
+            return -EINVAL;
+        if (stack == 0)
+            stack = WEFT_DEFAULT_STACK_SIZE;
+    }
+    if (threads == 0)
+        threads = weft__default_threads();
+
+    weft_pool *pool = weft__aligned_alloc(WEFT_CACHE_LINE, sizeof(*pool));
+    if (pool == NULL)
+        return -ENOMEM;
+    memset(pool, 0, sizeof(*pool));
+    pool->nworkers = threads;
+    pool->bind = bind;
+    pool->stack_size = stack;
+    pool->max_pending = cfg->max_pending;
+    pool->on_worker_start = cfg->on_worker_start;
+    pool->on_worker_stop = cfg->on_worker_stop;
+    pool->hook_data = cfg->hook_data;
+    snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
+    atomic_init(&pool->shutdown, 0);
+    atomic_init(&pool->ext_pending, 0);
+
+    pool->workers = weft__aligned_alloc(WEFT_CACHE_LINE, threads * sizeof(*pool->workers));
+    if (pool->workers == NULL) {
+        weft__free(pool);
+        return -ENOMEM;
+    }
+    memset(pool->workers, 0, threads * sizeof(*pool->workers));
+    if (weft__inject_init(&pool->inject, threads) != 0) {
+        weft__free(pool->workers);
+        weft__free(pool);
+        return -ENOMEM;
+    }
+    if (weft__park_init(&pool->park, threads) != 0) {
+        weft__inject_destroy(&pool->inject);
+        weft__free(pool->workers);
+        weft__free(pool);
+        return -ENOMEM;
+    }
+    /* From here on, teardown() undoes everything; a deque not yet initialised has a NULL buf,
+     * which weft__deque_destroy accepts. */
+    rc = 0;
+    for (unsigned i = 0; i < threads; i++) {
+        struct weft__worker *w = &pool->workers[i];
+        w->pool = pool;
+        w->index = i;
+        w->inject_home = i % pool->inject.nshards;
+        w->rng = 0x9e3779b97f4a7c15u * (i + 1) + (uintptr_t)pool;
+        atomic_init(&w->wake, 0);
+        weft__park_register(&pool->park, i, &w->wake);
+        if (rc == 0)
+            rc = weft__deque_init(&w->deque, 256);
+    }
+    if (rc == 0 && bind != WEFT_BIND_NONE) {
+        cpu_set_t *sets = weft__calloc(threads, sizeof(*sets));
+        rc = sets != NULL ? weft__bind_sets(bind, threads, sets) : -ENOMEM;
+        for (unsigned i = 0; rc == 0 && i < threads; i++) {
+            pool->workers[i].cpus = sets[i];
+            pool->workers[i].bound = true;
+        }
+        weft__free(sets);
+    }
+    unsigned started = 0;
+    if (rc == 0)
+        rc = start_workers(pool, &started);
+    if (rc != 0) {
+        teardown(pool, started);
+        return rc;
+    }
+    weft__debug("pool %p: %u workers, bind %d, stack %zu bytes, max_pending %zu", (void *)pool,
+                threads, (int)bind, stack, pool->max_pending);
+    *out = pool;
+    return 0;
+}
+
+/* --- shutdown and destruction --- */
+
+static void cancel_everything_queued(weft_pool *pool)
+{
+    for (unsigned s = 0; s < pool->inject.nshards; s++) {
+        struct weft__task *t;
+        while ((t = weft__inject_pop(&pool->inject, s, SIZE_MAX, true)) != NULL) {
+            while (t != NULL) {
+                struct weft__task *next = t->next;
+                weft__cancel_queued(pool, t);
+                t = next;
+            }
+        }
+    }
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        void *x;
+        while ((x = weft__deque_steal(&pool->workers[i].deque)) != WEFT_STEAL_EMPTY) {
+            if (x != WEFT_STEAL_ABORT)
+                weft__cancel_queued(pool, x);
+        }
+    }
+}
+
+int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)
+{
+    if (pool == NULL || (mode != WEFT_SHUTDOWN_DRAIN && mode != WEFT_SHUTDOWN_CANCEL))
+        return -EINVAL;
+    weft__inject_close(&pool->inject);
+    uint32_t bits = WEFT_SHUT_CLOSED | (mode == WEFT_SHUTDOWN_CANCEL ? WEFT_SHUT_CANCEL : 0);
+    or_acq_rel(&pool->shutdown, bits); /* release: pairs with the acquire in submit/run_future */
+    if (mode == WEFT_SHUTDOWN_CANCEL)
+        cancel_everything_queued(pool);
+    return 0;
+}
+
+int weft_pool_destroy(weft_pool *pool)
+{
+    if (pool == NULL)
+        return 0;
+    if (weft__self != NULL && weft__self->pool == pool)
+        return -EDEADLK;
+    weft_pool_shutdown(pool, WEFT_SHUTDOWN_DRAIN);
+    teardown(pool, pool->nworkers);
+    return 0;
+}
+
+/* --- submission --- */
+
+int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
+{
+    if (pool == NULL || fn == NULL)
+        return -EINVAL;
+    struct weft__worker *self = weft__self;
+    bool inside = self != NULL && self->pool == pool;
+    /* acquire: pairs with the release in weft_pool_shutdown */
+    if (ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED)
+        return -ESHUTDOWN;
+    weft_future *f = weft__future_new(pool, fn, arg, out != NULL ? 2 : 1);
+    if (f == NULL)
+        return -ENOMEM;
+    if (!inside && pool->max_pending != 0) {
+        /* relaxed: a budget, not a publication; the injection queue's lock publishes the task */
+        if (add_relaxed(&pool->ext_pending, 1) >= pool->max_pending) {
+            sub_relaxed(&pool->ext_pending, 1);
+            weft__free(f);
+            return -EAGAIN;
+        }
+        f->counted = 1;
+    }
+    int rc;
+    if (inside)
+        rc = weft__deque_push(&self->deque, &f->task);
+    else
+        rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task, false);
+    if (rc != 0) {
+        if (f->counted)
+            sub_relaxed(&pool->ext_pending, 1);
+        weft__free(f);
+        return rc;
+    }
+    weft__park_notify_one(&pool->park);
+    if (out != NULL)
+        *out = f;
+    return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * The pool and its workers (internal).
+ */
+#ifndef WEFT_POOL_H
+#define WEFT_POOL_H
+
+#include "weft.h"
+
+#include "atomic.h"
+#include "deque.h"
+#include "future.h"
+#include "inject.h"
+#include "park.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+
+struct weft__worker {
+    struct weft__deque deque;           /* cache-line aligned, owner/thief lines apart */
+    WEFT_ALIGNED _Atomic uint32_t wake; /* futex word this worker parks on (park.c) */
+    weft_pool *pool;
+    unsigned index;
+    unsigned inject_home; /* the injection shard it drains first */
+    uint64_t rng;         /* victim selection; owner only */
+    pthread_t thread;
+    bool started;
+    bool bound;
+    cpu_set_t cpus; /* where to pin it, when bound */
+};
+
+/* pool->shutdown bits */
+#define WEFT_SHUT_CLOSED 0x1u /* submissions refused */
+#define WEFT_SHUT_CANCEL 0x2u /* tasks that have not started are cancelled */
+#define WEFT_SHUT_EXIT   0x4u /* workers leave once no work is visible (set by destroy) */
+
+struct weft_pool {
+    struct weft__worker *workers;
+    unsigned nworkers;
+    struct weft__inject inject;
+    struct weft__parking park;
+    WEFT_ALIGNED _Atomic uint32_t shutdown;
+    WEFT_ALIGNED _Atomic size_t ext_pending; /* outside submissions not yet started */
+    size_t max_pending;
+    void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
+    void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
+    void *hook_data;
+    char name[16];
+    weft_bind bind;
+    size_t stack_size;
+};
+
+/* The worker the calling thread is, if any (the only global state: thread-local). */
+extern _Thread_local struct weft__worker *weft__self;
+
+/* Worker entry point (worker.c). */
+void *weft__worker_main(void *arg);
+
+/* Runs tasks on worker w until f has finished or the deadline passes. 0 or -ETIMEDOUT. */
+int weft__help_until(struct weft__worker *w, weft_future *f, int64_t deadline);
+
+/* Cancels a task that will never run and drops the queue's reference to it. */
+void weft__cancel_queued(weft_pool *pool, struct weft__task *t);
+
+/* Any work visible to worker w's pool: deques or injection queue. */
+bool weft__work_visible(weft_pool *pool);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * The unit of scheduling. Deques and injection queues hold pointers to weft__task; what a task
+ * does is told by its kind. A submitted task is the head of a weft_future (future.h); later
+ * kinds (fork-join frames, loop ranges) live on their owner's stack.
+ */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include <stdint.h>
+
+enum weft__task_kind {
+    WEFT_TASK_FUTURE = 1, /* a weft_future made by weft_submit */
+};
+
+struct weft__task {
+    struct weft__task *next; /* injection-queue link, owned by whoever holds the queue's lock */
+    uint32_t kind;           /* enum weft__task_kind */
+};
+
+#endif

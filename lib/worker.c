@@ -1,0 +1,374 @@
+/*
+ * Workers: the scheduling loop, running tasks, and waiting by helping.
+ *
+ * A worker looks for work in this order: its own deque (LIFO, hot in cache), its home shard of
+ * the injection queue (taking a batch into its deque so that others can steal from it), the
+ * other workers' deques (FIFO end, random first victim), then the other shards. Having found
+ * nothing for a while it spins briefly, then parks (park.c).
+ */
+#include "pool.h"
+
+#include "platform.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+_Thread_local struct weft__worker *weft__self;
+
+/* The task running on this thread, innermost first; tasks nest when a wait helps. */
+struct run_frame {
+    weft_future *f;
+    struct run_frame *prev;
+};
+static _Thread_local struct run_frame *current;
+
+#define SPIN_ROUNDS  64 /* search rounds before parking; each round yields the CPU */
+#define INJECT_BATCH 32
+
+static uint64_t next_rand(struct weft__worker *w)
+{
+    /* xorshift64 */
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return x;
+}
+
+static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
+{
+    weft_pool *pool = w->pool;
+    struct weft__task *list = weft__inject_pop(&pool->inject, s, INJECT_BATCH, false);
+    if (list == NULL)
+        return NULL;
+    struct weft__task *first = list;
+    list = list->next;
+    /* Keep the rest in the deque, where other workers can steal them. If the deque cannot grow,
+     * give them back to the queue (forced: they were accepted before any shutdown). */
+    bool pushed_any = false;
+    while (list != NULL) {
+        struct weft__task *next = list->next;
+        if (weft__deque_push(&w->deque, list) != 0)
+            weft__inject_push(&pool->inject, s, list, true);
+        else
+            pushed_any = true;
+        list = next;
+    }
+    if (pushed_any)
+        weft__park_notify_one(&pool->park);
+    return first;
+}
+
+static struct weft__task *steal_any(struct weft__worker *w)
+{
+    weft_pool *pool = w->pool;
+    unsigned n = pool->nworkers;
+    if (n > 1) {
+        unsigned start = (unsigned)(next_rand(w) % n);
+        for (unsigned k = 0; k < n; k++) {
+            unsigned v = (start + k) % n;
+            if (v == w->index)
+                continue;
+            void *x;
+            int tries = 0;
+            do {
+                x = weft__deque_steal(&pool->workers[v].deque);
+            } while (x == WEFT_STEAL_ABORT && ++tries < 4);
+            if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT)
+                return x;
+        }
+    }
+    for (unsigned k = 1; k <= pool->inject.nshards; k++) {
+        unsigned s = (w->inject_home + k) % pool->inject.nshards;
+        struct weft__task *t = take_injected(w, s);
+        if (t != NULL)
+            return t;
+    }
+    return NULL;
+}
+
+static struct weft__task *find_task(struct weft__worker *w)
+{
+    struct weft__task *t = weft__deque_take(&w->deque);
+    if (t != NULL)
+        return t;
+    t = take_injected(w, w->inject_home);
+    if (t != NULL)
+        return t;
+    return steal_any(w);
+}
+
+bool weft__work_visible(weft_pool *pool)
+{
+    if (weft__inject_maybe_nonempty(&pool->inject))
+        return true;
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        if (weft__deque_maybe_nonempty(&pool->workers[i].deque))
+            return true;
+    }
+    return false;
+}
+
+static void started_one(weft_future *f)
+{
+    if (f->counted)
+        sub_relaxed(&f->pool->ext_pending, 1); /* relaxed: a count, ordering by its users */
+}
+
+void weft__cancel_queued(weft_pool *pool, struct weft__task *t)
+{
+    (void)pool;
+    weft_future *f = (weft_future *)t;
+    if (weft__future_finish(f, WEFT_CANCELLED, -ECANCELED, NULL))
+        started_one(f);
+    weft_future_release(f); /* the queue's reference */
+}
+
+static void run_future(struct weft__worker *w, weft_future *f)
+{
+    /* acquire: pairs with the release in weft_pool_shutdown */
+    if (ld_acquire(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
+        weft__cancel_queued(w->pool, &f->task);
+        return;
+    }
+    if (!weft__future_start(f)) {
+        weft_future_release(f); /* cancelled while queued: drop the queue's reference */
+        return;
+    }
+    started_one(f);
+    struct run_frame frame = {f, current};
+    current = &frame;
+    void *result = NULL;
+    int code = f->fn(f->arg, &result);
+    current = frame.prev;
+    weft_state st = WEFT_DONE;
+    if (code == -ECANCELED && (ld_relaxed(&f->state) & WEFT_FS_CANCEL_REQ))
+        st = WEFT_CANCELLED; /* relaxed: the flag was set before the task could read it */
+    else if (code != 0)
+        st = WEFT_FAILED;
+    weft__future_finish(f, st, code, result);
+    weft_future_release(f); /* the task's reference */
+}
+
+static void run_task(struct weft__worker *w, struct weft__task *t)
+{
+    switch (t->kind) {
+    case WEFT_TASK_FUTURE:
+        run_future(w, (weft_future *)t);
+        break;
+    }
+}
+
+/* --- helping waits --- */
+
+struct helper_node {
+    struct weft__fnode node; /* first */
+    struct weft__worker *w;
+};
+
+static void helper_fire(struct weft__fnode *n, weft_future *f)
+{
+    (void)f;
+    struct helper_node *h = (struct helper_node *)n;
+    weft__park_unpark(&h->w->pool->park, h->w->index);
+    st_release(&n->fired, 1); /* pairs with the acquire in weft__future_remove_node */
+}
+
+static bool finished(weft_future *f)
+{
+    return weft__state_final(ld_acquire(&f->state)); /* pairs with the release in finish */
+}
+
+int weft__help_until(struct weft__worker *w, weft_future *f, int64_t deadline)
+{
+    weft_pool *pool = w->pool;
+    for (;;) {
+        for (int spin = 0; spin < SPIN_ROUNDS; spin++) {
+            if (finished(f))
+                return 0;
+            struct weft__task *t = find_task(w);
+            if (t != NULL) {
+                run_task(w, t);
+                spin = -1;
+                continue;
+            }
+            if (deadline >= 0 && weft__now_ns() >= deadline)
+                return -ETIMEDOUT;
+            weft_cpu_relax();
+        }
+        /* Nothing to do: sleep until f finishes, work arrives or the deadline passes. */
+        struct helper_node h = {.w = w};
+        h.node.fire = helper_fire;
+        if (!weft__future_add_node(f, &h.node))
+            return 0;
+        uint32_t key = weft__park_prepare(&pool->park, w->index);
+        bool chosen;
+        if (finished(f) || weft__work_visible(pool))
+            chosen = weft__park_cancel(&pool->park, w->index);
+        else
+            chosen = weft__park_commit(&pool->park, w->index, key, deadline);
+        weft__future_remove_node(f, &h.node);
+        if (chosen && finished(f))
+            weft__park_notify_one(&pool->park); /* the wake-up was meant for new work */
+    }
+}
+
+/* --- the worker thread --- */
+
+static void name_thread(struct weft__worker *w)
+{
+    char idx[12];
+    int il = snprintf(idx, sizeof(idx), "-%u", w->index);
+    char name[16];
+    size_t keep = strlen(w->pool->name);
+    if (keep + (size_t)il > 15)
+        keep = 15 - (size_t)il;
+    memcpy(name, w->pool->name, keep);
+    memcpy(name + keep, idx, (size_t)il + 1);
+    pthread_setname_np(pthread_self(), name);
+}
+
+void *weft__worker_main(void *arg)
+{
+    struct weft__worker *w = arg;
+    weft_pool *pool = w->pool;
+    weft__self = w;
+    name_thread(w);
+    if (w->bound)
+        pthread_setaffinity_np(pthread_self(), sizeof(w->cpus), &w->cpus);
+    if (pool->on_worker_start != NULL)
+        pool->on_worker_start(pool, w->index, pool->hook_data);
+
+    int idle_rounds = 0;
+    for (;;) {
+        struct weft__task *t = find_task(w);
+        if (t != NULL) {
+            run_task(w, t);
+            idle_rounds = 0;
+            continue;
+        }
+        if (++idle_rounds < SPIN_ROUNDS) {
+            if (idle_rounds > SPIN_ROUNDS / 2)
+                sched_yield();
+            else
+                weft_cpu_relax();
+            continue;
+        }
+        idle_rounds = 0;
+        uint32_t key = weft__park_prepare(&pool->park, w->index);
+        if (weft__work_visible(pool)) {
+            weft__park_cancel(&pool->park, w->index);
+            continue;
+        }
+        /* acquire: pairs with the release in weft_pool_destroy */
+        if (ld_acquire(&pool->shutdown) & WEFT_SHUT_EXIT) {
+            weft__park_cancel(&pool->park, w->index);
+            break;
+        }
+        weft__park_commit(&pool->park, w->index, key, -1);
+    }
+
+    if (pool->on_worker_stop != NULL)
+        pool->on_worker_stop(pool, w->index, pool->hook_data);
+    weft__self = NULL;
+    return NULL;
+}
+
+/* --- public calls that depend on the running task --- */
+
+bool weft_cancel_requested(void)
+{
+    /* relaxed: a request, read again if needed; nothing is published through it */
+    return current != NULL && (ld_relaxed(&current->f->state) & WEFT_FS_CANCEL_REQ) != 0;
+}
+
+int weft_worker_index(void)
+{
+    return weft__self != NULL ? (int)weft__self->index : -1;
+}
+
+static bool waits_on_itself(weft_future *f)
+{
+    if (current == NULL)
+        return false;
+    if (current->f == f)
+        return true;
+    /* A task further out on this thread's stack cannot finish before the inner ones return. */
+    if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) != WEFT_RUNNING)
+        return false;
+    for (struct run_frame *r = current->prev; r != NULL; r = r->prev) {
+        if (r->f == f)
+            return true;
+    }
+    return false;
+}
+
+static int wait_deadline(weft_future *f, int64_t deadline)
+{
+    if (waits_on_itself(f))
+        return -EDEADLK;
+    if (finished(f))
+        return 0;
+    if (weft__self != NULL)
+        return weft__help_until(weft__self, f, deadline);
+    return weft__future_block(f, deadline);
+}
+
+int weft_future_wait(weft_future *f, int64_t timeout_ns)
+{
+    if (f == NULL || (timeout_ns < 0 && timeout_ns != WEFT_FOREVER))
+        return -EINVAL;
+    if (timeout_ns == 0) {
+        if (waits_on_itself(f))
+            return -EDEADLK;
+        return finished(f) ? 0 : -ETIMEDOUT;
+    }
+    return wait_deadline(f, weft__deadline(timeout_ns));
+}
+
+int weft_future_result(weft_future *f, void **result)
+{
+    if (f == NULL)
+        return -EINVAL;
+    int r = wait_deadline(f, -1);
+    if (r != 0)
+        return r;
+    switch ((weft_state)(ld_acquire(&f->state) & WEFT_FS_STATE_MASK)) {
+    case WEFT_DONE:
+        if (result != NULL)
+            *result = f->result; /* published by the release CAS in finish */
+        return 0;
+    case WEFT_FAILED:
+        return f->code;
+    default:
+        return -ECANCELED;
+    }
+}
+
+int weft_future_cancel(weft_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    uint32_t s = ld_acquire(&f->state);
+    for (;;) {
+        switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
+        case WEFT_PENDING:
+            if (weft__future_finish(f, WEFT_CANCELLED, -ECANCELED, NULL)) {
+                started_one(f); /* it will never start */
+                return 1;
+            }
+            s = ld_acquire(&f->state); /* it started meanwhile */
+            continue;
+        case WEFT_RUNNING:
+            /* acq_rel: the request is a flag the task polls; the CAS keeps the other bits */
+            if (cas_acq_rel(&f->state, &s, s | WEFT_FS_CANCEL_REQ))
+                return 0;
+            continue;
+        default:
+            return 0;
+        }
+    }
+}
