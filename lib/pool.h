@@ -56,8 +56,22 @@ extern _Thread_local struct weft__worker *weft__self;
 /* Worker entry point (worker.c). */
 void *weft__worker_main(void *arg);
 
-/* Runs tasks on worker w until f has finished or the deadline passes. 0 or -ETIMEDOUT. */
-int weft__help_until(struct weft__worker *w, weft_future *f, int64_t deadline);
+/* A condition a worker waits for while helping. ready() is polled between tasks. Before the
+ * worker parks, arm() registers whatever will call weft__unpark_worker(w) once ready() may have
+ * become true (false: it already is); disarm() undoes that after the worker wakes, and must not
+ * return while a wake-up through it is still in progress. */
+struct weft__help_ops {
+    bool (*ready)(void *ctx);
+    bool (*arm)(void *ctx, struct weft__worker *w);
+    void (*disarm)(void *ctx, struct weft__worker *w);
+};
+
+/* Runs tasks on worker w until ops->ready(ctx) or the deadline passes. 0 or -ETIMEDOUT. */
+int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
+               int64_t deadline);
+
+/* Wakes worker w if it is parked (or makes its next park return at once). */
+void weft__unpark_worker(struct weft__worker *w);
 
 /* Cancels a task that will never run and drops the queue's reference to it. */
 void weft__cancel_queued(weft_pool *pool, struct weft__task *t);

@@ -164,30 +164,13 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
 
 /* --- helping waits --- */
 
-struct helper_node {
-    struct weft__fnode node; /* first */
-    struct weft__worker *w;
-};
-
-static void helper_fire(struct weft__fnode *n, weft_future *f)
-{
-    (void)f;
-    struct helper_node *h = (struct helper_node *)n;
-    weft__park_unpark(&h->w->pool->park, h->w->index);
-    st_release(&n->fired, 1); /* pairs with the acquire in weft__future_remove_node */
-}
-
-static bool finished(weft_future *f)
-{
-    return weft__state_final(ld_acquire(&f->state)); /* pairs with the release in finish */
-}
-
-int weft__help_until(struct weft__worker *w, weft_future *f, int64_t deadline)
+int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
+               int64_t deadline)
 {
     weft_pool *pool = w->pool;
     for (;;) {
         for (int spin = 0; spin < SPIN_ROUNDS; spin++) {
-            if (finished(f))
+            if (ops->ready(ctx))
                 return 0;
             struct weft__task *t = find_task(w);
             if (t != NULL) {
@@ -199,22 +182,69 @@ int weft__help_until(struct weft__worker *w, weft_future *f, int64_t deadline)
                 return -ETIMEDOUT;
             weft_cpu_relax();
         }
-        /* Nothing to do: sleep until f finishes, work arrives or the deadline passes. */
-        struct helper_node h = {.w = w};
-        h.node.fire = helper_fire;
-        if (!weft__future_add_node(f, &h.node))
+        /* Nothing to do: sleep until the condition may hold, work arrives or the deadline
+         * passes. arm() makes whatever can satisfy the condition unpark this worker; it is
+         * called only now, so that waits that end while helping cost no registration. */
+        if (!ops->arm(ctx, w))
             return 0;
         uint32_t key = weft__park_prepare(&pool->park, w->index);
         bool chosen;
-        if (finished(f) || weft__work_visible(pool))
+        if (ops->ready(ctx) || weft__work_visible(pool))
             chosen = weft__park_cancel(&pool->park, w->index);
         else
             chosen = weft__park_commit(&pool->park, w->index, key, deadline);
-        weft__future_remove_node(f, &h.node);
-        if (chosen && finished(f))
+        ops->disarm(ctx, w);
+        if (chosen && ops->ready(ctx))
             weft__park_notify_one(&pool->park); /* the wake-up was meant for new work */
     }
 }
+
+void weft__unpark_worker(struct weft__worker *w)
+{
+    weft__park_unpark(&w->pool->park, w->index);
+}
+
+/* Waiting on one future: a node on it unparks the helper. */
+struct one_wait {
+    struct weft__fnode node; /* first */
+    weft_future *f;
+    struct weft__worker *w;
+};
+
+static void one_fire(struct weft__fnode *n, weft_future *f)
+{
+    (void)f;
+    struct one_wait *o = (struct one_wait *)n;
+    weft__unpark_worker(o->w);
+    st_release(&n->fired, 1); /* pairs with the acquire in weft__future_remove_node */
+}
+
+static bool finished(weft_future *f)
+{
+    return weft__state_final(ld_acquire(&f->state)); /* pairs with the release in finish */
+}
+
+static bool one_ready(void *ctx)
+{
+    return finished(((struct one_wait *)ctx)->f);
+}
+
+static bool one_arm(void *ctx, struct weft__worker *w)
+{
+    struct one_wait *o = ctx;
+    o->w = w;
+    o->node.fire = one_fire;
+    return weft__future_add_node(o->f, &o->node);
+}
+
+static void one_disarm(void *ctx, struct weft__worker *w)
+{
+    (void)w;
+    struct one_wait *o = ctx;
+    weft__future_remove_node(o->f, &o->node);
+}
+
+static const struct weft__help_ops one_ops = {one_ready, one_arm, one_disarm};
 
 /* --- the worker thread --- */
 
@@ -312,8 +342,10 @@ static int wait_deadline(weft_future *f, int64_t deadline)
         return -EDEADLK;
     if (finished(f))
         return 0;
-    if (weft__self != NULL)
-        return weft__help_until(weft__self, f, deadline);
+    if (weft__self != NULL) {
+        struct one_wait o = {.f = f};
+        return weft__help(weft__self, &one_ops, &o, deadline);
+    }
     return weft__future_block(f, deadline);
 }
 
