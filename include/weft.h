@@ -189,6 +189,89 @@ WEFT_API void weft_future_release(weft_future *f);
 /* Inside a task: whether weft_future_cancel() was called on its future. False outside tasks. */
 WEFT_API bool weft_cancel_requested(void);
 
+/* ---------------------------------------------------------------------------------------------
+ * gather: one future for many (asyncio.gather)
+ */
+
+#define WEFT_RETURN_EXCEPTIONS 0x1u
+#define WEFT_CANCEL_ON_ERROR   0x2u
+
+/* *out receives a new future (one reference) aggregating fs[0..n) in order. The gather takes its
+ * own reference to each child, so the caller may release its own at once. Children may come
+ * from different pools and may be gathers themselves.
+ *  - DONE when every child is DONE; weft_future_result(g, &r) then gives r as a void ** array
+ *    of the n child results in input order, owned by g (valid until g is freed).
+ *  - Without WEFT_RETURN_EXCEPTIONS, the first child to end FAILED or CANCELLED fails the gather
+ *    at once with that child's code (-ECANCELED for a cancelled child); the other children go
+ *    on unless WEFT_CANCEL_ON_ERROR is set, in which case they are cancelled.
+ *  - With WEFT_RETURN_EXCEPTIONS the gather is DONE once every child has finished, whatever the
+ *    outcome; the array holds each DONE child's result and NULL for the others, and
+ *    weft_gather_child() gives each child's code.
+ *  - Cancelling the gather cancels every child that has not finished, recursively through
+ *    nested gathers (failed ones included), even when the gather itself has already failed;
+ *    the gather becomes CANCELLED (and weft_future_cancel returns 1) only if it had not finished.
+ *  - n == 0 gives a gather that is DONE at once (fs may then be NULL).
+ * Errors: -EINVAL (out NULL, fs NULL with n > 0, a NULL entry, unknown flag bits), -ENOMEM. */
+WEFT_API int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future **out);
+
+/* Child i of gather g: returns its code (0, its failure code, -ECANCELED) and sets *result (if
+ * result is not NULL) to its value when it is DONE. Does not wait.
+ * Errors: -EINVAL (g NULL or not a gather, i >= n), -EAGAIN (child i has not finished). */
+WEFT_API int weft_gather_child(const weft_future *g, size_t i, void **result);
+
+/* ---------------------------------------------------------------------------------------------
+ * wait: done and pending sets (asyncio.wait)
+ */
+
+typedef enum { WEFT_FIRST_COMPLETED, WEFT_FIRST_EXCEPTION, WEFT_ALL_COMPLETED } weft_return_when;
+
+/* Waits until the condition `when` holds for fs[0..n) or the timeout passes, whichever is first.
+ * A timeout is not an error: it returns 0 with what has finished so far. On return
+ * out[0..*ndone) holds the finished futures and out[*ndone..n) the unfinished ones, each part in
+ * input order; out may be fs itself, so that waiting again on out + *ndone continues with the
+ * rest. Cancels nothing, takes no references.
+ *  - FIRST_COMPLETED: at least one finished. FIRST_EXCEPTION: one ended FAILED (a CANCELLED one
+ *    does not count), or all finished. ALL_COMPLETED: all finished. If the condition holds on
+ *    entry it returns at once.
+ * On a worker it runs other tasks while it waits; elsewhere it sleeps on a condition variable.
+ * Sets up to 64 futures need no allocation; larger ones allocate one block per call.
+ * Errors: -EINVAL (n == 0, fs/out/ndone NULL, a NULL entry, bad when, bad timeout), -ENOMEM. */
+WEFT_API int weft_wait(weft_future *const fs[], size_t n, weft_return_when when, int64_t timeout_ns,
+                       weft_future *out[], size_t *ndone);
+
+/* ---------------------------------------------------------------------------------------------
+ * as_completed and completion sets
+ */
+
+typedef struct weft_completion weft_completion;
+
+/* A completion set over fs[0..n), holding one reference to each. n == 0 (fs possibly NULL)
+ * gives an empty set. Errors: -EINVAL (out NULL, fs NULL with n > 0, a NULL entry), -ENOMEM. */
+WEFT_API int weft_as_completed(weft_future *const fs[], size_t n, weft_completion **out);
+
+/* An open-ended completion set, empty. Errors: -EINVAL (out NULL), -ENOMEM. */
+WEFT_API int weft_completion_create(weft_completion **out);
+
+/* Adds f (the set takes its own reference). It is handed out by weft_completion_next once it
+ * has finished. Errors: -EINVAL (c or f NULL), -ENOMEM. */
+WEFT_API int weft_completion_add(weft_completion *c, weft_future *f);
+
+/* Hands out each future of the set exactly once, in the order they finish (those already
+ * finished first), passing the set's reference to the caller, who releases it.
+ * Returns 0 with *f set; -ETIMEDOUT when none finished in time; -ENOENT when every future added
+ * so far has been handed out. On a worker it runs other tasks while it waits.
+ * Errors: -EINVAL (c or f NULL, bad timeout). */
+WEFT_API int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f);
+
+/* A descriptor that poll and epoll report readable (POLLIN) exactly while
+ * weft_completion_next(c, 0, &f) would return a future. Owned by c, closed by
+ * weft_completion_destroy. Errors: -EINVAL (c NULL), -EMFILE/-ENFILE/-ENOMEM from eventfd. */
+WEFT_API int weft_completion_fd(const weft_completion *c);
+
+/* Releases the futures never handed out and frees the set. NULL is ignored. Not to be called
+ * while another thread uses c. */
+WEFT_API void weft_completion_destroy(weft_completion *c);
+
 #ifdef __cplusplus
 }
 #endif

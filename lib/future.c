@@ -227,8 +227,12 @@ void weft_future_release(weft_future *f)
         return;
     /* acq_rel: the release orders this holder's uses before the free; the acquire on the last
      * decrement orders the free after every other holder's uses. */
-    if (sub_acq_rel(&f->refs, 1) == 1)
-        weft__free(f);
+    if (sub_acq_rel(&f->refs, 1) == 1) {
+        if (f->task.kind == WEFT_TASK_GATHER)
+            weft__gather_free(f);
+        else
+            weft__free(f);
+    }
 }
 
 struct callback_node {

@@ -63,6 +63,10 @@ bool weft__future_add_node(weft_future *f, struct weft__fnode *n);
  * has set n->fired. */
 void weft__future_remove_node(weft_future *f, struct weft__fnode *n);
 
+/* Gathers (gather.c): cancel recursively; free children with the gather. */
+int weft__gather_cancel(weft_future *g);
+void weft__gather_free(weft_future *g);
+
 /* Waits from a thread that is not a worker: sleeps on the state word. 0 or -ETIMEDOUT. */
 int weft__future_block(weft_future *f, int64_t deadline);
 

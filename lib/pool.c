@@ -111,6 +111,7 @@ static int env_stack(size_t *out)
 
 static void teardown(weft_pool *pool, unsigned started)
 {
+    st_relaxed(&pool->nthreads, started); /* published by the release below */
     or_acq_rel(&pool->shutdown,
                WEFT_SHUT_CLOSED | WEFT_SHUT_EXIT); /* pairs with workers' acquire */
     weft__park_notify_all(&pool->park);
@@ -197,6 +198,8 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
     atomic_init(&pool->shutdown, 0);
     atomic_init(&pool->ext_pending, 0);
+    atomic_init(&pool->nthreads, 0);
+    atomic_init(&pool->exited, 0);
 
     pool->workers = weft__aligned_alloc(WEFT_CACHE_LINE, threads * sizeof(*pool->workers));
     if (pool->workers == NULL) {

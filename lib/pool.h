@@ -41,6 +41,8 @@ struct weft_pool {
     struct weft__parking park;
     WEFT_ALIGNED _Atomic uint32_t shutdown;
     WEFT_ALIGNED _Atomic size_t ext_pending; /* outside submissions not yet started */
+    _Atomic uint32_t nthreads; /* threads started; read by workers after WEFT_SHUT_EXIT */
+    _Atomic uint32_t exited;   /* workers out of their loop (futex word) */
     size_t max_pending;
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);

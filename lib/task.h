@@ -10,6 +10,7 @@
 
 enum weft__task_kind {
     WEFT_TASK_FUTURE = 1, /* a weft_future made by weft_submit */
+    WEFT_TASK_GATHER = 2, /* a weft_future made by weft_gather: never queued */
 };
 
 struct weft__task {

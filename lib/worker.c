@@ -11,6 +11,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -301,6 +302,17 @@ void *weft__worker_main(void *arg)
         weft__park_commit(&pool->park, w->index, key, -1);
     }
 
+    /* Stop hooks run once every worker has left its loop, so each sees every task finished. */
+    uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire above */
+    uint32_t left = add_acq_rel(&pool->exited, 1) + 1; /* acq_rel: pairs with the waits below */
+    if (left == all) {
+        weft__futex_wake(&pool->exited, INT_MAX);
+    } else {
+        while (left < all) {
+            weft__futex_wait(&pool->exited, left, -1);
+            left = ld_acquire(&pool->exited); /* pairs with the acq_rel increments */
+        }
+    }
     if (pool->on_worker_stop != NULL)
         pool->on_worker_stop(pool, w->index, pool->hook_data);
     weft__self = NULL;
@@ -384,6 +396,8 @@ int weft_future_cancel(weft_future *f)
 {
     if (f == NULL)
         return -EINVAL;
+    if (f->task.kind == WEFT_TASK_GATHER)
+        return weft__gather_cancel(f);
     uint32_t s = ld_acquire(&f->state);
     for (;;) {
         switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {

@@ -1,0 +1,334 @@
+/*
+ * Completion sets: as_completed and open-ended sets with a pollable descriptor.
+ *
+ * Each future added gets an entry with a node on the future. While the future runs, its entry
+ * is on the `pending` list; its node, on firing, moves it to the tail of the `ready` FIFO under
+ * the set's mutex, so futures are handed out in the order they finished. The set holds one
+ * reference per entry; weft_completion_next passes it to the caller with the future.
+ *
+ * Wake-ups: threads outside any pool sleep on the condition variable; helping workers put a
+ * small record on the `helpers` list before they park, and every arrival unparks them.
+ *
+ * The descriptor is an eventfd in semaphore mode, made on first request with the number of
+ * ready futures; every arrival writes 1 and every hand-out reads 1, both under the mutex, so it
+ * is readable exactly while `ready` is non-empty.
+ *
+ * Destruction takes the pending entries off their futures. An entry whose node the finisher has
+ * already detached is firing: its fire() sees `closing`, leaves the entry alone and sets `fired`
+ * before unlocking, and destroy waits for that, then takes the mutex once more so that no
+ * fire() is still inside it when it is destroyed.
+ */
+#include "pool.h"
+
+#include "alloc.h"
+#include "platform.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+struct centry {
+    struct weft__fnode node; /* first */
+    weft_future *f;
+    weft_completion *c;
+    struct centry *prev, *next; /* pending list (doubly linked) or ready FIFO (next only) */
+};
+
+struct helper {
+    struct weft__worker *w;
+    struct helper *next;
+};
+
+struct weft_completion {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct centry *pending;       /* under mu */
+    struct centry *rhead, *rtail; /* under mu */
+    _Atomic size_t npending;      /* written under mu; read without it by helpers */
+    _Atomic size_t nready;        /* likewise */
+    struct helper *helpers;       /* under mu */
+    unsigned sleepers;            /* threads in cond_wait; under mu */
+    bool closing;                 /* under mu */
+    int efd;                      /* -1 until asked for; under mu */
+};
+
+static void unlink_pending(weft_completion *c, struct centry *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        c->pending = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+}
+
+/* Under mu: e's future has finished; make it available. */
+static void make_ready(weft_completion *c, struct centry *e)
+{
+    e->next = NULL;
+    if (c->rtail != NULL)
+        c->rtail->next = e;
+    else
+        c->rhead = e;
+    c->rtail = e;
+    /* release: pairs with the acquire in ready_or_empty (helpers poll without the mutex) */
+    st_release(&c->nready, ld_relaxed(&c->nready) + 1);
+    st_release(&c->npending, ld_relaxed(&c->npending) - 1);
+    if (c->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(c->efd, &one, sizeof(one));
+        (void)r; /* cannot fail: the counter stays far below its limit */
+    }
+    if (c->sleepers > 0)
+        pthread_cond_broadcast(&c->cv);
+    for (struct helper *h = c->helpers; h != NULL; h = h->next)
+        weft__unpark_worker(h->w);
+}
+
+static void entry_fire(struct weft__fnode *n, weft_future *f)
+{
+    (void)f;
+    struct centry *e = (struct centry *)n;
+    weft_completion *c = e->c;
+    pthread_mutex_lock(&c->mu);
+    if (c->closing) {
+        st_release(&n->fired, 1); /* destroy owns e; pairs with the acquire in remove_node */
+    } else {
+        unlink_pending(c, e);
+        make_ready(c, e);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+int weft_completion_create(weft_completion **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    weft_completion *c = weft__malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&c->mu, NULL);
+    c->pending = c->rhead = c->rtail = NULL;
+    atomic_init(&c->npending, 0);
+    atomic_init(&c->nready, 0);
+    c->helpers = NULL;
+    c->sleepers = 0;
+    c->closing = false;
+    c->efd = -1;
+    *out = c;
+    return 0;
+}
+
+int weft_completion_add(weft_completion *c, weft_future *f)
+{
+    if (c == NULL || f == NULL)
+        return -EINVAL;
+    struct centry *e = weft__malloc(sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    weft_future_retain(f);
+    e->f = f;
+    e->c = c;
+    e->node.fire = entry_fire;
+    pthread_mutex_lock(&c->mu);
+    e->prev = NULL;
+    e->next = c->pending;
+    if (c->pending != NULL)
+        c->pending->prev = e;
+    c->pending = e;
+    st_release(&c->npending, ld_relaxed(&c->npending) + 1); /* see make_ready */
+    pthread_mutex_unlock(&c->mu);
+    if (!weft__future_add_node(f, &e->node)) {
+        pthread_mutex_lock(&c->mu);
+        unlink_pending(c, e);
+        make_ready(c, e);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return 0;
+}
+
+int weft_as_completed(weft_future *const fs[], size_t n, weft_completion **out)
+{
+    if (out == NULL || (n > 0 && fs == NULL))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (fs[i] == NULL)
+            return -EINVAL;
+    }
+    weft_completion *c;
+    int rc = weft_completion_create(&c);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = weft_completion_add(c, fs[i]);
+        if (rc != 0)
+            weft_completion_destroy(c);
+    }
+    if (rc == 0)
+        *out = c;
+    return rc;
+}
+
+/* --- taking futures out --- */
+
+static bool ready_or_empty(void *ctx)
+{
+    weft_completion *c = ctx;
+    /* acquire: pairs with the release stores in make_ready and add */
+    return ld_acquire(&c->nready) > 0 || ld_acquire(&c->npending) == 0;
+}
+
+struct help_ctx {
+    weft_completion *c;
+    struct helper h;
+};
+
+static bool help_ready(void *ctx)
+{
+    return ready_or_empty(((struct help_ctx *)ctx)->c);
+}
+
+static bool help_arm(void *ctx, struct weft__worker *w)
+{
+    struct help_ctx *hc = ctx;
+    weft_completion *c = hc->c;
+    pthread_mutex_lock(&c->mu);
+    bool sleep = !ready_or_empty(c);
+    if (sleep) {
+        hc->h.w = w;
+        hc->h.next = c->helpers;
+        c->helpers = &hc->h;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return sleep;
+}
+
+static void help_disarm(void *ctx, struct weft__worker *w)
+{
+    (void)w;
+    struct help_ctx *hc = ctx;
+    weft_completion *c = hc->c;
+    pthread_mutex_lock(&c->mu);
+    for (struct helper **p = &c->helpers; *p != NULL; p = &(*p)->next) {
+        if (*p == &hc->h) {
+            *p = hc->h.next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static const struct weft__help_ops help_ops = {help_ready, help_arm, help_disarm};
+
+int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f)
+{
+    if (c == NULL || f == NULL || (timeout_ns < 0 && timeout_ns != WEFT_FOREVER))
+        return -EINVAL;
+    int64_t deadline = weft__deadline(timeout_ns);
+    struct timespec ts;
+    if (deadline >= 0) {
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+    }
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        struct centry *e = c->rhead;
+        if (e != NULL) {
+            c->rhead = e->next;
+            if (c->rhead == NULL)
+                c->rtail = NULL;
+            st_release(&c->nready, ld_relaxed(&c->nready) - 1); /* see make_ready */
+            if (c->efd >= 0) {
+                uint64_t v;
+                ssize_t r = read(c->efd, &v, sizeof(v));
+                (void)r; /* the counter is positive: ready was not empty */
+            }
+            pthread_mutex_unlock(&c->mu);
+            *f = e->f;
+            weft__free(e);
+            return 0;
+        }
+        if (ld_relaxed(&c->npending) == 0) { /* relaxed: under mu */
+            pthread_mutex_unlock(&c->mu);
+            return -ENOENT;
+        }
+        if (timeout_ns == 0 || (deadline >= 0 && weft__now_ns() >= deadline)) {
+            pthread_mutex_unlock(&c->mu);
+            return -ETIMEDOUT;
+        }
+        if (weft__self != NULL) {
+            pthread_mutex_unlock(&c->mu);
+            struct help_ctx hc = {.c = c};
+            int r = weft__help(weft__self, &help_ops, &hc, deadline);
+            pthread_mutex_lock(&c->mu);
+            if (r == -ETIMEDOUT && c->rhead == NULL) {
+                pthread_mutex_unlock(&c->mu);
+                return -ETIMEDOUT;
+            }
+            continue;
+        }
+        c->sleepers++;
+        int r = deadline < 0 ? pthread_cond_wait(&c->cv, &c->mu)
+                             : pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        c->sleepers--;
+        (void)r; /* the loop re-checks, including the deadline */
+    }
+}
+
+int weft_completion_fd(const weft_completion *cc)
+{
+    if (cc == NULL)
+        return -EINVAL;
+    weft_completion *c = (weft_completion *)cc; /* the descriptor is made on first request */
+    pthread_mutex_lock(&c->mu);
+    if (c->efd < 0) {
+        size_t ready = ld_relaxed(&c->nready); /* relaxed: under mu */
+        c->efd = eventfd(ready > UINT32_MAX ? UINT32_MAX : (unsigned)ready,
+                         EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->efd < 0) {
+            int err = -errno;
+            pthread_mutex_unlock(&c->mu);
+            return err;
+        }
+    }
+    int fd = c->efd;
+    pthread_mutex_unlock(&c->mu);
+    return fd;
+}
+
+void weft_completion_destroy(weft_completion *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->closing = true;
+    struct centry *pending = c->pending;
+    c->pending = NULL;
+    pthread_mutex_unlock(&c->mu);
+    for (struct centry *e = pending; e != NULL;) {
+        struct centry *next = e->next;
+        weft__future_remove_node(e->f, &e->node); /* waits for a firing node */
+        weft_future_release(e->f);
+        weft__free(e);
+        e = next;
+    }
+    pthread_mutex_lock(&c->mu); /* no fire() is inside the mutex after this */
+    pthread_mutex_unlock(&c->mu);
+    for (struct centry *e = c->rhead; e != NULL;) {
+        struct centry *next = e->next;
+        weft_future_release(e->f);
+        weft__free(e);
+        e = next;
+    }
+    if (c->efd >= 0)
+        close(c->efd);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    weft__free(c);
+}
