@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Usage: run.sh BUILD_DIR
+#
+# Installs BUILD_DIR into a temporary prefix and checks that programs outside the tree build
+# and run against it: with `pkg-config --cflags --libs weft` (shared), with
+# `pkg-config --static` (libweft.a), and with CMake's find_package(weft CONFIG) (weft::weft
+# and weft::weft_static). Then moves the prefix elsewhere and does it all again, since both
+# weft.pc and the CMake package must be relocatable. Exits non-zero on the first failure.
+#
+# Environment: CMAKE (default cmake), CC (default cc), PKG_CONFIG (default pkg-config).
+set -euo pipefail
+
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cmake=${CMAKE:-cmake}
+pkg_config=${PKG_CONFIG:-pkg-config}
+export CC=${CC:-cc}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/weft-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+die() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# Runs a command quietly, showing its output only when it fails.
+quiet() {
+    local log=$work/last.log
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "$*"
+    fi
+}
+
+# Runs a consumer program and checks that it says ok.
+expect_ok() {
+    local out
+    out=$("$@") || die "$* exited with $?"
+    [[ $out == ok* ]] || die "$* printed '$out'"
+}
+
+# Sets $libdir and $pcdir for the prefix $1 and checks the installed files.
+check_layout() {
+    local prefix=$1 pc
+    [[ -f $prefix/include/weft.h ]] || die "no include/weft.h in $prefix"
+    pc=$(find "$prefix" -name weft.pc -path '*/pkgconfig/*' | head -n 1)
+    [[ -n $pc ]] || die "no weft.pc in $prefix"
+    pcdir=$(dirname "$pc")
+    libdir=$(dirname "$pcdir")
+    [[ -f $libdir/libweft.a ]] || die "no libweft.a in $libdir"
+    [[ -L $libdir/libweft.so ]] || die "no libweft.so link in $libdir"
+    [[ -f $libdir/cmake/weft/weft-config.cmake ]] || die "no CMake package in $libdir/cmake/weft"
+    if grep -q "$prefix" "$pc"; then
+        die "weft.pc names its prefix $prefix: not relocatable"
+    fi
+}
+
+build_with_pkg_config() {
+    local prefix=$1 out=$2 cflags libs static_libs
+    check_layout "$prefix"
+    export PKG_CONFIG_PATH=$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+    [[ $("$pkg_config" --variable=libdir weft) -ef $libdir ]] ||
+        die "pkg-config's libdir is not $libdir"
+    read -ra cflags <<<"$("$pkg_config" --cflags weft)"
+    read -ra libs <<<"$("$pkg_config" --libs weft)"
+    read -ra static_libs <<<"$("$pkg_config" --static --libs weft)"
+    # The same flags, but -lweft taken from libweft.a.
+    static_libs=("${static_libs[@]/#-lweft/-l:libweft.a}")
+
+    mkdir -p "$out"
+    quiet "$CC" -std=c11 -Wall -Wextra -Werror -pedantic "${cflags[@]}" "$here/consumer.c" \
+        -o "$out/app" "${libs[@]}"
+    LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} expect_ok "$out/app"
+    echo "ok: pkg-config consumer, shared ($prefix)"
+
+    quiet "$CC" -std=c11 -Wall -Wextra -Werror -pedantic "${cflags[@]}" "$here/consumer.c" \
+        -o "$out/app_static" "${static_libs[@]}"
+    if readelf -d "$out/app_static" | grep -q 'libweft\.so'; then
+        die "the static consumer needs libweft.so"
+    fi
+    expect_ok "$out/app_static"
+    echo "ok: pkg-config consumer, static ($prefix)"
+}
+
+build_with_cmake() {
+    local prefix=$1 out=$2
+    quiet "$cmake" -S "$here/cmake" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_BUILD_TYPE=Release
+    grep -q "^weft_DIR:PATH=$prefix/" "$out/CMakeCache.txt" ||
+        die "find_package(weft) did not find the package under $prefix"
+    quiet "$cmake" --build "$out"
+    # CMake links the consumer with an rpath to the prefix: no LD_LIBRARY_PATH needed.
+    expect_ok "$out/app"
+    expect_ok "$out/app_static"
+    echo "ok: CMake consumer, weft::weft and weft::weft_static ($prefix)"
+}
+
+prefix=$work/prefix
+quiet "$cmake" --install "$build" --prefix "$prefix"
+echo "ok: installed into $prefix"
+(
+    build_with_pkg_config "$prefix" "$work/pc1"
+    build_with_cmake "$prefix" "$work/cmake1"
+)
+
+moved=$work/elsewhere/prefix
+mkdir -p "$(dirname "$moved")"
+mv "$prefix" "$moved"
+echo "ok: moved the prefix to $moved"
+(
+    build_with_pkg_config "$moved" "$work/pc2"
+    build_with_cmake "$moved" "$work/cmake2"
+)
+echo "ok: install test passed"

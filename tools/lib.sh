@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# Helpers shared by tools/test and tools/run; source it, it only defines things.
+#
+#   WEFT_ROOT                the repository root
+#   weft_ensure_packages     installs the Debian packages the build needs, only those missing
+#   weft_configure DIR ARGS  configures a build directory (Ninja when there is ninja)
+#   weft_build DIR           builds it with every core
+
+WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# libudev-dev: hwloc.pc lists -ludev for static links (pkg-config --static), and libhwloc-dev
+# does not pull it in. clang-format: the formatting check.
+WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev
+    clang clang-format)
+
+weft_log() {
+    printf '\n==> %s\n' "$*"
+}
+
+weft_ensure_packages() {
+    local pkg status missing=()
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "not a Debian system: not installing anything; the build needs ${WEFT_PACKAGES[*]}"
+        return 0
+    fi
+    for pkg in "${WEFT_PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        if [[ $status != "install ok installed" ]]; then
+            missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+
+    local sudo=()
+    if ((EUID != 0)); then
+        sudo=(sudo)
+    fi
+    weft_log "installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+weft_configure() {
+    local dir=$1
+    shift
+    local generator=()
+    # The generator of an existing build directory cannot change; pick one only for a new one.
+    if [[ ! -f $dir/CMakeCache.txt ]] && command -v ninja >/dev/null 2>&1; then
+        generator=(-G Ninja)
+    fi
+    cmake -S "$WEFT_ROOT" -B "$dir" "${generator[@]}" "$@"
+}
+
+weft_build() {
+    cmake --build "$1" --parallel "${WEFT_JOBS:-$(nproc)}"
+}
