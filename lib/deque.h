@@ -8,6 +8,7 @@
 #include "atomic.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct weft__deque_buf {
@@ -37,6 +38,16 @@ void weft__deque_destroy(struct weft__deque *d);
 int weft__deque_push(struct weft__deque *d, void *item);
 /* Owner only. NULL when empty. */
 void *weft__deque_take(struct weft__deque *d);
+
+/* Owner only: how many more items fit without growing. */
+static inline size_t weft__deque_room(struct weft__deque *d)
+{
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    int64_t free_slots = a->mask + 1 - (b - t);
+    return free_slots > 0 ? (size_t)free_slots : 0;
+}
 
 #define WEFT_STEAL_EMPTY NULL
 #define WEFT_STEAL_ABORT ((void *)1)

@@ -60,7 +60,7 @@ weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t r
     weft_future *f = weft__malloc(sizeof(*f));
     if (f == NULL)
         return NULL;
-    f->task.next = NULL;
+    atomic_init(&f->task.next, NULL);
     f->task.kind = WEFT_TASK_FUTURE;
     atomic_init(&f->state, WEFT_PENDING);
     atomic_init(&f->lock, 0);

@@ -96,7 +96,7 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     if (g == NULL)
         return -ENOMEM;
     weft_future *f = &g->fut;
-    f->task.next = NULL;
+    atomic_init(&f->task.next, NULL);
     f->task.kind = WEFT_TASK_GATHER;
     atomic_init(&f->state, WEFT_PENDING);
     atomic_init(&f->lock, 0);

@@ -1,3 +1,25 @@
+/*
+ * The injection queue.
+ *
+ * It is sharded, one shard per worker; a submitting thread always uses the same shard (hashed
+ * from its identity), and workers drain their own shard first, then the others, a batch at a
+ * time. Each shard is Vyukov's intrusive multi-producer single-consumer queue ("Intrusive MPSC
+ * node-based queue", 1024cores.net): a push is one exchange on `tail` and one store, with no
+ * lock and no waiting, so submitters never block on workers or on each other beyond the cache
+ * line. Consumers (workers, and shutdown's sweep) take turns through a mutex, with trylock on
+ * the hot path so a worker never waits for another.
+ *
+ * Queue invariants (single consumer): `head` is the oldest node or the stub; a node is linked
+ * when its predecessor's `next` points to it. A push exchanges itself into `tail` and then links
+ * its predecessor to it; between the two the queue is momentarily cut, and the consumer sees the
+ * nodes after the cut only once the producer's store lands (pop returns nothing meanwhile).
+ *
+ * `count` is incremented before a push and decremented after a pop, so it is positive whenever
+ * a task is queued or a push is in flight. Shutdown relies on that: a push first increments
+ * `count`, then (seq_cst) checks the pool's closed bit; shutdown sets the bit (seq_cst) and
+ * its sweep, or the workers' exit test, wait for every `count` to reach zero. Either the push
+ * sees the bit and backs out, or the pool sees the count and waits for the task.
+ */
 #include "inject.h"
 
 #include "alloc.h"
@@ -12,10 +34,12 @@ int weft__inject_init(struct weft__inject *q, unsigned nshards)
     q->nshards = nshards;
     for (unsigned i = 0; i < nshards; i++) {
         struct weft__inject_shard *s = &q->shard[i];
-        pthread_mutex_init(&s->lock, NULL);
-        s->head = s->tail = NULL;
-        s->closed = false;
+        atomic_init(&s->stub.next, NULL);
+        s->stub.kind = 0;
+        atomic_init(&s->tail, &s->stub);
         atomic_init(&s->count, 0);
+        pthread_mutex_init(&s->consumer, NULL);
+        s->head = &s->stub;
     }
     return 0;
 }
@@ -23,7 +47,7 @@ int weft__inject_init(struct weft__inject *q, unsigned nshards)
 void weft__inject_destroy(struct weft__inject *q)
 {
     for (unsigned i = 0; i < q->nshards; i++)
-        pthread_mutex_destroy(&q->shard[i].lock);
+        pthread_mutex_destroy(&q->shard[i].consumer);
     weft__free(q->shard);
     q->shard = NULL;
 }
@@ -38,69 +62,101 @@ unsigned weft__inject_home(const struct weft__inject *q)
     return (unsigned)((h >> 32) % q->nshards);
 }
 
-int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t, bool force)
+static void link_in(struct weft__inject_shard *sh, struct weft__task *t)
+{
+    st_relaxed(&t->next, NULL); /* published by the release store below */
+    /* acq_rel: the acquire orders this push after the previous tail's link; the release is
+     * for the consumer that will see t as the new tail in pop. */
+    struct weft__task *prev = xchg_acq_rel(&sh->tail, t);
+    /* release pairs with the acquire loads of next in pop: the consumer that follows the link
+     * sees the task's contents. */
+    st_release(&prev->next, t);
+}
+
+int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t,
+                      _Atomic uint32_t *closed, uint32_t closed_mask)
 {
     struct weft__inject_shard *sh = &q->shard[s];
-    pthread_mutex_lock(&sh->lock);
-    if (sh->closed && !force) {
-        pthread_mutex_unlock(&sh->lock);
+    /* seq_cst increment then seq_cst check of the closed bit: pairs with shutdown's seq_cst
+     * set of the bit then load of count (see above). */
+    add_seq_cst(&sh->count, 1);
+    if (closed != NULL && (ld_seq_cst(closed) & closed_mask) != 0) {
+        sub_release(&sh->count, 1); /* release: a sweeper that sees 0 is done with us */
         return -ESHUTDOWN;
     }
-    t->next = NULL;
-    if (sh->tail != NULL)
-        sh->tail->next = t;
-    else
-        sh->head = t;
-    sh->tail = t;
-    /* release pairs with the acquire in weft__inject_maybe_nonempty: a worker that sees the
-     * count sees the task (it then takes the lock anyway to remove it). */
-    st_release(&sh->count, ld_relaxed(&sh->count) + 1);
-    pthread_mutex_unlock(&sh->lock);
+    link_in(sh, t);
     return 0;
 }
 
-struct weft__task *weft__inject_pop(struct weft__inject *q, unsigned s, size_t max, bool wait)
+/* One node from the single-consumer side, or NULL (empty, or a push is half done). */
+static struct weft__task *pop_one(struct weft__inject_shard *sh)
 {
-    struct weft__inject_shard *sh = &q->shard[s];
-    if (ld_relaxed(&sh->count) == 0) /* relaxed: a hint; the lock orders the real check */
-        return NULL;
-    if (wait)
-        pthread_mutex_lock(&sh->lock);
-    else if (pthread_mutex_trylock(&sh->lock) != 0)
-        return NULL;
-    struct weft__task *first = sh->head, *last = NULL, *t = first;
-    size_t n = 0;
-    while (t != NULL && n < max) {
-        last = t;
-        t = t->next;
-        n++;
+    struct weft__task *h = sh->head;
+    struct weft__task *next = ld_acquire(&h->next); /* pairs with the release in link_in */
+    if (h == &sh->stub) {
+        if (next == NULL)
+            return NULL;
+        sh->head = next;
+        h = next;
+        next = ld_acquire(&h->next); /* as above */
     }
-    if (n > 0) {
-        sh->head = t;
-        if (t == NULL)
-            sh->tail = NULL;
-        last->next = NULL;
-        st_relaxed(&sh->count, ld_relaxed(&sh->count) - n); /* relaxed: under the lock */
+    if (next != NULL) {
+        sh->head = next;
+        return h;
     }
-    pthread_mutex_unlock(&sh->lock);
-    return n > 0 ? first : NULL;
+    /* h is the last linked node. If it is not the tail, a producer is between its exchange and
+     * its link: report empty for now. */
+    if (ld_acquire(&sh->tail) != h) /* acquire: pairs with the exchange in link_in */
+        return NULL;
+    link_in(sh, &sh->stub);      /* put the stub behind h so h can leave */
+    next = ld_acquire(&h->next); /* as above */
+    if (next != NULL) {
+        sh->head = next;
+        return h;
+    }
+    return NULL;
 }
 
-void weft__inject_close(struct weft__inject *q)
+size_t weft__inject_pop(struct weft__inject *q, unsigned s, struct weft__task **out, size_t max,
+                        bool wait)
 {
-    for (unsigned i = 0; i < q->nshards; i++) {
-        pthread_mutex_lock(&q->shard[i].lock);
-        q->shard[i].closed = true;
-        pthread_mutex_unlock(&q->shard[i].lock);
+    struct weft__inject_shard *sh = &q->shard[s];
+    if (ld_relaxed(&sh->count) == 0) /* relaxed: a hint; pop_one's acquires decide */
+        return 0;
+    if (wait)
+        pthread_mutex_lock(&sh->consumer);
+    else if (pthread_mutex_trylock(&sh->consumer) != 0)
+        return 0;
+    size_t n = 0;
+    while (n < max) {
+        struct weft__task *t = pop_one(sh);
+        if (t == NULL)
+            break;
+        out[n++] = t;
     }
+    pthread_mutex_unlock(&sh->consumer);
+    if (n > 0)
+        sub_release(&sh->count, n); /* release: pairs with the acquire in maybe_nonempty */
+    return n;
 }
 
 bool weft__inject_maybe_nonempty(struct weft__inject *q)
 {
     for (unsigned i = 0; i < q->nshards; i++) {
-        /* acquire pairs with the release in weft__inject_push */
+        /* acquire: pairs with the releases on count; a positive count means queued or in
+         * flight */
         if (ld_acquire(&q->shard[i].count) != 0)
             return true;
     }
     return false;
+}
+
+bool weft__inject_drained(struct weft__inject *q)
+{
+    for (unsigned i = 0; i < q->nshards; i++) {
+        /* seq_cst: pairs with the seq_cst increment in push (see the top of this file) */
+        if (ld_seq_cst(&q->shard[i].count) != 0)
+            return false;
+    }
+    return true;
 }

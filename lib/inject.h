@@ -1,10 +1,6 @@
 /*
  * The injection queue: how tasks submitted from threads outside the pool reach the workers.
- *
- * It is sharded: one FIFO per worker, each behind its own mutex, so submitters on different
- * threads and workers draining different shards do not meet on one lock. A submitting thread
- * always uses the same shard (hashed from its identity), which keeps its tasks in order.
- * Workers drain their own shard first, then the others, taking a batch at a time.
+ * See inject.c for the algorithm.
  */
 #ifndef WEFT_INJECT_H
 #define WEFT_INJECT_H
@@ -17,10 +13,13 @@
 #include <stddef.h>
 
 struct weft__inject_shard {
-    WEFT_ALIGNED pthread_mutex_t lock;
-    struct weft__task *head, *tail; /* under lock */
-    bool closed;                    /* under lock: no more pushes from outside */
-    _Atomic size_t count;           /* written under lock; read without it as a hint */
+    /* Producers' line: every push does two RMWs here and nothing else. */
+    WEFT_ALIGNED _Atomic(struct weft__task *) tail;
+    _Atomic size_t count; /* tasks pushed or being pushed, not yet popped */
+    /* Consumers' line. */
+    WEFT_ALIGNED pthread_mutex_t consumer; /* one consumer at a time */
+    struct weft__task *head;               /* under consumer */
+    struct weft__task stub;
 };
 
 struct weft__inject {
@@ -34,18 +33,22 @@ void weft__inject_destroy(struct weft__inject *q);
 /* The shard the calling thread submits to. */
 unsigned weft__inject_home(const struct weft__inject *q);
 
-/* Appends t to shard s. Returns 0, or -ESHUTDOWN if the shard is closed (unless force). */
-int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t, bool force);
+/* Appends t to shard s unless *closed has a bit of closed_mask set (then -ESHUTDOWN and nothing
+ * changes). Lock-free. Any thread. */
+int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t,
+                      _Atomic uint32_t *closed, uint32_t closed_mask);
 
-/* Removes up to max tasks from the front of shard s into a NULL-terminated list, oldest first.
- * Returns the list (NULL when empty or the lock is busy and !wait). */
-struct weft__task *weft__inject_pop(struct weft__inject *q, unsigned s, size_t max, bool wait);
+/* Removes up to max tasks from shard s, oldest first, into out[]. Returns how many. With !wait
+ * it gives up at once when another consumer is at the shard. Any thread. */
+size_t weft__inject_pop(struct weft__inject *q, unsigned s, struct weft__task **out, size_t max,
+                        bool wait);
 
-/* Closes every shard: weft__inject_push without force fails from then on. */
-void weft__inject_close(struct weft__inject *q);
-
-/* Whether any shard may hold a task (acquire: a task pushed before a synchronizing event is
- * seen). */
+/* Whether any shard may hold a task or a push in progress. Never false while a task pushed
+ * before a synchronizing event is queued. */
 bool weft__inject_maybe_nonempty(struct weft__inject *q);
+
+/* True when no shard holds a task or a push in flight, with seq_cst loads: after the closed bit
+ * was set (seq_cst), no accepted task can be missed. */
+bool weft__inject_drained(struct weft__inject *q);
 
 #endif

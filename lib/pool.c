@@ -2,10 +2,10 @@
  * Pool lifecycle and submission.
  *
  * Creation validates everything before it allocates, then allocates everything before it starts
- * a thread, and unwinds through one path (teardown) whatever step fails. Shutdown closes the
- * injection queue under each shard's lock, so no outside submission can slip in after it;
- * workers' own submissions check the shutdown word, and a task that still gets through is
- * cancelled when popped if the pool is cancelling.
+ * a thread, and unwinds through one path (teardown) whatever step fails. Shutdown sets the
+ * closed bit that every push to the injection queue checks after announcing itself (inject.c),
+ * so no outside submission slips in unnoticed; workers' own submissions check the same word, and
+ * a task that still gets through is cancelled when popped if the pool is cancelling.
  */
 #include "pool.h"
 
@@ -258,14 +258,17 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
 
 static void cancel_everything_queued(weft_pool *pool)
 {
+    struct weft__task *batch[64];
     for (unsigned s = 0; s < pool->inject.nshards; s++) {
-        struct weft__task *t;
-        while ((t = weft__inject_pop(&pool->inject, s, SIZE_MAX, true)) != NULL) {
-            while (t != NULL) {
-                struct weft__task *next = t->next;
-                weft__cancel_queued(pool, t);
-                t = next;
-            }
+        struct weft__inject_shard *sh = &pool->inject.shard[s];
+        /* seq_cst: after the seq_cst set of the closed bit, a push in flight is counted here or
+         * backs out (inject.c); wait for those that got in. */
+        while (ld_seq_cst(&sh->count) != 0) {
+            size_t n = weft__inject_pop(&pool->inject, s, batch, 64, true);
+            for (size_t i = 0; i < n; i++)
+                weft__cancel_queued(pool, batch[i]);
+            if (n == 0)
+                sched_yield(); /* a producer is between its two steps */
         }
     }
     for (unsigned i = 0; i < pool->nworkers; i++) {
@@ -281,9 +284,10 @@ int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)
 {
     if (pool == NULL || (mode != WEFT_SHUTDOWN_DRAIN && mode != WEFT_SHUTDOWN_CANCEL))
         return -EINVAL;
-    weft__inject_close(&pool->inject);
     uint32_t bits = WEFT_SHUT_CLOSED | (mode == WEFT_SHUTDOWN_CANCEL ? WEFT_SHUT_CANCEL : 0);
-    or_acq_rel(&pool->shutdown, bits); /* release: pairs with the acquire in submit/run_future */
+    /* seq_cst: pairs with the seq_cst check in weft__inject_push (inject.c) and releases to the
+     * acquire loads in submit and run_future */
+    or_seq_cst(&pool->shutdown, bits);
     if (mode == WEFT_SHUTDOWN_CANCEL)
         cancel_everything_queued(pool);
     return 0;
@@ -327,7 +331,8 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
     if (inside)
         rc = weft__deque_push(&self->deque, &f->task);
     else
-        rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task, false);
+        rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task,
+                               &pool->shutdown, WEFT_SHUT_CLOSED);
     if (rc != 0) {
         if (f->counted)
             sub_relaxed(&pool->ext_pending, 1);

@@ -6,6 +6,7 @@
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 enum weft__task_kind {
@@ -14,8 +15,8 @@ enum weft__task_kind {
 };
 
 struct weft__task {
-    struct weft__task *next; /* injection-queue link, owned by whoever holds the queue's lock */
-    uint32_t kind;           /* enum weft__task_kind */
+    _Atomic(struct weft__task *) next; /* injection-queue link (inject.c) */
+    uint32_t kind;                     /* enum weft__task_kind */
 };
 
 #endif

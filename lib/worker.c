@@ -25,7 +25,33 @@ struct run_frame {
 };
 static _Thread_local struct run_frame *current;
 
-#define SPIN_ROUNDS  64 /* search rounds before parking; each round yields the CPU */
+/* A worker that found nothing keeps looking for SPIN_NS before it parks, because a park and
+ * wake-up pair costs microseconds of system calls: pausing for the first SPIN_PAUSES rounds,
+ * then yielding the CPU to any other runnable thread (submitters, on a busy machine). */
+#define SPIN_NS     20000
+#define SPIN_PAUSES 16
+
+struct spin {
+    int rounds;
+    int64_t since;
+};
+
+/* False once the spin has lasted SPIN_NS: time to park. */
+static bool keep_spinning(struct spin *s)
+{
+    if (s->rounds++ < SPIN_PAUSES) {
+        weft_cpu_relax();
+        return true;
+    }
+    int64_t now = weft__now_ns();
+    if (s->since == 0)
+        s->since = now;
+    if (now - s->since < SPIN_NS) {
+        sched_yield();
+        return true;
+    }
+    return false;
+}
 #define INJECT_BATCH 32
 
 static uint64_t next_rand(struct weft__worker *w)
@@ -42,25 +68,19 @@ static uint64_t next_rand(struct weft__worker *w)
 static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
 {
     weft_pool *pool = w->pool;
-    struct weft__task *list = weft__inject_pop(&pool->inject, s, INJECT_BATCH, false);
-    if (list == NULL)
+    /* Take a batch, but no more than the deque has room for, so none has to go back. */
+    size_t room = weft__deque_room(&w->deque);
+    size_t max = room < INJECT_BATCH ? room + 1 : INJECT_BATCH;
+    struct weft__task *batch[INJECT_BATCH];
+    size_t n = weft__inject_pop(&pool->inject, s, batch, max, false);
+    if (n == 0)
         return NULL;
-    struct weft__task *first = list;
-    list = list->next;
-    /* Keep the rest in the deque, where other workers can steal them. If the deque cannot grow,
-     * give them back to the queue (forced: they were accepted before any shutdown). */
-    bool pushed_any = false;
-    while (list != NULL) {
-        struct weft__task *next = list->next;
-        if (weft__deque_push(&w->deque, list) != 0)
-            weft__inject_push(&pool->inject, s, list, true);
-        else
-            pushed_any = true;
-        list = next;
-    }
-    if (pushed_any)
+    /* Keep the rest in the deque, where other workers can steal them. */
+    for (size_t i = 1; i < n; i++)
+        weft__deque_push(&w->deque, batch[i]); /* cannot fail: room checked */
+    if (n > 1)
         weft__park_notify_one(&pool->park);
-    return first;
+    return batch[0];
 }
 
 static struct weft__task *steal_any(struct weft__worker *w)
@@ -170,18 +190,20 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
 {
     weft_pool *pool = w->pool;
     for (;;) {
-        for (int spin = 0; spin < SPIN_ROUNDS; spin++) {
+        struct spin spin = {0, 0};
+        for (;;) {
             if (ops->ready(ctx))
                 return 0;
             struct weft__task *t = find_task(w);
             if (t != NULL) {
                 run_task(w, t);
-                spin = -1;
+                spin = (struct spin){0, 0};
                 continue;
             }
             if (deadline >= 0 && weft__now_ns() >= deadline)
                 return -ETIMEDOUT;
-            weft_cpu_relax();
+            if (!keep_spinning(&spin))
+                break;
         }
         /* Nothing to do: sleep until the condition may hold, work arrives or the deadline
          * passes. arm() makes whatever can satisfy the condition unpark this worker; it is
@@ -273,31 +295,28 @@ void *weft__worker_main(void *arg)
     if (pool->on_worker_start != NULL)
         pool->on_worker_start(pool, w->index, pool->hook_data);
 
-    int idle_rounds = 0;
+    struct spin spin = {0, 0};
     for (;;) {
         struct weft__task *t = find_task(w);
         if (t != NULL) {
             run_task(w, t);
-            idle_rounds = 0;
+            spin = (struct spin){0, 0};
             continue;
         }
-        if (++idle_rounds < SPIN_ROUNDS) {
-            if (idle_rounds > SPIN_ROUNDS / 2)
-                sched_yield();
-            else
-                weft_cpu_relax();
+        if (keep_spinning(&spin))
             continue;
-        }
-        idle_rounds = 0;
+        spin = (struct spin){0, 0};
         uint32_t key = weft__park_prepare(&pool->park, w->index);
+        /* seq_cst: with inject_drained's seq_cst loads, no task accepted before the pool
+         * closed can be missed (inject.c) */
+        if ((ld_seq_cst(&pool->shutdown) & WEFT_SHUT_EXIT) && weft__inject_drained(&pool->inject) &&
+            !weft__work_visible(pool)) {
+            weft__park_cancel(&pool->park, w->index);
+            break;
+        }
         if (weft__work_visible(pool)) {
             weft__park_cancel(&pool->park, w->index);
             continue;
-        }
-        /* acquire: pairs with the release in weft_pool_destroy */
-        if (ld_acquire(&pool->shutdown) & WEFT_SHUT_EXIT) {
-            weft__park_cancel(&pool->park, w->index);
-            break;
         }
         weft__park_commit(&pool->park, w->index, key, -1);
     }
