@@ -190,6 +190,28 @@ WEFT_API void weft_future_release(weft_future *f);
 WEFT_API bool weft_cancel_requested(void);
 
 /* ---------------------------------------------------------------------------------------------
+ * Fork-join and loops
+ */
+
+/* On a worker: runs a(a_arg) and b(b_arg), possibly in parallel (b may be stolen by another
+ * worker), and returns when both are done. Allocates nothing on the heap: b's frame lives on the
+ * caller's stack. While b runs elsewhere the caller runs other tasks. Outside any pool it runs a
+ * then b. Inside either half, weft_cancel_requested() answers for the task that called
+ * weft_join. Neither half may leave by longjmp. */
+WEFT_API void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg);
+
+/* Calls body(lo, hi, ctx) on disjoint, non-empty ranges that cover [begin, end) exactly once,
+ * each at most grain long (grain 0: chosen automatically, about 16 ranges per worker at most),
+ * and returns when all are done. The ranges are split lazily: a worker splits what is left of its
+ * range only when other workers may need work. Bodies run on the pool's workers and may run on
+ * the calling thread when it is one of them. pool NULL means the pool of the calling worker.
+ * From outside the pool it submits one task and waits (helping, on another pool's worker).
+ * Errors: -EINVAL (body NULL, begin > end, pool NULL outside any pool), -ESHUTDOWN (called
+ * from outside a pool that is shut down: nothing is called), -ENOMEM. */
+WEFT_API int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
+                               void (*body)(size_t lo, size_t hi, void *ctx), void *ctx);
+
+/* ---------------------------------------------------------------------------------------------
  * gather: one future for many (asyncio.gather)
  */
 

@@ -61,6 +61,11 @@ static inline void weft_cpu_relax(void)
 #endif
 }
 
+/* Thread-locals of the library use the initial-exec model: one instruction to reach them instead
+ * of a call to __tls_get_addr, which matters on the fork-join path. It needs the library in the
+ * initial TLS block or glibc's surplus for later dlopen, which a few pointers always fit. */
+#define WEFT_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 #define WEFT_CACHE_LINE 64
 #define WEFT_ALIGNED    _Alignas(WEFT_CACHE_LINE)
 

@@ -55,7 +55,7 @@ void weft__inject_destroy(struct weft__inject *q)
 unsigned weft__inject_home(const struct weft__inject *q)
 {
     /* The address of a thread-local object identifies the thread without any shared state. */
-    static _Thread_local char me;
+    static WEFT_TLS char me;
     uintptr_t h = (uintptr_t)&me;
     h ^= h >> 17;
     h *= 0x9e3779b97f4a7c15u;

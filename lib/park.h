@@ -37,6 +37,10 @@ bool weft__park_commit(struct weft__parking *p, unsigned i, uint32_t key, int64_
 /* After new work was published: wakes one parked worker, if any. */
 void weft__park_notify_one(struct weft__parking *p);
 
+/* Like notify_one, but only if the idle set already looks non-empty, and without the fence: for
+ * work whose owner will run it anyway if nobody wakes (join frames). */
+void weft__park_notify_if_idle(struct weft__parking *p);
+
 /* Wakes every worker (shutdown). */
 void weft__park_notify_all(struct weft__parking *p);
 

@@ -256,9 +256,21 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
 
 /* --- shutdown and destruction --- */
 
+/* Shutdown cancels submitted tasks only. Work spread by running tasks (join frames) is kept on a
+ * list and put back on the injection queue, past the closed bit, for a worker to run. */
+static void cancel_or_keep(weft_pool *pool, struct weft__task *t, struct weft__task **keep)
+{
+    if (t->kind == WEFT_TASK_FUTURE) {
+        weft__cancel_queued(pool, t);
+    } else {
+        st_relaxed(&t->next, *keep); /* relaxed: the task is ours until pushed back */
+        *keep = t;
+    }
+}
+
 static void cancel_everything_queued(weft_pool *pool)
 {
-    struct weft__task *batch[64];
+    struct weft__task *batch[64], *keep = NULL;
     for (unsigned s = 0; s < pool->inject.nshards; s++) {
         struct weft__inject_shard *sh = &pool->inject.shard[s];
         /* seq_cst: after the seq_cst set of the closed bit, a push in flight is counted here or
@@ -266,7 +278,7 @@ static void cancel_everything_queued(weft_pool *pool)
         while (ld_seq_cst(&sh->count) != 0) {
             size_t n = weft__inject_pop(&pool->inject, s, batch, 64, true);
             for (size_t i = 0; i < n; i++)
-                weft__cancel_queued(pool, batch[i]);
+                cancel_or_keep(pool, batch[i], &keep);
             if (n == 0)
                 sched_yield(); /* a producer is between its two steps */
         }
@@ -275,9 +287,15 @@ static void cancel_everything_queued(weft_pool *pool)
         void *x;
         while ((x = weft__deque_steal(&pool->workers[i].deque)) != WEFT_STEAL_EMPTY) {
             if (x != WEFT_STEAL_ABORT)
-                weft__cancel_queued(pool, x);
+                cancel_or_keep(pool, x, &keep);
         }
     }
+    while (keep != NULL) {
+        struct weft__task *next = ld_relaxed(&keep->next);
+        weft__inject_push(&pool->inject, 0, keep, NULL, 0);
+        keep = next;
+    }
+    weft__park_notify_one(&pool->park);
 }
 
 int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)

@@ -53,7 +53,7 @@ struct weft_pool {
 };
 
 /* The worker the calling thread is, if any (the only global state: thread-local). */
-extern _Thread_local struct weft__worker *weft__self;
+extern WEFT_TLS struct weft__worker *weft__self;
 
 /* Worker entry point (worker.c). */
 void *weft__worker_main(void *arg);
@@ -74,6 +74,15 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
 
 /* Wakes worker w if it is parked (or makes its next park return at once). */
 void weft__unpark_worker(struct weft__worker *w);
+
+/* Runs any task on worker w (worker.c); a join frame (join.c). */
+void weft__run_task(struct weft__worker *w, struct weft__task *t);
+void weft__run_join(struct weft__worker *w, struct weft__task *t);
+
+/* The task running on this thread (NULL if none), and running fn(arg) on behalf of task ctx:
+ * weft_cancel_requested() inside answers for ctx. */
+weft_future *weft__current_task(void);
+void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg);
 
 /* Cancels a task that will never run and drops the queue's reference to it. */
 void weft__cancel_queued(weft_pool *pool, struct weft__task *t);

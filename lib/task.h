@@ -12,6 +12,7 @@
 enum weft__task_kind {
     WEFT_TASK_FUTURE = 1, /* a weft_future made by weft_submit */
     WEFT_TASK_GATHER = 2, /* a weft_future made by weft_gather: never queued */
+    WEFT_TASK_JOIN = 3,   /* the second half of a weft_join, on its caller's stack (join.c) */
 };
 
 struct weft__task {

@@ -16,14 +16,14 @@
 #include <stdio.h>
 #include <string.h>
 
-_Thread_local struct weft__worker *weft__self;
+WEFT_TLS struct weft__worker *weft__self;
 
 /* The task running on this thread, innermost first; tasks nest when a wait helps. */
 struct run_frame {
     weft_future *f;
     struct run_frame *prev;
 };
-static _Thread_local struct run_frame *current;
+static WEFT_TLS struct run_frame *current;
 
 /* A worker that found nothing keeps looking for SPIN_NS before it parks, because a park and
  * wake-up pair costs microseconds of system calls: pausing for the first SPIN_PAUSES rounds,
@@ -174,13 +174,29 @@ static void run_future(struct weft__worker *w, weft_future *f)
     weft_future_release(f); /* the task's reference */
 }
 
-static void run_task(struct weft__worker *w, struct weft__task *t)
+void weft__run_task(struct weft__worker *w, struct weft__task *t)
 {
     switch (t->kind) {
     case WEFT_TASK_FUTURE:
         run_future(w, (weft_future *)t);
         break;
+    case WEFT_TASK_JOIN:
+        weft__run_join(w, t);
+        break;
     }
+}
+
+weft_future *weft__current_task(void)
+{
+    return current != NULL ? current->f : NULL;
+}
+
+void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg)
+{
+    struct run_frame frame = {ctx, current};
+    current = &frame;
+    fn(arg);
+    current = frame.prev;
 }
 
 /* --- helping waits --- */
@@ -196,7 +212,7 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                 return 0;
             struct weft__task *t = find_task(w);
             if (t != NULL) {
-                run_task(w, t);
+                weft__run_task(w, t);
                 spin = (struct spin){0, 0};
                 continue;
             }
@@ -299,7 +315,7 @@ void *weft__worker_main(void *arg)
     for (;;) {
         struct weft__task *t = find_task(w);
         if (t != NULL) {
-            run_task(w, t);
+            weft__run_task(w, t);
             spin = (struct spin){0, 0};
             continue;
         }
@@ -343,7 +359,8 @@ void *weft__worker_main(void *arg)
 bool weft_cancel_requested(void)
 {
     /* relaxed: a request, read again if needed; nothing is published through it */
-    return current != NULL && (ld_relaxed(&current->f->state) & WEFT_FS_CANCEL_REQ) != 0;
+    return current != NULL && current->f != NULL &&
+           (ld_relaxed(&current->f->state) & WEFT_FS_CANCEL_REQ) != 0;
 }
 
 int weft_worker_index(void)
@@ -353,7 +370,7 @@ int weft_worker_index(void)
 
 static bool waits_on_itself(weft_future *f)
 {
-    if (current == NULL)
+    if (current == NULL || f == NULL)
         return false;
     if (current->f == f)
         return true;

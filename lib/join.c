@@ -1,0 +1,193 @@
+/*
+ * Fork-join and parallel loops.
+ *
+ * weft_join(a, b) on a worker pushes a frame for b, which lives on the caller's stack, onto the
+ * worker's own deque, runs a, then takes the frame back (Cilk's work-first order, with Lace's
+ * stack-allocated frames): in the common case nobody stole it and b runs inline, so a join costs
+ * a push and a take and allocates nothing. If a thief took the frame, the owner helps (runs other
+ * tasks, then parks) until the thief marks the frame done.
+ *
+ * Frame state, one atomic word: JOIN_DONE set by the thief after b returns (release: b's effects
+ * are visible to the owner's acquire), JOIN_WAITING set by the owner before it parks. Whichever
+ * RMW comes second sees the other's bit: the thief unparks the owner if it saw WAITING, and the
+ * owner does not park if it saw DONE. The thief reads everything it needs from the frame before
+ * setting DONE, since the owner may return and pop the frame off its stack at once after.
+ *
+ * A frame is never refused or cancelled by shutdown: if shutdown's sweep steals one it puts it
+ * on the injection queue, where any worker runs it.
+ *
+ * weft_parallel_for splits lazily (Tzannes, Caragea, Barua, Vishkin, "Lazy binary splitting",
+ * PPoPP 2010): a worker runs its range a grain at a time, and splits what is left in two (a
+ * join) only when its own deque is empty, that is when no task of its own is there for thieves
+ * to take. Uniform loops thus split about once per worker; skewed ones keep splitting where the
+ * work is.
+ */
+#include "pool.h"
+
+#include "platform.h"
+
+#include <errno.h>
+
+#define JOIN_DONE    0x1u
+#define JOIN_WAITING 0x2u
+
+struct join_frame {
+    struct weft__task task; /* first */
+    void (*fn)(void *);
+    void *arg;
+    struct weft__worker *owner;
+    weft_future *ctx; /* the task the halves answer weft_cancel_requested() for */
+    _Atomic uint32_t state;
+};
+
+void weft__run_join(struct weft__worker *w, struct weft__task *t)
+{
+    (void)w;
+    struct join_frame *fr = (struct join_frame *)t;
+    struct weft__worker *owner = fr->owner; /* read now: the frame ends with JOIN_DONE */
+    weft__run_as(fr->ctx, fr->fn, fr->arg);
+    /* acq_rel: release publishes b's effects to the owner's acquire in join_ready; acquire
+     * orders this read of WAITING after the owner's RMW */
+    if (or_acq_rel(&fr->state, JOIN_DONE) & JOIN_WAITING)
+        weft__unpark_worker(owner);
+}
+
+static bool join_ready(void *ctx)
+{
+    struct join_frame *fr = ctx;
+    return (ld_acquire(&fr->state) & JOIN_DONE) != 0; /* pairs with the or in weft__run_join */
+}
+
+static bool join_arm(void *ctx, struct weft__worker *w)
+{
+    (void)w;
+    struct join_frame *fr = ctx;
+    /* acq_rel: see the top of the file; false when the thief has already finished */
+    return (or_acq_rel(&fr->state, JOIN_WAITING) & JOIN_DONE) == 0;
+}
+
+static void join_disarm(void *ctx, struct weft__worker *w)
+{
+    (void)ctx; /* the thief's wake-up touches the worker, never the frame, after DONE */
+    (void)w;
+}
+
+static const struct weft__help_ops join_ops = {join_ready, join_arm, join_disarm};
+
+void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
+{
+    struct weft__worker *w = weft__self;
+    if (w == NULL || weft__deque_room(&w->deque) == 0) {
+        /* outside any pool, or a full deque (a join never grows it): run in order */
+        a(a_arg);
+        b(b_arg);
+        return;
+    }
+    struct join_frame fr;
+    fr.task.kind = WEFT_TASK_JOIN;
+    atomic_init(&fr.task.next, NULL);
+    fr.fn = b;
+    fr.arg = b_arg;
+    fr.owner = w;
+    fr.ctx = weft__current_task();
+    atomic_init(&fr.state, 0);
+    weft__deque_push(&w->deque, &fr.task); /* cannot fail: room checked */
+    /* A missed wake-up here costs parallelism only: the owner runs b itself if nobody took it.
+     * So idle workers are woken only when the idle set looks non-empty, without a fence. */
+    weft__park_notify_if_idle(&w->pool->park);
+    a(a_arg);
+    for (;;) {
+        struct weft__task *t = weft__deque_take(&w->deque);
+        if (t == &fr.task) {
+            b(b_arg);
+            return;
+        }
+        if (t == NULL)
+            break;
+        weft__run_task(w, t); /* left above the frame by a (detached submissions) */
+    }
+    weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
+}
+
+/* --- parallel_for --- */
+
+struct loop {
+    void (*body)(size_t lo, size_t hi, void *ctx);
+    void *ctx;
+    size_t grain;
+    bool split; /* more than one worker: splitting can pay */
+};
+
+struct range {
+    struct loop *l;
+    size_t lo, hi;
+};
+
+static void run_range(void *arg);
+
+static void loop_range(struct loop *l, size_t lo, size_t hi)
+{
+    struct weft__worker *w = weft__self;
+    while (hi - lo > l->grain) {
+        if (l->split && w != NULL && !weft__deque_maybe_nonempty(&w->deque)) {
+            size_t mid = lo + (hi - lo) / 2;
+            struct range left = {l, lo, mid}, right = {l, mid, hi};
+            weft_join(run_range, &left, run_range, &right);
+            return;
+        }
+        l->body(lo, lo + l->grain, l->ctx);
+        lo += l->grain;
+    }
+    if (hi > lo)
+        l->body(lo, hi, l->ctx);
+}
+
+static void run_range(void *arg)
+{
+    struct range *r = arg;
+    loop_range(r->l, r->lo, r->hi);
+}
+
+static int loop_task(void *arg, void **result)
+{
+    (void)result;
+    run_range(arg);
+    return 0;
+}
+
+int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
+                      void (*body)(size_t lo, size_t hi, void *ctx), void *ctx)
+{
+    struct weft__worker *self = weft__self;
+    if (pool == NULL)
+        pool = self != NULL ? self->pool : NULL;
+    if (pool == NULL || body == NULL || begin > end)
+        return -EINVAL;
+    bool inside = self != NULL && self->pool == pool;
+    /* acquire: pairs with the release in weft_pool_shutdown */
+    if (!inside && (ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED))
+        return -ESHUTDOWN;
+    size_t n = end - begin;
+    if (n == 0)
+        return 0;
+    struct loop l = {body, ctx, grain, pool->nworkers > 1};
+    if (grain == 0) {
+        /* about 16 pieces per worker: enough to balance skewed loops, few enough that a
+         * uniform loop pays for a handful of splits */
+        l.grain = n / ((size_t)pool->nworkers * 16);
+        if (l.grain == 0)
+            l.grain = 1;
+    }
+    struct range all = {&l, begin, end};
+    if (inside) {
+        run_range(&all);
+        return 0;
+    }
+    weft_future *f;
+    int rc = weft_submit(pool, loop_task, &all, &f);
+    if (rc != 0)
+        return rc;
+    rc = weft_future_result(f, NULL);
+    weft_future_release(f);
+    return rc;
+}
