@@ -102,34 +102,44 @@ static void fire_all(weft_future *f)
     }
 }
 
-bool weft__future_finish(weft_future *f, weft_state st, int code, void *result)
+/* After the final CAS: wake the sleepers and fire the nodes that the old state word announced. */
+static void announce(weft_future *f, uint32_t old)
 {
-    uint32_t s = ld_relaxed(&f->state);
-    uint32_t from = (s & WEFT_FS_STATE_MASK);
-    if (weft__state_final(s))
-        return false;
-    if (from == WEFT_RUNNING) {
-        /* Only the runner finishes a RUNNING future, so these plain writes race with no one;
-         * the release CAS below publishes them. */
-        f->result = result;
-        f->code = code;
-    }
-    for (;;) {
-        if (weft__state_final(s) || (from == WEFT_PENDING && (s & WEFT_FS_STATE_MASK) != from))
-            return false; /* a cancel lost against start, or against another cancel */
-        /* acq_rel: release publishes result/code to whoever acquires the final state; acquire
-         * orders the wake-ups below after the flags' writers. */
-        if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | (uint32_t)st))
-            break;
-    }
-    if (s & (WEFT_FS_WAITERS | WEFT_FS_HAS_NODES)) {
+    if (old & (WEFT_FS_WAITERS | WEFT_FS_HAS_NODES)) {
         weft_future_retain(f); /* callbacks may release the caller's last reference */
-        if (s & WEFT_FS_WAITERS)
+        if (old & WEFT_FS_WAITERS)
             weft__futex_wake(&f->state, INT_MAX);
-        if (s & WEFT_FS_HAS_NODES)
+        if (old & WEFT_FS_HAS_NODES)
             fire_all(f);
         weft_future_release(f);
     }
+}
+
+void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
+{
+    /* Only the runner finishes a RUNNING future (a cancel only sets a flag then), so these plain
+     * writes race with no one; the release CAS below publishes them. */
+    f->result = result;
+    f->code = code;
+    uint32_t s = ld_relaxed(&f->state);
+    /* acq_rel: release publishes result/code to whoever acquires the final state; acquire
+     * orders the wake-ups after the flags' writers. The loop only re-reads flags set by others. */
+    while (!cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | (uint32_t)st))
+        ;
+    announce(f, s);
+}
+
+bool weft__future_cancel_pending(weft_future *f)
+{
+    uint32_t s = ld_relaxed(&f->state);
+    for (;;) {
+        if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
+            return false; /* started, or already finished */
+        /* acq_rel: pairs with the CAS in weft__future_start; exactly one of them wins */
+        if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | WEFT_CANCELLED))
+            break;
+    }
+    announce(f, s);
     return true;
 }
 

@@ -52,9 +52,13 @@ weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t r
 /* PENDING -> RUNNING. False if it was cancelled (it must then not run). */
 bool weft__future_start(weft_future *f);
 
-/* RUNNING -> DONE / FAILED / CANCELLED by the runner, or PENDING -> CANCELLED (cancel). Wakes
- * waiters and fires nodes. False if the future had already finished. */
-bool weft__future_finish(weft_future *f, weft_state st, int code, void *result);
+/* RUNNING -> DONE / FAILED / CANCELLED, by the runner only (whoever won weft__future_start).
+ * Wakes waiters and fires nodes. */
+void weft__future_finish(weft_future *f, weft_state st, int code, void *result);
+
+/* PENDING -> CANCELLED, and nothing else: false if the future has started or finished. Wakes
+ * waiters and fires nodes. */
+bool weft__future_cancel_pending(weft_future *f);
 
 /* Adds n to f's list, unless f has finished: then returns false and n is not added. */
 bool weft__future_add_node(weft_future *f, struct weft__fnode *n);

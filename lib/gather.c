@@ -140,7 +140,8 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
 int weft__gather_cancel(weft_future *f)
 {
     struct gather *g = (struct gather *)f;
-    int won = weft__future_finish(f, WEFT_CANCELLED, -ECANCELED, NULL) ? 1 : 0;
+    /* A gather being finished by its last child (claimed: RUNNING) counts as finished. */
+    int won = weft__future_cancel_pending(f) ? 1 : 0;
     cancel_children(g);
     return won;
 }

@@ -143,7 +143,7 @@ void weft__cancel_queued(weft_pool *pool, struct weft__task *t)
 {
     (void)pool;
     weft_future *f = (weft_future *)t;
-    if (weft__future_finish(f, WEFT_CANCELLED, -ECANCELED, NULL))
+    if (weft__future_cancel_pending(f))
         started_one(f);
     weft_future_release(f); /* the queue's reference */
 }
@@ -438,7 +438,7 @@ int weft_future_cancel(weft_future *f)
     for (;;) {
         switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
         case WEFT_PENDING:
-            if (weft__future_finish(f, WEFT_CANCELLED, -ECANCELED, NULL)) {
+            if (weft__future_cancel_pending(f)) {
                 started_one(f); /* it will never start */
                 return 1;
             }
