@@ -211,6 +211,24 @@ WEFT_API void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void 
 WEFT_API int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
                                void (*body)(size_t lo, size_t hi, void *ctx), void *ctx);
 
+/* The largest accumulator weft_parallel_reduce takes, in bytes (it lives on worker stacks). */
+#define WEFT_REDUCE_MAX_ACC 256u
+
+/* A parallel reduction over [begin, end). Each range gets an accumulator of acc_size bytes,
+ * initialised as a copy of *identity; body(lo, hi, acc, ctx) folds the indices lo..hi-1 into it,
+ * and combine(acc, other, ctx) folds the accumulator of the range just right of acc's into acc.
+ * Ranges are split as in weft_parallel_for and combined in left-to-right order, so combine need
+ * only be associative (it need not commute); with an exact operator the result equals the serial
+ * fold. On success *result (acc_size bytes) holds the final accumulator; an empty range gives
+ * the identity. Threads, blocking and grain as in weft_parallel_for.
+ * Errors: -EINVAL (body, combine, identity or result NULL, acc_size 0 or above
+ * WEFT_REDUCE_MAX_ACC, begin > end, pool NULL outside any pool), -ESHUTDOWN, -ENOMEM. */
+WEFT_API int weft_parallel_reduce(weft_pool *pool, size_t begin, size_t end, size_t grain,
+                                  size_t acc_size, const void *identity,
+                                  void (*body)(size_t lo, size_t hi, void *acc, void *ctx),
+                                  void (*combine)(void *acc, const void *other, void *ctx),
+                                  void *ctx, void *result);
+
 /* ---------------------------------------------------------------------------------------------
  * gather: one future for many (asyncio.gather)
  */

@@ -20,13 +20,17 @@
  * PPoPP 2010): a worker runs its range a grain at a time, and splits what is left in two (a
  * join) only when its own deque is empty, that is when no task of its own is there for thieves
  * to take. Uniform loops thus split about once per worker; skewed ones keep splitting where the
- * work is.
+ * work is. weft_parallel_reduce is the same loop with an accumulator per range: a split gives
+ * the right half a fresh copy of the identity on the splitting stack and combines it into the
+ * left half's accumulator after the join.
  */
 #include "pool.h"
 
 #include "platform.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 
 #define JOIN_DONE    0x1u
 #define JOIN_WAITING 0x2u
@@ -109,10 +113,14 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
     weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
 }
 
-/* --- parallel_for --- */
+/* --- parallel_for and parallel_reduce --- */
 
 struct loop {
-    void (*body)(size_t lo, size_t hi, void *ctx);
+    void (*body)(size_t lo, size_t hi, void *ctx);             /* parallel_for */
+    void (*rbody)(size_t lo, size_t hi, void *acc, void *ctx); /* parallel_reduce */
+    void (*combine)(void *acc, const void *other, void *ctx);
+    const void *identity;
+    size_t acc_size;
     void *ctx;
     size_t grain;
     bool split; /* more than one worker: splitting can pay */
@@ -121,31 +129,53 @@ struct loop {
 struct range {
     struct loop *l;
     size_t lo, hi;
+    void *acc; /* parallel_reduce: where this range accumulates */
 };
 
 static void run_range(void *arg);
 
-static void loop_range(struct loop *l, size_t lo, size_t hi)
+static void run_piece(struct loop *l, size_t lo, size_t hi, void *acc)
+{
+    if (l->rbody != NULL)
+        l->rbody(lo, hi, acc, l->ctx);
+    else
+        l->body(lo, hi, l->ctx);
+}
+
+/* Splits [lo, hi) in two halves run by a join. The right half accumulates into a fresh copy of
+ * the identity on this stack, combined into acc after the left half: left-to-right order is
+ * kept, so the operator need only be associative. */
+static void split_range(struct loop *l, size_t lo, size_t hi, void *acc)
+{
+    size_t mid = lo + (hi - lo) / 2;
+    _Alignas(max_align_t) unsigned char right_acc[WEFT_REDUCE_MAX_ACC];
+    struct range left = {l, lo, mid, acc}, right = {l, mid, hi, right_acc};
+    if (l->acc_size > 0)
+        memcpy(right_acc, l->identity, l->acc_size);
+    weft_join(run_range, &left, run_range, &right);
+    if (l->combine != NULL)
+        l->combine(acc, right_acc, l->ctx);
+}
+
+static void loop_range(struct loop *l, size_t lo, size_t hi, void *acc)
 {
     struct weft__worker *w = weft__self;
     while (hi - lo > l->grain) {
         if (l->split && w != NULL && !weft__deque_maybe_nonempty(&w->deque)) {
-            size_t mid = lo + (hi - lo) / 2;
-            struct range left = {l, lo, mid}, right = {l, mid, hi};
-            weft_join(run_range, &left, run_range, &right);
+            split_range(l, lo, hi, acc);
             return;
         }
-        l->body(lo, lo + l->grain, l->ctx);
+        run_piece(l, lo, lo + l->grain, acc);
         lo += l->grain;
     }
     if (hi > lo)
-        l->body(lo, hi, l->ctx);
+        run_piece(l, lo, hi, acc);
 }
 
 static void run_range(void *arg)
 {
     struct range *r = arg;
-    loop_range(r->l, r->lo, r->hi);
+    loop_range(r->l, r->lo, r->hi, r->acc);
 }
 
 static int loop_task(void *arg, void **result)
@@ -155,13 +185,13 @@ static int loop_task(void *arg, void **result)
     return 0;
 }
 
-int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
-                      void (*body)(size_t lo, size_t hi, void *ctx), void *ctx)
+/* Runs the loop l over [begin, end) on pool, from wherever the caller is. */
+static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, void *acc)
 {
     struct weft__worker *self = weft__self;
     if (pool == NULL)
         pool = self != NULL ? self->pool : NULL;
-    if (pool == NULL || body == NULL || begin > end)
+    if (pool == NULL || begin > end)
         return -EINVAL;
     bool inside = self != NULL && self->pool == pool;
     /* acquire: pairs with the release in weft_pool_shutdown */
@@ -170,15 +200,15 @@ int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
     size_t n = end - begin;
     if (n == 0)
         return 0;
-    struct loop l = {body, ctx, grain, pool->nworkers > 1};
-    if (grain == 0) {
+    l->split = pool->nworkers > 1;
+    if (l->grain == 0) {
         /* about 16 pieces per worker: enough to balance skewed loops, few enough that a
          * uniform loop pays for a handful of splits */
-        l.grain = n / ((size_t)pool->nworkers * 16);
-        if (l.grain == 0)
-            l.grain = 1;
+        l->grain = n / ((size_t)pool->nworkers * 16);
+        if (l->grain == 0)
+            l->grain = 1;
     }
-    struct range all = {&l, begin, end};
+    struct range all = {l, begin, end, acc};
     if (inside) {
         run_range(&all);
         return 0;
@@ -189,5 +219,37 @@ int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
         return rc;
     rc = weft_future_result(f, NULL);
     weft_future_release(f);
+    return rc;
+}
+
+int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
+                      void (*body)(size_t lo, size_t hi, void *ctx), void *ctx)
+{
+    if (body == NULL)
+        return -EINVAL;
+    struct loop l = {.body = body, .ctx = ctx, .grain = grain};
+    return run_loop(pool, &l, begin, end, NULL);
+}
+
+int weft_parallel_reduce(weft_pool *pool, size_t begin, size_t end, size_t grain, size_t acc_size,
+                         const void *identity,
+                         void (*body)(size_t lo, size_t hi, void *acc, void *ctx),
+                         void (*combine)(void *acc, const void *other, void *ctx), void *ctx,
+                         void *result)
+{
+    if (body == NULL || combine == NULL || identity == NULL || result == NULL || acc_size == 0 ||
+        acc_size > WEFT_REDUCE_MAX_ACC)
+        return -EINVAL;
+    struct loop l = {.rbody = body,
+                     .combine = combine,
+                     .identity = identity,
+                     .acc_size = acc_size,
+                     .ctx = ctx,
+                     .grain = grain};
+    _Alignas(max_align_t) unsigned char acc[WEFT_REDUCE_MAX_ACC];
+    memcpy(acc, identity, acc_size);
+    int rc = run_loop(pool, &l, begin, end, acc);
+    if (rc == 0)
+        memcpy(result, acc, acc_size);
     return rc;
 }
