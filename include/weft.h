@@ -200,6 +200,34 @@ WEFT_API bool weft_cancel_requested(void);
  * weft_join. Neither half may leave by longjmp. */
 WEFT_API void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg);
 
+/* An n-ary fork-join scope: spawn any number of functions, then wait for all of them. Spawning
+ * allocates nothing: each spawn uses a weft_spawn slot the caller provides (an array on its
+ * stack, typically), which must stay valid until weft_scope_wait returns.
+ *
+ *     weft_scope s;
+ *     weft_spawn slot[4];
+ *     weft_scope_init(&s);
+ *     for (int i = 0; i < 4; i++)
+ *         weft_scope_spawn(&s, &slot[i], work, &args[i]);
+ *     weft_scope_wait(&s);
+ *
+ * On a worker, spawned functions go to the worker's deque, where other workers may steal them;
+ * weft_scope_wait runs the ones nobody took, then runs other tasks until the stolen ones are
+ * done. Outside any pool (or on a thread other than the one that called weft_scope_init)
+ * weft_scope_spawn runs the function at once. Init, spawn and wait belong to one thread; after
+ * wait the scope may be used again. Inside spawned functions weft_cancel_requested() answers for
+ * the task that spawned them. */
+typedef struct weft_scope {
+    void *opaque_[4];
+} weft_scope;
+typedef struct weft_spawn {
+    void *opaque_[12];
+} weft_spawn;
+
+WEFT_API void weft_scope_init(weft_scope *s);
+WEFT_API void weft_scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)(void *), void *arg);
+WEFT_API void weft_scope_wait(weft_scope *s);
+
 /* Calls body(lo, hi, ctx) on disjoint, non-empty ranges that cover [begin, end) exactly once,
  * each at most grain long (grain 0: chosen automatically, about 16 ranges per worker at most),
  * and returns when all are done. The ranges are split lazily: a worker splits what is left of its

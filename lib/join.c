@@ -42,7 +42,21 @@ struct join_frame {
     struct weft__worker *owner;
     weft_future *ctx; /* the task the halves answer weft_cancel_requested() for */
     _Atomic uint32_t state;
+    struct scope *scope; /* weft_scope_spawn: the scope, and the frame spawned before */
+    struct join_frame *prev;
 };
+
+/* The inside of a weft_scope. */
+struct scope {
+    struct weft__worker *owner; /* NULL: spawns run at once */
+    struct join_frame *last;    /* newest spawned frame; frames link through prev */
+    size_t pushed;              /* frames pushed and not yet taken back or waited for */
+};
+
+_Static_assert(sizeof(struct scope) <= sizeof(weft_scope), "weft_scope too small: grow opaque_");
+_Static_assert(sizeof(struct join_frame) <= sizeof(weft_spawn),
+               "weft_spawn too small: grow opaque_");
+_Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
 
 void weft__run_join(struct weft__worker *w, struct weft__task *t)
 {
@@ -95,6 +109,8 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
     fr.owner = w;
     fr.ctx = weft__current_task();
     atomic_init(&fr.state, 0);
+    fr.scope = NULL;
+    fr.prev = NULL;
     weft__deque_push(&w->deque, &fr.task); /* cannot fail: room checked */
     /* A missed wake-up here costs parallelism only: the owner runs b itself if nobody took it.
      * So idle workers are woken only when the idle set looks non-empty, without a fence. */
@@ -111,6 +127,70 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
         weft__run_task(w, t); /* left above the frame by a (detached submissions) */
     }
     weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
+}
+
+/* --- scopes: spawn many, wait for all --- */
+
+void weft_scope_init(weft_scope *sc)
+{
+    struct scope *s = (struct scope *)sc;
+    s->owner = weft__self;
+    s->last = NULL;
+    s->pushed = 0;
+}
+
+void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void *arg)
+{
+    struct scope *s = (struct scope *)sc;
+    struct weft__worker *w = weft__self;
+    if (w == NULL || w != s->owner || weft__deque_room(&w->deque) == 0) {
+        fn(arg); /* outside a pool, on another thread than the scope's, or a full deque */
+        return;
+    }
+    struct join_frame *fr = (struct join_frame *)slot;
+    fr->task.kind = WEFT_TASK_JOIN;
+    atomic_init(&fr->task.next, NULL);
+    fr->fn = fn;
+    fr->arg = arg;
+    fr->owner = w;
+    fr->ctx = weft__current_task();
+    atomic_init(&fr->state, 0);
+    fr->scope = s;
+    fr->prev = s->last;
+    s->last = fr;
+    s->pushed++;
+    weft__deque_push(&w->deque, &fr->task);    /* cannot fail: room checked */
+    weft__park_notify_if_idle(&w->pool->park); /* as in weft_join */
+}
+
+void weft_scope_wait(weft_scope *sc)
+{
+    struct scope *s = (struct scope *)sc;
+    struct weft__worker *w = s->owner;
+    if (w == NULL || s->last == NULL)
+        return;
+    /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
+     * of them was left there by the spawned functions (detached submissions): run it too. */
+    while (s->pushed > 0) {
+        struct weft__task *t = weft__deque_take(&w->deque);
+        if (t == NULL)
+            break; /* the rest were stolen */
+        struct join_frame *fr = (struct join_frame *)t;
+        if (t->kind == WEFT_TASK_JOIN && fr->scope == s) {
+            fr->fn(fr->arg);
+            st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
+            s->pushed--;
+        } else {
+            weft__run_task(w, t);
+        }
+    }
+    /* Wait for the stolen ones. */
+    for (struct join_frame *fr = s->last; fr != NULL; fr = fr->prev) {
+        if (!join_ready(fr))
+            weft__help(w, &join_ops, fr, -1);
+    }
+    s->last = NULL;
+    s->pushed = 0;
 }
 
 /* --- parallel_for and parallel_reduce --- */
