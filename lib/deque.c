@@ -24,6 +24,8 @@
  *    miss each other's update), and on x86-64 it compiles to the same code (xchg for the store
  *    instead of mov + mfence).
  *
+ * push and take are inline in deque.h, since they are most of what a fork-join costs.
+ *
  * Growth: when full, the owner copies the live items into a buffer twice as large and publishes
  * it with a release store. The old buffer is kept on the `retired` list until the deque is
  * destroyed, because a thief may still be reading a slot of it; a thief that read an item from
@@ -71,8 +73,8 @@ void weft__deque_destroy(struct weft__deque *d)
     st_relaxed(&d->buf, NULL);
 }
 
-static struct weft__deque_buf *grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t,
-                                    int64_t b)
+__attribute__((noinline, cold)) struct weft__deque_buf *
+weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, int64_t b)
 {
     struct weft__deque_buf *nb = buf_new((old->mask + 1) * 2);
     if (nb == NULL)
@@ -86,48 +88,6 @@ static struct weft__deque_buf *grow(struct weft__deque *d, struct weft__deque_bu
      * new buffer sees the copied slots. */
     st_release(&d->buf, nb);
     return nb;
-}
-
-int weft__deque_push(struct weft__deque *d, void *item)
-{
-    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
-    /* acquire pairs with the CAS on top in steal: slots below top are free to reuse once the
-     * thief that took them has read them. */
-    int64_t t = ld_acquire(&d->top);
-    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
-    if (b - t > a->mask) {
-        a = grow(d, a, t, b);
-        if (a == NULL)
-            return -ENOMEM;
-    }
-    st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
-    /* release pairs with the seq_cst/acquire loads of bottom in steal and maybe_nonempty: a thief
-     * that sees bottom > b sees the item and everything the owner wrote before pushing it. */
-    st_release(&d->bottom, b + 1);
-    return 0;
-}
-
-void *weft__deque_take(struct weft__deque *d)
-{
-    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf);
-    /* seq_cst store then seq_cst load of top: store-load order against steal's seq_cst load of
-     * top then bottom. Either the thief sees the reserved bottom or the owner sees its CAS. */
-    st_seq_cst(&d->bottom, b);
-    int64_t t = ld_seq_cst(&d->top);
-    void *x = NULL;
-    if (t <= b) {
-        x = ld_relaxed(&a->slot[b & a->mask]); /* the owner's own write */
-        if (t == b) {
-            /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
-            if (!cas_seq_cst(&d->top, &t, t + 1))
-                x = NULL;
-            st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
-        }
-    } else {
-        st_relaxed(&d->bottom, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
-    }
-    return x;
 }
 
 void *weft__deque_steal(struct weft__deque *d)

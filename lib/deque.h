@@ -7,6 +7,7 @@
 
 #include "atomic.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,10 +35,67 @@ int weft__deque_init(struct weft__deque *d, int64_t capacity);
 /* Frees the buffer and every retired one; no thread may use the deque any more. */
 void weft__deque_destroy(struct weft__deque *d);
 
-/* Owner only. 0, or -ENOMEM when growing failed (nothing pushed). */
-int weft__deque_push(struct weft__deque *d, void *item);
+/* Out of line, for push: a buffer twice as large holding items t..b-1, or NULL. */
+struct weft__deque_buf *weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old,
+                                         int64_t t, int64_t b);
+
+/* Owner only. 0, or -ENOMEM when growing failed (nothing pushed). The memory orders are
+ * explained in deque.c. */
+static inline int weft__deque_push(struct weft__deque *d, void *item)
+{
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    /* acquire pairs with the CAS on top in steal: slots below top are free to reuse once the
+     * thief that took them has read them. */
+    int64_t t = ld_acquire(&d->top);
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
+    if (__builtin_expect(b - t > a->mask, 0)) {
+        a = weft__deque_grow(d, a, t, b);
+        if (a == NULL)
+            return -ENOMEM;
+    }
+    st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
+    /* release pairs with the seq_cst/acquire loads of bottom in steal and maybe_nonempty: a thief
+     * that sees bottom > b sees the item and everything the owner wrote before pushing it. */
+    st_release(&d->bottom, b + 1);
+    return 0;
+}
+
+/* Owner only: push unless the buffer is full; never grows, never allocates. */
+static inline bool weft__deque_try_push(struct weft__deque *d, void *item)
+{
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    if (__builtin_expect(b - t > a->mask, 0))
+        return false;
+    st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
+    st_release(&d->bottom, b + 1);           /* release: as in push */
+    return true;
+}
+
 /* Owner only. NULL when empty. */
-void *weft__deque_take(struct weft__deque *d);
+static inline void *weft__deque_take(struct weft__deque *d)
+{
+    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    /* seq_cst store then seq_cst load of top: store-load order against steal's seq_cst load of
+     * top then bottom. Either the thief sees the reserved bottom or the owner sees its CAS. */
+    st_seq_cst(&d->bottom, b);
+    int64_t t = ld_seq_cst(&d->top);
+    void *x = NULL;
+    if (__builtin_expect(t < b, 1)) {
+        x = ld_relaxed(&a->slot[b & a->mask]); /* the owner's own write */
+    } else if (t == b) {
+        x = ld_relaxed(&a->slot[b & a->mask]);
+        /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
+        if (!cas_seq_cst(&d->top, &t, t + 1))
+            x = NULL;
+        st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
+    } else {
+        st_relaxed(&d->bottom, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
+    }
+    return x;
+}
 
 /* Owner only: how many more items fit without growing. */
 static inline size_t weft__deque_room(struct weft__deque *d)

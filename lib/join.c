@@ -95,23 +95,22 @@ static const struct weft__help_ops join_ops = {join_ready, join_arm, join_disarm
 void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 {
     struct weft__worker *w = weft__self;
-    if (w == NULL || weft__deque_room(&w->deque) == 0) {
+    struct join_frame fr;
+    if (w != NULL) {
+        fr.task.kind = WEFT_TASK_JOIN; /* task.next is set only if shutdown requeues it */
+        fr.fn = b;
+        fr.arg = b_arg;
+        fr.owner = w;
+        fr.ctx = weft__current_task();
+        atomic_init(&fr.state, 0);
+        fr.scope = NULL;
+    }
+    if (w == NULL || !weft__deque_try_push(&w->deque, &fr.task)) {
         /* outside any pool, or a full deque (a join never grows it): run in order */
         a(a_arg);
         b(b_arg);
         return;
     }
-    struct join_frame fr;
-    fr.task.kind = WEFT_TASK_JOIN;
-    atomic_init(&fr.task.next, NULL);
-    fr.fn = b;
-    fr.arg = b_arg;
-    fr.owner = w;
-    fr.ctx = weft__current_task();
-    atomic_init(&fr.state, 0);
-    fr.scope = NULL;
-    fr.prev = NULL;
-    weft__deque_push(&w->deque, &fr.task); /* cannot fail: room checked */
     /* A missed wake-up here costs parallelism only: the owner runs b itself if nobody took it.
      * So idle workers are woken only when the idle set looks non-empty, without a fence. */
     weft__park_notify_if_idle(&w->pool->park);
@@ -143,13 +142,12 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
 {
     struct scope *s = (struct scope *)sc;
     struct weft__worker *w = weft__self;
-    if (w == NULL || w != s->owner || weft__deque_room(&w->deque) == 0) {
-        fn(arg); /* outside a pool, on another thread than the scope's, or a full deque */
+    if (w == NULL || w != s->owner) {
+        fn(arg); /* outside a pool, or on another thread than the scope's */
         return;
     }
     struct join_frame *fr = (struct join_frame *)slot;
     fr->task.kind = WEFT_TASK_JOIN;
-    atomic_init(&fr->task.next, NULL);
     fr->fn = fn;
     fr->arg = arg;
     fr->owner = w;

@@ -118,17 +118,6 @@ void weft__park_notify_one(struct weft__parking *p)
     }
 }
 
-void weft__park_notify_if_idle(struct weft__parking *p)
-{
-    for (unsigned w = 0; w < p->nwords; w++) {
-        /* relaxed: a hint; a stale zero only means the owner runs the work itself */
-        if (ld_relaxed(&p->idle[w]) != 0) {
-            weft__park_notify_one(p);
-            return;
-        }
-    }
-}
-
 void weft__park_notify_all(struct weft__parking *p)
 {
     weft_fence_seq_cst(); /* F2 as in notify_one, for the shutdown flag */

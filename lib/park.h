@@ -39,7 +39,16 @@ void weft__park_notify_one(struct weft__parking *p);
 
 /* Like notify_one, but only if the idle set already looks non-empty, and without the fence: for
  * work whose owner will run it anyway if nobody wakes (join frames). */
-void weft__park_notify_if_idle(struct weft__parking *p);
+static inline void weft__park_notify_if_idle(struct weft__parking *p)
+{
+    for (unsigned w = 0; w < p->nwords; w++) {
+        /* relaxed: a hint; a stale zero only means the owner runs the work itself */
+        if (__builtin_expect(ld_relaxed(&p->idle[w]) != 0, 0)) {
+            weft__park_notify_one(p);
+            return;
+        }
+    }
+}
 
 /* Wakes every worker (shutdown). */
 void weft__park_notify_all(struct weft__parking *p);

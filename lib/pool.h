@@ -79,9 +79,20 @@ void weft__unpark_worker(struct weft__worker *w);
 void weft__run_task(struct weft__worker *w, struct weft__task *t);
 void weft__run_join(struct weft__worker *w, struct weft__task *t);
 
-/* The task running on this thread (NULL if none), and running fn(arg) on behalf of task ctx:
- * weft_cancel_requested() inside answers for ctx. */
-weft_future *weft__current_task(void);
+/* The tasks running on this thread, innermost first; tasks nest when a wait helps. */
+struct weft__run_frame {
+    weft_future *f;
+    struct weft__run_frame *prev;
+};
+extern WEFT_TLS struct weft__run_frame *weft__current;
+
+/* The task running on this thread, NULL if none. */
+static inline weft_future *weft__current_task(void)
+{
+    return weft__current != NULL ? weft__current->f : NULL;
+}
+
+/* Runs fn(arg) on behalf of task ctx: weft_cancel_requested() inside answers for ctx. */
 void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg);
 
 /* Cancels a task that will never run and drops the queue's reference to it. */

@@ -18,12 +18,7 @@
 
 WEFT_TLS struct weft__worker *weft__self;
 
-/* The task running on this thread, innermost first; tasks nest when a wait helps. */
-struct run_frame {
-    weft_future *f;
-    struct run_frame *prev;
-};
-static WEFT_TLS struct run_frame *current;
+WEFT_TLS struct weft__run_frame *weft__current;
 
 /* A worker that found nothing keeps looking for SPIN_NS before it parks, because a park and
  * wake-up pair costs microseconds of system calls: pausing for the first SPIN_PAUSES rounds,
@@ -160,11 +155,11 @@ static void run_future(struct weft__worker *w, weft_future *f)
         return;
     }
     started_one(f);
-    struct run_frame frame = {f, current};
-    current = &frame;
+    struct weft__run_frame frame = {f, weft__current};
+    weft__current = &frame;
     void *result = NULL;
     int code = f->fn(f->arg, &result);
-    current = frame.prev;
+    weft__current = frame.prev;
     weft_state st = WEFT_DONE;
     if (code == -ECANCELED && (ld_relaxed(&f->state) & WEFT_FS_CANCEL_REQ))
         st = WEFT_CANCELLED; /* relaxed: the flag was set before the task could read it */
@@ -186,17 +181,12 @@ void weft__run_task(struct weft__worker *w, struct weft__task *t)
     }
 }
 
-weft_future *weft__current_task(void)
-{
-    return current != NULL ? current->f : NULL;
-}
-
 void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg)
 {
-    struct run_frame frame = {ctx, current};
-    current = &frame;
+    struct weft__run_frame frame = {ctx, weft__current};
+    weft__current = &frame;
     fn(arg);
-    current = frame.prev;
+    weft__current = frame.prev;
 }
 
 /* --- helping waits --- */
@@ -359,8 +349,8 @@ void *weft__worker_main(void *arg)
 bool weft_cancel_requested(void)
 {
     /* relaxed: a request, read again if needed; nothing is published through it */
-    return current != NULL && current->f != NULL &&
-           (ld_relaxed(&current->f->state) & WEFT_FS_CANCEL_REQ) != 0;
+    return weft__current != NULL && weft__current->f != NULL &&
+           (ld_relaxed(&weft__current->f->state) & WEFT_FS_CANCEL_REQ) != 0;
 }
 
 int weft_worker_index(void)
@@ -370,14 +360,14 @@ int weft_worker_index(void)
 
 static bool waits_on_itself(weft_future *f)
 {
-    if (current == NULL || f == NULL)
+    if (weft__current == NULL || f == NULL)
         return false;
-    if (current->f == f)
+    if (weft__current->f == f)
         return true;
     /* A task further out on this thread's stack cannot finish before the inner ones return. */
     if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) != WEFT_RUNNING)
         return false;
-    for (struct run_frame *r = current->prev; r != NULL; r = r->prev) {
+    for (struct weft__run_frame *r = weft__current->prev; r != NULL; r = r->prev) {
         if (r->f == f)
             return true;
     }
