@@ -340,6 +340,55 @@ WEFT_API int weft_completion_fd(const weft_completion *c);
  * while another thread uses c. */
 WEFT_API void weft_completion_destroy(weft_completion *c);
 
+/* ---------------------------------------------------------------------------------------------
+ * Statistics
+ *
+ * Each worker counts what it does in counters only it writes, on a cache line of its own, so
+ * counting costs a few plain instructions and no shared traffic; readers add them up. Counts
+ * are exact once the pool is quiescent, and monotonic (but not mutually consistent) while it
+ * runs. Times are nanoseconds of the worker's life: busy + helping + idle = its lifetime.
+ */
+
+/* X(name, description): one table for the struct, the JSON writer and the documentation. */
+#define WEFT_WORKER_STATS(X)                                                                       \
+    X(tasks_run, "submitted tasks this worker started")                                            \
+    X(tasks_skipped, "queued tasks it found cancelled, or cancelled at a CANCEL shutdown")         \
+    X(submitted, "tasks it submitted to its own pool (weft_submit from a task)")                   \
+    X(joins, "weft_join halves and scope spawns it pushed")                                        \
+    X(joins_stolen, "join halves and spawns of other workers it ran")                              \
+    X(steal_attempts, "steals it tried on other workers' deques")                                  \
+    X(steals, "steals that gave it a task or a frame")                                             \
+    X(inject_taken, "tasks it took from the injection queue")                                      \
+    X(parks, "times it went to sleep")                                                             \
+    X(busy_ns, "time running tasks")                                                               \
+    X(helping_ns, "time inside waits with nothing to run (searching or asleep)")                   \
+    X(idle_ns, "time with no task at all (searching or asleep)")
+
+#define WEFT_STATS_FIELD_(name, doc) uint64_t name;
+typedef struct weft_worker_stats {
+    WEFT_WORKER_STATS(WEFT_STATS_FIELD_)
+} weft_worker_stats;
+#undef WEFT_STATS_FIELD_
+
+typedef struct weft_stats {
+    unsigned workers;           /* number of workers */
+    uint64_t submitted_outside; /* tasks submitted from threads outside the pool */
+    uint64_t cancelled_queued;  /* queued tasks cancelled by a CANCEL shutdown's sweep */
+    weft_worker_stats total;    /* the sum over the workers */
+} weft_stats;
+
+/* Fills *out (if not NULL) and per_worker[0..min(n, workers)) (if not NULL). When the pool is
+ * quiescent, submitted_outside + total.submitted == total.tasks_run + total.tasks_skipped +
+ * cancelled_queued. Errors: -EINVAL (pool NULL). */
+WEFT_API int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker_stats *per_worker,
+                             size_t n);
+
+/* Writes the statistics as one JSON object: {"weft_version", "workers", "submitted_outside",
+ * "cancelled_queued", "total": {...}, "per_worker": [{...}, ...]} with the fields of
+ * WEFT_WORKER_STATS. fd is a file descriptor open for writing. Errors: -EINVAL (pool NULL,
+ * fd < 0), a negative errno from write(2). */
+WEFT_API int weft_stats_write_json(const weft_pool *pool, int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,7 @@ int weft__inject_init(struct weft__inject *q, unsigned nshards)
         s->stub.kind = 0;
         atomic_init(&s->tail, &s->stub);
         atomic_init(&s->count, 0);
+        atomic_init(&s->total, 0);
         pthread_mutex_init(&s->consumer, NULL);
         s->head = &s->stub;
     }
@@ -85,6 +86,7 @@ int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t,
         return -ESHUTDOWN;
     }
     link_in(sh, t);
+    add_relaxed(&sh->total, 1); /* relaxed: a statistic; the line is already this thread's */
     return 0;
 }
 
@@ -159,4 +161,12 @@ bool weft__inject_drained(struct weft__inject *q)
             return false;
     }
     return true;
+}
+
+uint64_t weft__inject_total(const struct weft__inject *q)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < q->nshards; i++)
+        n += ld_relaxed(&q->shard[i].total); /* relaxed: a statistic */
+    return n;
 }

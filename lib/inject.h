@@ -15,7 +15,8 @@
 struct weft__inject_shard {
     /* Producers' line: every push does two RMWs here and nothing else. */
     WEFT_ALIGNED _Atomic(struct weft__task *) tail;
-    _Atomic size_t count; /* tasks pushed or being pushed, not yet popped */
+    _Atomic size_t count;   /* tasks pushed or being pushed, not yet popped */
+    _Atomic uint64_t total; /* tasks ever pushed (statistics) */
     /* Consumers' line. */
     WEFT_ALIGNED pthread_mutex_t consumer; /* one consumer at a time */
     struct weft__task *head;               /* under consumer */
@@ -46,6 +47,9 @@ size_t weft__inject_pop(struct weft__inject *q, unsigned s, struct weft__task **
 /* Whether any shard may hold a task or a push in progress. Never false while a task pushed
  * before a synchronizing event is queued. */
 bool weft__inject_maybe_nonempty(struct weft__inject *q);
+
+/* Tasks ever pushed to any shard. */
+uint64_t weft__inject_total(const struct weft__inject *q);
 
 /* True when no shard holds a task or a push in flight, with seq_cst loads: after the closed bit
  * was set (seq_cst), no accepted task can be missed. */

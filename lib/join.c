@@ -60,8 +60,8 @@ _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn 
 
 void weft__run_join(struct weft__worker *w, struct weft__task *t)
 {
-    (void)w;
     struct join_frame *fr = (struct join_frame *)t;
+    WEFT_COUNT(w, joins_stolen, 1);
     struct weft__worker *owner = fr->owner; /* read now: the frame ends with JOIN_DONE */
     weft__run_as(fr->ctx, fr->fn, fr->arg);
     /* acq_rel: release publishes b's effects to the owner's acquire in join_ready; acquire
@@ -111,6 +111,7 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
         b(b_arg);
         return;
     }
+    WEFT_COUNT(w, joins, 1);
     /* A missed wake-up here costs parallelism only: the owner runs b itself if nobody took it.
      * So idle workers are woken only when the idle set looks non-empty, without a fence. */
     weft__park_notify_if_idle(&w->pool->park);
@@ -157,6 +158,7 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
     fr->prev = s->last;
     s->last = fr;
     s->pushed++;
+    WEFT_COUNT(w, joins, 1);
     weft__deque_push(&w->deque, &fr->task);    /* cannot fail: room checked */
     weft__park_notify_if_idle(&w->pool->park); /* as in weft_join */
 }

@@ -198,6 +198,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
     atomic_init(&pool->shutdown, 0);
     atomic_init(&pool->ext_pending, 0);
+    atomic_init(&pool->swept, 0);
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
 
@@ -262,6 +263,7 @@ static void cancel_or_keep(weft_pool *pool, struct weft__task *t, struct weft__t
 {
     if (t->kind == WEFT_TASK_FUTURE) {
         weft__cancel_queued(pool, t);
+        add_relaxed(&pool->swept, 1); /* relaxed: a statistic */
     } else {
         st_relaxed(&t->next, *keep); /* relaxed: the task is ours until pushed back */
         *keep = t;
@@ -346,11 +348,14 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
         f->counted = 1;
     }
     int rc;
-    if (inside)
+    if (inside) {
         rc = weft__deque_push(&self->deque, &f->task);
-    else
+        if (rc == 0)
+            WEFT_COUNT(self, submitted, 1);
+    } else {
         rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task,
                                &pool->shutdown, WEFT_SHUT_CLOSED);
+    }
     if (rc != 0) {
         if (f->counted)
             sub_relaxed(&pool->ext_pending, 1);

@@ -16,8 +16,24 @@
 #include <sched.h>
 #include <stdbool.h>
 
+/* Statistics only their worker writes (relaxed load + store, no RMW); stats.c sums them. */
+struct weft__wstats {
+#define WEFT_STATS_ATOMIC_(name, doc) _Atomic uint64_t name;
+    WEFT_WORKER_STATS(WEFT_STATS_ATOMIC_)
+#undef WEFT_STATS_ATOMIC_
+    _Atomic int64_t born_ns;    /* when the worker started; 0 before */
+    _Atomic int64_t died_ns;    /* when it left its loop; 0 while it runs */
+    _Atomic int64_t idle_since; /* start of the idle spell in progress, 0 if none */
+    _Atomic int64_t wait_since; /* start of the helping wait spell in progress, 0 if none */
+};
+
+/* Adds n to one of worker w's counters. relaxed: only w writes it; readers only need a value. */
+#define WEFT_COUNT(w, field, n)                                                                    \
+    st_relaxed(&(w)->st.field, ld_relaxed(&(w)->st.field) + (uint64_t)(n))
+
 struct weft__worker {
-    struct weft__deque deque;           /* cache-line aligned, owner/thief lines apart */
+    struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
+    WEFT_ALIGNED struct weft__wstats st;
     WEFT_ALIGNED _Atomic uint32_t wake; /* futex word this worker parks on (park.c) */
     weft_pool *pool;
     unsigned index;
@@ -41,6 +57,7 @@ struct weft_pool {
     struct weft__parking park;
     WEFT_ALIGNED _Atomic uint32_t shutdown;
     WEFT_ALIGNED _Atomic size_t ext_pending; /* outside submissions not yet started */
+    _Atomic uint64_t swept;    /* tasks cancelled by a CANCEL shutdown's sweep (stats) */
     _Atomic uint32_t nthreads; /* threads started; read by workers after WEFT_SHUT_EXIT */
     _Atomic uint32_t exited;   /* workers out of their loop (futex word) */
     size_t max_pending;

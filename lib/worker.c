@@ -70,6 +70,7 @@ static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
     size_t n = weft__inject_pop(&pool->inject, s, batch, max, false);
     if (n == 0)
         return NULL;
+    WEFT_COUNT(w, inject_taken, n);
     /* Keep the rest in the deque, where other workers can steal them. */
     for (size_t i = 1; i < n; i++)
         weft__deque_push(&w->deque, batch[i]); /* cannot fail: room checked */
@@ -93,8 +94,11 @@ static struct weft__task *steal_any(struct weft__worker *w)
             do {
                 x = weft__deque_steal(&pool->workers[v].deque);
             } while (x == WEFT_STEAL_ABORT && ++tries < 4);
-            if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT)
+            WEFT_COUNT(w, steal_attempts, 1);
+            if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT) {
+                WEFT_COUNT(w, steals, 1);
                 return x;
+            }
         }
     }
     for (unsigned k = 1; k <= pool->inject.nshards; k++) {
@@ -148,13 +152,16 @@ static void run_future(struct weft__worker *w, weft_future *f)
     /* acquire: pairs with the release in weft_pool_shutdown */
     if (ld_acquire(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
         weft__cancel_queued(w->pool, &f->task);
+        WEFT_COUNT(w, tasks_skipped, 1);
         return;
     }
     if (!weft__future_start(f)) {
         weft_future_release(f); /* cancelled while queued: drop the queue's reference */
+        WEFT_COUNT(w, tasks_skipped, 1);
         return;
     }
     started_one(f);
+    WEFT_COUNT(w, tasks_run, 1);
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
     void *result = NULL;
@@ -189,6 +196,23 @@ void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg)
     weft__current = frame.prev;
 }
 
+/* Idle and helping spells: the start is published so that readers can count a spell in
+ * progress; the end adds it up. relaxed: statistics, written by this worker only. */
+static inline void spell_begin(_Atomic int64_t *since)
+{
+    if (ld_relaxed(since) == 0)
+        st_relaxed(since, weft__now_ns());
+}
+
+static inline void spell_end(_Atomic int64_t *since, _Atomic uint64_t *total)
+{
+    int64_t s = ld_relaxed(since);
+    if (s != 0) {
+        st_relaxed(total, ld_relaxed(total) + (uint64_t)(weft__now_ns() - s));
+        st_relaxed(since, 0);
+    }
+}
+
 /* --- helping waits --- */
 
 int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
@@ -198,30 +222,40 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
     for (;;) {
         struct spin spin = {0, 0};
         for (;;) {
-            if (ops->ready(ctx))
+            if (ops->ready(ctx)) {
+                spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return 0;
+            }
             struct weft__task *t = find_task(w);
             if (t != NULL) {
+                spell_end(&w->st.wait_since, &w->st.helping_ns);
                 weft__run_task(w, t);
                 spin = (struct spin){0, 0};
                 continue;
             }
-            if (deadline >= 0 && weft__now_ns() >= deadline)
+            spell_begin(&w->st.wait_since);
+            if (deadline >= 0 && weft__now_ns() >= deadline) {
+                spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return -ETIMEDOUT;
+            }
             if (!keep_spinning(&spin))
                 break;
         }
         /* Nothing to do: sleep until the condition may hold, work arrives or the deadline
          * passes. arm() makes whatever can satisfy the condition unpark this worker; it is
          * called only now, so that waits that end while helping cost no registration. */
-        if (!ops->arm(ctx, w))
+        if (!ops->arm(ctx, w)) {
+            spell_end(&w->st.wait_since, &w->st.helping_ns);
             return 0;
+        }
         uint32_t key = weft__park_prepare(&pool->park, w->index);
         bool chosen;
-        if (ops->ready(ctx) || weft__work_visible(pool))
+        if (ops->ready(ctx) || weft__work_visible(pool)) {
             chosen = weft__park_cancel(&pool->park, w->index);
-        else
+        } else {
+            WEFT_COUNT(w, parks, 1);
             chosen = weft__park_commit(&pool->park, w->index, key, deadline);
+        }
         ops->disarm(ctx, w);
         if (chosen && ops->ready(ctx))
             weft__park_notify_one(&pool->park); /* the wake-up was meant for new work */
@@ -295,6 +329,7 @@ void *weft__worker_main(void *arg)
     struct weft__worker *w = arg;
     weft_pool *pool = w->pool;
     weft__self = w;
+    st_relaxed(&w->st.born_ns, weft__now_ns()); /* relaxed: a statistic */
     name_thread(w);
     if (w->bound)
         pthread_setaffinity_np(pthread_self(), sizeof(w->cpus), &w->cpus);
@@ -305,10 +340,12 @@ void *weft__worker_main(void *arg)
     for (;;) {
         struct weft__task *t = find_task(w);
         if (t != NULL) {
+            spell_end(&w->st.idle_since, &w->st.idle_ns);
             weft__run_task(w, t);
             spin = (struct spin){0, 0};
             continue;
         }
+        spell_begin(&w->st.idle_since);
         if (keep_spinning(&spin))
             continue;
         spin = (struct spin){0, 0};
@@ -324,8 +361,11 @@ void *weft__worker_main(void *arg)
             weft__park_cancel(&pool->park, w->index);
             continue;
         }
+        WEFT_COUNT(w, parks, 1);
         weft__park_commit(&pool->park, w->index, key, -1);
     }
+    spell_end(&w->st.idle_since, &w->st.idle_ns);
+    st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */
 
     /* Stop hooks run once every worker has left its loop, so each sees every task finished. */
     uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire above */

@@ -1,0 +1,143 @@
+/*
+ * Reading statistics: sums of the per-worker counters (which only their worker writes), the
+ * spells in progress, and the pool-wide counts, as a struct or as JSON.
+ */
+#include "pool.h"
+
+#include "platform.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One worker's counters. busy_ns is derived: lifetime minus idle and helping time. */
+static void read_worker(const struct weft__worker *w, int64_t now, weft_worker_stats *out)
+{
+    struct weft__wstats *st = (struct weft__wstats *)&w->st;
+    /* relaxed: statistics; each value is one the worker wrote */
+#define WEFT_STATS_READ_(name, doc) out->name = ld_relaxed(&st->name);
+    WEFT_WORKER_STATS(WEFT_STATS_READ_)
+#undef WEFT_STATS_READ_
+    int64_t born = ld_relaxed(&st->born_ns);
+    int64_t died = ld_relaxed(&st->died_ns);
+    int64_t idle_since = ld_relaxed(&st->idle_since);
+    int64_t wait_since = ld_relaxed(&st->wait_since);
+    if (born == 0) {
+        out->busy_ns = 0;
+        return;
+    }
+    int64_t end = died != 0 ? died : now;
+    if (died == 0 && idle_since != 0 && idle_since < now)
+        out->idle_ns += (uint64_t)(now - idle_since);
+    if (died == 0 && wait_since != 0 && wait_since < now)
+        out->helping_ns += (uint64_t)(now - wait_since);
+    uint64_t life = end > born ? (uint64_t)(end - born) : 0;
+    uint64_t other = out->idle_ns + out->helping_ns;
+    out->busy_ns = life > other ? life - other : 0;
+}
+
+static void add(weft_worker_stats *sum, const weft_worker_stats *w)
+{
+#define WEFT_STATS_ADD_(name, doc) sum->name += w->name;
+    WEFT_WORKER_STATS(WEFT_STATS_ADD_)
+#undef WEFT_STATS_ADD_
+}
+
+int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker_stats *per_worker, size_t n)
+{
+    if (pool == NULL)
+        return -EINVAL;
+    int64_t now = weft__now_ns();
+    weft_stats s;
+    memset(&s, 0, sizeof(s));
+    s.workers = pool->nworkers;
+    s.submitted_outside = weft__inject_total(&pool->inject);
+    s.cancelled_queued = ld_relaxed(&((weft_pool *)pool)->swept); /* relaxed: a statistic */
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        weft_worker_stats w;
+        read_worker(&pool->workers[i], now, &w);
+        add(&s.total, &w);
+        if (per_worker != NULL && i < n)
+            per_worker[i] = w;
+    }
+    if (out != NULL)
+        *out = s;
+    return 0;
+}
+
+/* --- JSON --- */
+
+struct out {
+    int fd;
+    int err;
+    char buf[4096];
+    size_t len;
+};
+
+static void flush(struct out *o)
+{
+    size_t off = 0;
+    while (o->err == 0 && off < o->len) {
+        ssize_t r = write(o->fd, o->buf + off, o->len - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            o->err = r < 0 ? -errno : -EIO;
+        else
+            off += (size_t)r;
+    }
+    o->len = 0;
+}
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+    if (o->len > sizeof(o->buf) - 256)
+        flush(o);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n < sizeof(o->buf) - o->len ? (size_t)n : sizeof(o->buf) - o->len - 1;
+}
+
+static void put_worker(struct out *o, const weft_worker_stats *w)
+{
+    const char *sep = "";
+    put(o, "{");
+#define WEFT_STATS_JSON_(name, doc)                                                                \
+    put(o, "%s\"" #name "\": %llu", sep, (unsigned long long)w->name);                             \
+    sep = ", ";
+    WEFT_WORKER_STATS(WEFT_STATS_JSON_)
+#undef WEFT_STATS_JSON_
+    put(o, "}");
+}
+
+int weft_stats_write_json(const weft_pool *pool, int fd)
+{
+    if (pool == NULL || fd < 0)
+        return -EINVAL;
+    unsigned n = pool->nworkers;
+    struct out o = {.fd = fd};
+    weft_stats s;
+    weft_pool_stats(pool, &s, NULL, 0);
+    int64_t now = weft__now_ns();
+    put(&o,
+        "{\"weft_version\": \"%s\", \"workers\": %u, \"submitted_outside\": %llu, "
+        "\"cancelled_queued\": %llu, \"total\": ",
+        weft_version(), n, (unsigned long long)s.submitted_outside,
+        (unsigned long long)s.cancelled_queued);
+    put_worker(&o, &s.total);
+    put(&o, ", \"per_worker\": [");
+    for (unsigned i = 0; i < n; i++) {
+        weft_worker_stats w;
+        read_worker(&pool->workers[i], now, &w);
+        put(&o, i == 0 ? "\n  " : ",\n  ");
+        put_worker(&o, &w);
+    }
+    put(&o, "]}\n");
+    flush(&o);
+    return o.err;
+}
