@@ -94,6 +94,9 @@ typedef struct weft_config {
      * Waits on a worker run other tasks on the same stack, so depth of nested waits costs stack:
      * the default holds a chain of more than 10,000 tasks each waiting on the next. */
     size_t stack_size;
+    /* Where to write a Chrome trace-event file of this pool's execution when it is destroyed;
+     * NULL: $WEFT_TRACE if set, else no tracing. Copied at creation. */
+    const char *trace_path;
 } weft_config;
 
 #define WEFT_MAX_THREADS        1024u
@@ -109,6 +112,24 @@ WEFT_API void weft_config_init(weft_config *cfg);
  * -ENOMEM, -EAGAIN (a worker thread could not be started). On error *out is untouched and
  * nothing is left running or allocated. */
 WEFT_API int weft_pool_create(const weft_config *cfg, weft_pool **out);
+
+/* What weft sees of the machine, for tools and diagnostics (weft-info). */
+typedef struct weft_machine_info {
+    unsigned default_threads; /* workers a pool gets with threads = 0 and no $WEFT_THREADS */
+    unsigned cores;           /* cores in this process's affinity mask (hwloc); 0 without hwloc */
+    unsigned pus;             /* processing units (hardware threads) in the mask */
+    unsigned affinity_cpus;   /* CPUs in the mask as sched_getaffinity reports it */
+    unsigned cgroup_cpus;     /* the cgroup CPU quota in CPUs, rounded up; 0 for none */
+    bool hwloc;               /* hwloc loaded the topology */
+} weft_machine_info;
+
+/* Fills *out. Errors: -EINVAL (out NULL). */
+WEFT_API int weft_machine_query(weft_machine_info *out);
+
+/* Where policy bind puts each of n workers: cpus[i] receives the first CPU of worker i's set
+ * (-1 for WEFT_BIND_NONE). Errors: -EINVAL (bad bind, n 0 or above WEFT_MAX_THREADS, cpus
+ * NULL), -ENOMEM. */
+WEFT_API int weft_bind_plan(weft_bind bind, unsigned n, int *cpus);
 
 /* Number of workers; 0 for NULL. */
 WEFT_API unsigned weft_pool_size(const weft_pool *pool);

@@ -107,7 +107,61 @@ static int env_stack(size_t *out)
     return 0;
 }
 
+/* $WEFT_DISPLAY_ENV=1: the settings in effect, on stderr, as OMP_DISPLAY_ENV does for OpenMP.
+ * The one place the library prints without $WEFT_DEBUG, because the user asked for exactly
+ * this. */
+static void display_env(const weft_pool *pool, const weft_config *cfg)
+{
+    const char *v = env("WEFT_DISPLAY_ENV");
+    if (v == NULL || strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0)
+        return;
+    static const char *const binds[] = {"none", "compact", "spread"};
+    const char *src = cfg->threads != 0             ? "weft_config.threads"
+                      : env("WEFT_THREADS") != NULL ? "$WEFT_THREADS"
+                                                    : "cores this process may use";
+    fprintf(stderr,
+            "WEFT DISPLAY ENVIRONMENT BEGIN\n"
+            "  _WEFT_VERSION = '%s'\n"
+            "  WEFT_THREADS = '%u' (from %s)\n"
+            "  WEFT_BIND = '%s'\n"
+            "  WEFT_STACK_SIZE = '%zu'\n"
+            "  WEFT_MAX_PENDING = '%zu'\n"
+            "  WEFT_NAME = '%s'\n"
+            "  WEFT_TRACE = '%s'\n"
+            "WEFT DISPLAY ENVIRONMENT END\n",
+            weft_version(), pool->nworkers, src, binds[pool->bind], pool->stack_size,
+            pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "");
+}
+
 /* --- creation and teardown --- */
+
+/* Workers' thread names, as in worker.c, with characters JSON would need escaped replaced. */
+static void write_trace(weft_pool *pool)
+{
+    unsigned n = pool->nworkers;
+    const struct weft__trace **t = weft__calloc(n, sizeof(*t));
+    const char **names = weft__calloc(n, sizeof(*names));
+    char *store = weft__calloc(n, 32);
+    int rc = -ENOMEM;
+    if (t != NULL && names != NULL && store != NULL) {
+        for (unsigned i = 0; i < n; i++) {
+            t[i] = &pool->traces[i];
+            char *nm = store + 32 * (size_t)i;
+            snprintf(nm, 32, "%s-%u", pool->name, i);
+            for (char *c = nm; *c != '\0'; c++) {
+                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                    *c = '_';
+            }
+            names[i] = nm;
+        }
+        rc = weft__trace_write(pool->trace_path, t, names, n);
+    }
+    if (rc != 0)
+        weft__debug("could not write the trace to %s: %s", pool->trace_path, strerror(-rc));
+    weft__free(t);
+    weft__free(names);
+    weft__free(store);
+}
 
 static void teardown(weft_pool *pool, unsigned started)
 {
@@ -117,6 +171,14 @@ static void teardown(weft_pool *pool, unsigned started)
     weft__park_notify_all(&pool->park);
     for (unsigned i = 0; i < started; i++)
         pthread_join(pool->workers[i].thread, NULL);
+    if (pool->trace_path != NULL) {
+        if (started == pool->nworkers)
+            write_trace(pool);
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            weft__trace_free(&pool->traces[i]);
+        weft__free(pool->traces);
+        weft__free(pool->trace_path);
+    }
     for (unsigned i = 0; i < pool->nworkers; i++)
         weft__deque_destroy(&pool->workers[i].deque);
     weft__park_destroy(&pool->park);
@@ -233,6 +295,25 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         if (rc == 0)
             rc = weft__deque_init(&w->deque, 256);
     }
+    const char *trace = cfg->trace_path != NULL ? cfg->trace_path : env("WEFT_TRACE");
+    if (rc == 0 && trace != NULL) {
+        uint32_t cap = weft__trace_capacity();
+        pool->trace_path = weft__malloc(strlen(trace) + 1);
+        pool->traces = weft__calloc(threads, sizeof(*pool->traces));
+        if (pool->trace_path == NULL || pool->traces == NULL) {
+            weft__free(pool->trace_path);
+            weft__free(pool->traces);
+            pool->trace_path = NULL;
+            pool->traces = NULL;
+            rc = -ENOMEM;
+        } else {
+            strcpy(pool->trace_path, trace);
+            for (unsigned i = 0; rc == 0 && i < threads; i++) {
+                rc = weft__trace_init(&pool->traces[i], cap);
+                pool->workers[i].tr = &pool->traces[i];
+            }
+        }
+    }
     if (rc == 0 && bind != WEFT_BIND_NONE) {
         cpu_set_t *sets = weft__calloc(threads, sizeof(*sets));
         rc = sets != NULL ? weft__bind_sets(bind, threads, sets) : -ENOMEM;
@@ -251,6 +332,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     }
     weft__debug("pool %p: %u workers, bind %d, stack %zu bytes, max_pending %zu", (void *)pool,
                 threads, (int)bind, stack, pool->max_pending);
+    display_env(pool, cfg);
     *out = pool;
     return 0;
 }

@@ -11,6 +11,7 @@
 #include "future.h"
 #include "inject.h"
 #include "park.h"
+#include "trace.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -34,6 +35,7 @@ struct weft__wstats {
 struct weft__worker {
     struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
     WEFT_ALIGNED struct weft__wstats st;
+    struct weft__trace *tr;             /* this worker's trace ring, NULL when not tracing */
     WEFT_ALIGNED _Atomic uint32_t wake; /* futex word this worker parks on (park.c) */
     weft_pool *pool;
     unsigned index;
@@ -67,6 +69,8 @@ struct weft_pool {
     char name[16];
     weft_bind bind;
     size_t stack_size;
+    char *trace_path;           /* NULL when not tracing */
+    struct weft__trace *traces; /* one ring per worker */
 };
 
 /* The worker the calling thread is, if any (the only global state: thread-local). */

@@ -140,6 +140,54 @@ static bool load(hwloc_topology_t *topo, hwloc_bitmap_t *allowed)
     return true;
 }
 
+int weft_machine_query(weft_machine_info *out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    hwloc_topology_t topo;
+    hwloc_bitmap_t allowed;
+    if (load(&topo, &allowed)) {
+        int cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_CORE);
+        int pus = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU);
+        out->cores = cores > 0 ? (unsigned)cores : 0;
+        out->pus = pus > 0 ? (unsigned)pus : 0;
+        out->hwloc = true;
+        hwloc_bitmap_free(allowed);
+        hwloc_topology_destroy(topo);
+    }
+    out->affinity_cpus = affinity_cpus();
+    out->cgroup_cpus = weft__cgroup_cpu_limit();
+    out->default_threads = weft__default_threads();
+    return 0;
+}
+
+int weft_bind_plan(weft_bind bind, unsigned n, int *cpus)
+{
+    if ((unsigned)bind > WEFT_BIND_SPREAD || n == 0 || n > WEFT_MAX_THREADS || cpus == NULL)
+        return -EINVAL;
+    if (bind == WEFT_BIND_NONE) {
+        for (unsigned i = 0; i < n; i++)
+            cpus[i] = -1;
+        return 0;
+    }
+    cpu_set_t *sets = weft__calloc(n, sizeof(*sets));
+    if (sets == NULL)
+        return -ENOMEM;
+    int rc = weft__bind_sets(bind, n, sets);
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        cpus[i] = -1;
+        for (int c = 0; c < CPU_SETSIZE; c++) {
+            if (CPU_ISSET(c, &sets[i])) {
+                cpus[i] = c;
+                break;
+            }
+        }
+    }
+    weft__free(sets);
+    return rc;
+}
+
 unsigned weft__default_threads(void)
 {
     unsigned n;

@@ -97,6 +97,8 @@ static struct weft__task *steal_any(struct weft__worker *w)
             WEFT_COUNT(w, steal_attempts, 1);
             if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT) {
                 WEFT_COUNT(w, steals, 1);
+                if (w->tr != NULL)
+                    weft__trace_add(w->tr, WEFT_EV_STEAL, weft__now_ns(), 0);
                 return x;
             }
         }
@@ -176,7 +178,7 @@ static void run_future(struct weft__worker *w, weft_future *f)
     weft_future_release(f); /* the task's reference */
 }
 
-void weft__run_task(struct weft__worker *w, struct weft__task *t)
+static void dispatch(struct weft__worker *w, struct weft__task *t)
 {
     switch (t->kind) {
     case WEFT_TASK_FUTURE:
@@ -186,6 +188,33 @@ void weft__run_task(struct weft__worker *w, struct weft__task *t)
         weft__run_join(w, t);
         break;
     }
+}
+
+void weft__run_task(struct weft__worker *w, struct weft__task *t)
+{
+    struct weft__trace *tr = w->tr;
+    if (__builtin_expect(tr == NULL, 1)) {
+        dispatch(w, t);
+        return;
+    }
+    uint32_t kind = t->kind == WEFT_TASK_FUTURE ? WEFT_EV_TASK : WEFT_EV_JOIN;
+    int64_t t0 = weft__now_ns();
+    tr->depth++;
+    dispatch(w, t);
+    tr->depth--;
+    weft__trace_add(tr, kind, t0, weft__now_ns() - t0);
+}
+
+/* Sleeps as weft__park_commit does, and records the sleep as a slice when tracing. */
+static bool park(struct weft__worker *w, uint32_t key, int64_t deadline)
+{
+    WEFT_COUNT(w, parks, 1);
+    if (w->tr == NULL)
+        return weft__park_commit(&w->pool->park, w->index, key, deadline);
+    int64_t t0 = weft__now_ns();
+    bool chosen = weft__park_commit(&w->pool->park, w->index, key, deadline);
+    weft__trace_add(w->tr, WEFT_EV_PARK, t0, weft__now_ns() - t0);
+    return chosen;
 }
 
 void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg)
@@ -253,8 +282,7 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
         if (ops->ready(ctx) || weft__work_visible(pool)) {
             chosen = weft__park_cancel(&pool->park, w->index);
         } else {
-            WEFT_COUNT(w, parks, 1);
-            chosen = weft__park_commit(&pool->park, w->index, key, deadline);
+            chosen = park(w, key, deadline);
         }
         ops->disarm(ctx, w);
         if (chosen && ops->ready(ctx))
@@ -361,8 +389,7 @@ void *weft__worker_main(void *arg)
             weft__park_cancel(&pool->park, w->index);
             continue;
         }
-        WEFT_COUNT(w, parks, 1);
-        weft__park_commit(&pool->park, w->index, key, -1);
+        park(w, key, -1);
     }
     spell_end(&w->st.idle_since, &w->st.idle_ns);
     st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */
