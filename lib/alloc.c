@@ -1,20 +1,68 @@
+/*
+ * The one door for allocations and thread starts.
+ *
+ * Built with WEFT_FAULT_INJECTION (the weft_fault library the fault-injection tests link), it
+ * also keeps a countdown: weft__fault_arm(n) makes the n-th allocation or thread start from
+ * then on fail, as if memory or threads had run out, so a test can walk n over every site a
+ * call sequence reaches. The countdown is process-wide state, which is why it exists only in
+ * that test build.
+ */
 #include "alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#ifdef WEFT_FAULT_INJECTION
+#include <stdatomic.h>
+
+static _Atomic long countdown; /* 0: off; n > 0: the n-th site from now fails */
+static _Atomic long sites;     /* sites reached since the last arm */
+
+void weft__fault_arm(long n)
+{
+    atomic_store(&sites, 0);
+    atomic_store(&countdown, n > 0 ? n : 0);
+}
+
+long weft__fault_sites(void)
+{
+    return atomic_load(&sites);
+}
+
+static int fail_here(void)
+{
+    atomic_fetch_add(&sites, 1);
+    long c = atomic_load(&countdown);
+    while (c > 0) {
+        if (atomic_compare_exchange_weak(&countdown, &c, c - 1))
+            return c == 1;
+    }
+    return 0;
+}
+#define FAULT(fail_value)                                                                          \
+    do {                                                                                           \
+        if (fail_here())                                                                           \
+            return fail_value;                                                                     \
+    } while (0)
+#else
+#define FAULT(fail_value) ((void)0)
+#endif
+
 void *weft__malloc(size_t size)
 {
+    FAULT(NULL);
     return malloc(size);
 }
 
 void *weft__calloc(size_t n, size_t size)
 {
+    FAULT(NULL);
     return calloc(n, size);
 }
 
 void *weft__aligned_alloc(size_t align, size_t size)
 {
+    FAULT(NULL);
     size_t rounded = (size + align - 1) / align * align;
     if (rounded < size)
         return NULL;
@@ -28,5 +76,6 @@ void weft__free(void *p)
 
 int weft__thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
+    FAULT(-EAGAIN);
     return pthread_create(t, attr, fn, arg) == 0 ? 0 : -EAGAIN;
 }

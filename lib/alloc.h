@@ -16,4 +16,11 @@ void weft__free(void *p);
 /* pthread_create; returns 0 or -EAGAIN. */
 int weft__thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
+#ifdef WEFT_FAULT_INJECTION
+/* Test builds only: the n-th allocation or thread start from now fails (n <= 0: none), and
+ * how many sites were reached since. */
+void weft__fault_arm(long n);
+long weft__fault_sites(void);
+#endif
+
 #endif
