@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #ifdef WEFT_FAULT_INJECTION
 #include <stdatomic.h>
@@ -72,6 +74,27 @@ void *weft__aligned_alloc(size_t align, size_t size)
 void weft__free(void *p)
 {
     free(p);
+}
+
+void *weft__map_fork_page(bool *wipes)
+{
+    FAULT(NULL);
+    long size = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_WIPEONFORK
+    *wipes = madvise(p, (size_t)size, MADV_WIPEONFORK) == 0;
+#else
+    *wipes = false;
+#endif
+    return p;
+}
+
+void weft__unmap_fork_page(void *page)
+{
+    if (page != NULL)
+        munmap(page, (size_t)sysconf(_SC_PAGESIZE));
 }
 
 int weft__thread_start(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)

@@ -275,7 +275,7 @@ static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, v
         return -EINVAL;
     bool inside = self != NULL && self->pool == pool;
     /* acquire: pairs with the release in weft_pool_shutdown */
-    if (!inside && (ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED))
+    if (!inside && ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool)))
         return -ESHUTDOWN;
     size_t n = end - begin;
     if (n == 0)

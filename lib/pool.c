@@ -184,6 +184,27 @@ static void teardown(weft_pool *pool, unsigned started)
     weft__park_destroy(&pool->park);
     weft__inject_destroy(&pool->inject);
     weft__free(pool->workers);
+    weft__unmap_fork_page(pool->guard);
+    weft__free(pool);
+}
+
+/* In a child after fork(): the workers do not exist and any lock may have been held by one of
+ * them at the fork, so free the memory and touch nothing else. Tasks still queued are dropped
+ * (their futures never finish here), and their queue references with them. */
+static void free_forked(weft_pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++)
+        weft__deque_destroy(&pool->workers[i].deque);
+    if (pool->trace_path != NULL) {
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            weft__trace_free(&pool->traces[i]);
+        weft__free(pool->traces);
+        weft__free(pool->trace_path);
+    }
+    weft__park_destroy(&pool->park);
+    weft__free(pool->inject.shard); /* not inject_destroy: its mutexes may be held */
+    weft__free(pool->workers);
+    weft__unmap_fork_page(pool->guard);
     weft__free(pool);
 }
 
@@ -264,20 +285,32 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
 
+    bool wipes = false;
+    pool->guard = weft__map_fork_page(&wipes);
+    if (pool->guard == NULL) {
+        weft__free(pool);
+        return -ENOMEM;
+    }
+    atomic_init(&pool->guard->alive, 1);
+    pool->guard->wipes = wipes;
+    pool->guard->pid = getpid();
     pool->workers = weft__aligned_alloc(WEFT_CACHE_LINE, threads * sizeof(*pool->workers));
     if (pool->workers == NULL) {
+        weft__unmap_fork_page(pool->guard);
         weft__free(pool);
         return -ENOMEM;
     }
     memset(pool->workers, 0, threads * sizeof(*pool->workers));
     if (weft__inject_init(&pool->inject, threads) != 0) {
         weft__free(pool->workers);
+        weft__unmap_fork_page(pool->guard);
         weft__free(pool);
         return -ENOMEM;
     }
     if (weft__park_init(&pool->park, threads) != 0) {
         weft__inject_destroy(&pool->inject);
         weft__free(pool->workers);
+        weft__unmap_fork_page(pool->guard);
         weft__free(pool);
         return -ENOMEM;
     }
@@ -390,7 +423,7 @@ int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)
     /* seq_cst: pairs with the seq_cst check in weft__inject_push (inject.c) and releases to the
      * acquire loads in submit and run_future */
     or_seq_cst(&pool->shutdown, bits);
-    if (mode == WEFT_SHUTDOWN_CANCEL)
+    if (mode == WEFT_SHUTDOWN_CANCEL && !weft__pool_forked(pool))
         cancel_everything_queued(pool);
     return 0;
 }
@@ -401,6 +434,10 @@ int weft_pool_destroy(weft_pool *pool)
         return 0;
     if (weft__self != NULL && weft__self->pool == pool)
         return -EDEADLK;
+    if (weft__pool_forked(pool)) {
+        free_forked(pool);
+        return 0;
+    }
     weft_pool_shutdown(pool, WEFT_SHUTDOWN_DRAIN);
     teardown(pool, pool->nworkers);
     return 0;
@@ -415,7 +452,7 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
     struct weft__worker *self = weft__self;
     bool inside = self != NULL && self->pool == pool;
     /* acquire: pairs with the release in weft_pool_shutdown */
-    if (ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED)
+    if ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool))
         return -ESHUTDOWN;
     weft_future *f = weft__future_new(pool, fn, arg, out != NULL ? 2 : 1);
     if (f == NULL)

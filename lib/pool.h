@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <unistd.h>
 
 /* Statistics only their worker writes (relaxed load + store, no RMW); stats.c sums them. */
 struct weft__wstats {
@@ -52,8 +53,18 @@ struct weft__worker {
 #define WEFT_SHUT_CANCEL 0x2u /* tasks that have not started are cancelled */
 #define WEFT_SHUT_EXIT   0x4u /* workers leave once no work is visible (set by destroy) */
 
+/* Fork detection without global state: `alive` sits on a page the kernel wipes in a child
+ * after fork() (MADV_WIPEONFORK), so a child reads 0 and knows the pool's threads are gone.
+ * Where the kernel cannot wipe, the creator's pid is compared instead. */
+struct weft__fork_guard {
+    _Atomic uint32_t alive;
+    bool wipes;
+    pid_t pid;
+};
+
 struct weft_pool {
     struct weft__worker *workers;
+    struct weft__fork_guard *guard;
     unsigned nworkers;
     struct weft__inject inject;
     struct weft__parking park;
@@ -72,6 +83,15 @@ struct weft_pool {
     char *trace_path;           /* NULL when not tracing */
     struct weft__trace *traces; /* one ring per worker */
 };
+
+/* True in a child process that inherited the pool through fork(). */
+static inline bool weft__pool_forked(const weft_pool *pool)
+{
+    /* relaxed: written once before the pool is shared; the kernel zeroes it in a child */
+    if (ld_relaxed(&pool->guard->alive) == 0)
+        return true;
+    return !pool->guard->wipes && getpid() != pool->guard->pid;
+}
 
 /* The worker the calling thread is, if any (the only global state: thread-local). */
 extern WEFT_TLS struct weft__worker *weft__self;
