@@ -21,6 +21,7 @@
 #include "pool.h"
 
 #include "alloc.h"
+#include "cache.h"
 #include "platform.h"
 
 #include <errno.h>
@@ -131,7 +132,8 @@ int weft_completion_add(weft_completion *c, weft_future *f)
 {
     if (c == NULL || f == NULL)
         return -EINVAL;
-    struct centry *e = weft__malloc(sizeof(*e));
+    _Static_assert(sizeof(struct centry) <= WEFT_BLOCK_SIZE, "completion entry too big");
+    struct centry *e = weft__block_alloc();
     if (e == NULL)
         return -ENOMEM;
     weft_future_retain(f);
@@ -251,7 +253,7 @@ int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f
             }
             pthread_mutex_unlock(&c->mu);
             *f = e->f;
-            weft__free(e);
+            weft__block_free(e);
             return 0;
         }
         if (ld_relaxed(&c->npending) == 0) { /* relaxed: under mu */
@@ -315,7 +317,7 @@ void weft_completion_destroy(weft_completion *c)
         struct centry *next = e->next;
         weft__future_remove_node(e->f, &e->node); /* waits for a firing node */
         weft_future_release(e->f);
-        weft__free(e);
+        weft__block_free(e);
         e = next;
     }
     pthread_mutex_lock(&c->mu); /* no fire() is inside the mutex after this */
@@ -323,7 +325,7 @@ void weft_completion_destroy(weft_completion *c)
     for (struct centry *e = c->rhead; e != NULL;) {
         struct centry *next = e->next;
         weft_future_release(e->f);
-        weft__free(e);
+        weft__block_free(e);
         e = next;
     }
     if (c->efd >= 0)

@@ -26,6 +26,7 @@
 #include "future.h"
 
 #include "alloc.h"
+#include "cache.h"
 #include "platform.h"
 
 #include <errno.h>
@@ -57,7 +58,8 @@ static void unlock(weft_future *f)
 
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs)
 {
-    weft_future *f = weft__malloc(sizeof(*f));
+    _Static_assert(sizeof(weft_future) <= WEFT_BLOCK_SIZE, "weft_future outgrew WEFT_BLOCK_SIZE");
+    weft_future *f = weft__block_alloc();
     if (f == NULL)
         return NULL;
     atomic_init(&f->task.next, NULL);
@@ -241,7 +243,7 @@ void weft_future_release(weft_future *f)
         if (f->task.kind == WEFT_TASK_GATHER)
             weft__gather_free(f);
         else
-            weft__free(f);
+            weft__block_free(f);
     }
 }
 
@@ -255,7 +257,7 @@ static void callback_fire(struct weft__fnode *n, weft_future *f)
 {
     struct callback_node *c = (struct callback_node *)n;
     c->cb(f, c->data);
-    weft__free(c);
+    weft__block_free(c);
 }
 
 int weft_future_on_done(weft_future *f, void (*cb)(weft_future *f, void *data), void *data)
@@ -266,14 +268,15 @@ int weft_future_on_done(weft_future *f, void (*cb)(weft_future *f, void *data), 
         cb(f, data);
         return 0;
     }
-    struct callback_node *c = weft__malloc(sizeof(*c));
+    _Static_assert(sizeof(struct callback_node) <= WEFT_BLOCK_SIZE, "callback node too big");
+    struct callback_node *c = weft__block_alloc();
     if (c == NULL)
         return -ENOMEM;
     c->node.fire = callback_fire;
     c->cb = cb;
     c->data = data;
     if (!weft__future_add_node(f, &c->node)) {
-        weft__free(c);
+        weft__block_free(c);
         cb(f, data);
     }
     return 0;

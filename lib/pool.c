@@ -10,6 +10,7 @@
 #include "pool.h"
 
 #include "alloc.h"
+#include "cache.h"
 #include "platform.h"
 #include "topology.h"
 
@@ -461,7 +462,7 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
         /* relaxed: a budget, not a publication; the injection queue's lock publishes the task */
         if (add_relaxed(&pool->ext_pending, 1) >= pool->max_pending) {
             sub_relaxed(&pool->ext_pending, 1);
-            weft__free(f);
+            weft__block_free(f);
             return -EAGAIN;
         }
         f->counted = 1;
@@ -478,7 +479,7 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
     if (rc != 0) {
         if (f->counted)
             sub_relaxed(&pool->ext_pending, 1);
-        weft__free(f);
+        weft__block_free(f);
         return rc;
     }
     weft__park_notify_one(&pool->park);
