@@ -256,7 +256,8 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * the calling thread when it is one of them. pool NULL means the pool of the calling worker.
  * From outside the pool it submits one task and waits (helping, on another pool's worker).
  * Errors: -EINVAL (body NULL, begin > end, pool NULL outside any pool), -ESHUTDOWN (called
- * from outside a pool that is shut down: nothing is called), -ENOMEM. */
+ * from outside a pool that is shut down, or shut down with CANCEL before the loop started:
+ * nothing is called), -ENOMEM, -EAGAIN (from outside, max_pending tasks already wait). */
 WEFT_API int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,
                                void (*body)(size_t lo, size_t hi, void *ctx), void *ctx);
 
@@ -271,7 +272,8 @@ WEFT_API int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t
  * fold. On success *result (acc_size bytes) holds the final accumulator; an empty range gives
  * the identity. Threads, blocking and grain as in weft_parallel_for.
  * Errors: -EINVAL (body, combine, identity or result NULL, acc_size 0 or above
- * WEFT_REDUCE_MAX_ACC, begin > end, pool NULL outside any pool), -ESHUTDOWN, -ENOMEM. */
+ * WEFT_REDUCE_MAX_ACC, begin > end, pool NULL outside any pool), -ESHUTDOWN, -ENOMEM, -EAGAIN
+ * (as weft_parallel_for). */
 WEFT_API int weft_parallel_reduce(weft_pool *pool, size_t begin, size_t end, size_t grain,
                                   size_t acc_size, const void *identity,
                                   void (*body)(size_t lo, size_t hi, void *acc, void *ctx),

@@ -155,11 +155,14 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
     fr->ctx = weft__current_task();
     atomic_init(&fr->state, 0);
     fr->scope = s;
+    if (!weft__deque_try_push(&w->deque, &fr->task)) {
+        fn(arg); /* a full deque: a spawn never grows it */
+        return;
+    }
     fr->prev = s->last;
     s->last = fr;
     s->pushed++;
     WEFT_COUNT(w, joins, 1);
-    weft__deque_push(&w->deque, &fr->task);    /* cannot fail: room checked */
     weft__park_notify_if_idle(&w->pool->park); /* as in weft_join */
 }
 
@@ -299,7 +302,8 @@ static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, v
         return rc;
     rc = weft_future_result(f, NULL);
     weft_future_release(f);
-    return rc;
+    /* Cancelled before it started: a CANCEL shutdown swept it, and nothing was called. */
+    return rc == -ECANCELED ? -ESHUTDOWN : rc;
 }
 
 int weft_parallel_for(weft_pool *pool, size_t begin, size_t end, size_t grain,

@@ -136,7 +136,8 @@ static void display_env(const weft_pool *pool, const weft_config *cfg)
 
 /* --- creation and teardown --- */
 
-/* Workers' thread names, as in worker.c, with characters JSON would need escaped replaced. */
+/* Writes the trace, with tracks named as the threads are, characters JSON would need escaped
+ * replaced. */
 static void write_trace(weft_pool *pool)
 {
     unsigned n = pool->nworkers;
@@ -148,7 +149,7 @@ static void write_trace(weft_pool *pool)
         for (unsigned i = 0; i < n; i++) {
             t[i] = &pool->traces[i];
             char *nm = store + 32 * (size_t)i;
-            snprintf(nm, 32, "%s-%u", pool->name, i);
+            weft__worker_name(pool, i, nm);
             for (char *c = nm; *c != '\0'; c++) {
                 if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
                     *c = '_';

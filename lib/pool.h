@@ -96,6 +96,9 @@ static inline bool weft__pool_forked(const weft_pool *pool)
 /* The worker the calling thread is, if any (the only global state: thread-local). */
 extern WEFT_TLS struct weft__worker *weft__self;
 
+/* Worker index's thread name, "<prefix>-<index>" shortened to the 15 characters the OS keeps. */
+void weft__worker_name(const weft_pool *pool, unsigned index, char name[16]);
+
 /* Worker entry point (worker.c). */
 void *weft__worker_main(void *arg);
 

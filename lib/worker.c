@@ -339,16 +339,21 @@ static const struct weft__help_ops one_ops = {one_ready, one_arm, one_disarm};
 
 /* --- the worker thread --- */
 
-static void name_thread(struct weft__worker *w)
+void weft__worker_name(const weft_pool *pool, unsigned index, char name[16])
 {
     char idx[12];
-    int il = snprintf(idx, sizeof(idx), "-%u", w->index);
-    char name[16];
-    size_t keep = strlen(w->pool->name);
+    int il = snprintf(idx, sizeof(idx), "-%u", index);
+    size_t keep = strlen(pool->name);
     if (keep + (size_t)il > 15)
         keep = 15 - (size_t)il;
-    memcpy(name, w->pool->name, keep);
+    memcpy(name, pool->name, keep);
     memcpy(name + keep, idx, (size_t)il + 1);
+}
+
+static void name_thread(struct weft__worker *w)
+{
+    char name[16];
+    weft__worker_name(w->pool, w->index, name);
     pthread_setname_np(pthread_self(), name);
 }
 
