@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# Usage: test_tools.sh info WEFT_INFO
+#        test_tools.sh scale WEFT_SCALE WEFT_WORK
+#        test_tools.sh scale_fail WEFT_SCALE
+#        test_tools.sh profile PROFILE_SCRIPT WEFT_SCALE WEFT_WORK WEFT_INFO
+#
+# Tests of the programs in tools/, registered from tools/CMakeLists.txt as tools_info,
+# tools_scale, tools_scale_fail and tools_profile:
+#   info        weft-info runs; --json is valid JSON with the expected keys, and follows
+#               $WEFT_THREADS and -t
+#   scale       weft-scale on weft-work and on commands whose output is known: the CSV header
+#               and rows, the JSON, the SVG (well-formed XML with the data and ideal lines),
+#               speedup exactly 1 and no Karp-Flatt value at one thread, WEFT_THREADS reaching
+#               the child, --metric and --match
+#   scale_fail  a command failing at every or at one thread count, one that cannot be run, a
+#               timeout, a signal, a missing metric: weft-scale exits 1 and names the counts;
+#               usage errors exit 2
+#   profile     tools/profile over a build tree of stand-ins: outputs, trace, failure report
+# Needs python3 (JSON and XML checks); exits 77, which CTest reports as skipped, without it.
+set -euo pipefail
+
+if (($# < 2)); then
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "SKIP: python3 is needed for the JSON and XML checks"
+    exit 77
+fi
+
+mode=$1
+shift
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-tools.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect_status WANT CMD...: runs CMD with its output in $tmp/out and $tmp/err.
+expect_status() {
+    local want=$1 rc=0
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    if ((rc != want)); then
+        fail "exit status $rc, expected $want: $*"
+        sed 's/^/  stdout: /' "$tmp/out"
+        sed 's/^/  stderr: /' "$tmp/err"
+        return 1
+    fi
+    return 0
+}
+
+# py CHECK-NAME SCRIPT ARGS...: a python3 check; its assertion message becomes the failure.
+py() {
+    local name=$1 script=$2
+    shift 2
+    if ! python3 -c "$script" "$@" 2>"$tmp/py"; then
+        fail "$name: $(tail -n 3 "$tmp/py" | tr '\n' ' ')"
+    fi
+}
+
+test_info() {
+    local info=$1
+    if expect_status 0 "$info"; then
+        grep -q '^weft [0-9]' "$tmp/out" || fail "weft-info: no version line"
+        grep -q '^Default thread count: [0-9]' "$tmp/out" || fail "weft-info: no default thread count"
+        grep -q 'COMPACT' "$tmp/out" || fail "weft-info: no placement table"
+    fi
+
+    if expect_status 0 "$info" --json; then
+        python3 -m json.tool "$tmp/out" >/dev/null || fail "weft-info --json: not valid JSON"
+        py "weft-info --json keys" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("weft_version", "hwloc_api_version", "topology", "machine", "affinity", "threads",
+          "bind_plan", "env"):
+    assert k in d, "no key " + k
+m, t, b = d["machine"], d["threads"], d["bind_plan"]
+for k in ("default_threads", "cores", "pus", "affinity_cpus", "cgroup_cpus", "hwloc"):
+    assert k in m, "no machine." + k
+assert m["default_threads"] >= 1
+assert t["default"] == m["default_threads"], "threads.default differs from machine"
+assert t["source"] in ("cores", "cgroup", "affinity"), t["source"]
+assert t["reason"], "empty reason"
+assert t["env"] is None and t["effective"] == t["default"], t
+assert b["threads"] == t["default"]
+assert len(b["compact"]) == len(b["spread"]) == b["threads"]
+cpus = d["affinity"]["cpus"]
+assert len(cpus) == m["affinity_cpus"], (cpus, m["affinity_cpus"])
+assert all(c in cpus for c in b["compact"] + b["spread"]), "a worker placed outside the mask"
+if m["hwloc"]:
+    pus = [p for pkg in d["topology"]["packages"] for c in pkg["cores"] for p in c["pus"]]
+    assert sum(p["allowed"] for p in pus) == m["pus"], "allowed PUs differ from machine.pus"
+assert set(d["env"]) >= {"WEFT_THREADS", "WEFT_BIND", "WEFT_TRACE", "WEFT_DISPLAY_ENV"}
+' "$tmp/out"
+    fi
+
+    if expect_status 0 env WEFT_THREADS=3 "$info" --json; then
+        py "weft-info with WEFT_THREADS=3" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["threads"]["env"] == "3" and d["threads"]["effective"] == 3, d["threads"]
+assert d["bind_plan"]["threads"] == 3 and len(d["bind_plan"]["compact"]) == 3
+assert d["env"]["WEFT_THREADS"] == "3"
+' "$tmp/out"
+    fi
+    if expect_status 0 env WEFT_THREADS=many "$info" --json; then
+        py "weft-info with WEFT_THREADS=many" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["threads"]["effective"] is None, d["threads"]
+' "$tmp/out"
+    fi
+    if expect_status 0 "$info" --json -t 5; then
+        py "weft-info -t 5" '
+import json, sys
+b = json.load(open(sys.argv[1]))["bind_plan"]
+assert b["threads"] == 5 and len(b["compact"]) == 5 and len(b["spread"]) == 5, b
+' "$tmp/out"
+    fi
+    expect_status 2 "$info" -t 0 || true
+    expect_status 2 "$info" extra || true
+}
+
+# check_outputs PREFIX COUNTS...: the CSV, JSON and SVG of a successful run over COUNTS.
+check_outputs() {
+    local prefix=$1
+    shift
+    local counts=("$@") header
+    for ext in csv json svg log; do
+        [[ -s $prefix.$ext ]] || fail "no $prefix.$ext"
+    done
+    [[ -s $prefix.csv ]] || return 0
+    header=$(head -n 1 "$prefix.csv")
+    [[ $header == threads,runs,median_ns,min_ns,max_ns,speedup,efficiency,karp_flatt ]] ||
+        fail "CSV header is '$header'"
+    py "CSV, JSON and SVG of $prefix" '
+import csv, json, sys
+import xml.etree.ElementTree as ET
+prefix, counts = sys.argv[1], [int(c) for c in sys.argv[2:]]
+rows = list(csv.DictReader(open(prefix + ".csv")))
+assert [int(r["threads"]) for r in rows] == counts, [r["threads"] for r in rows]
+one = rows[0]
+assert float(one["speedup"]) == 1.0, "speedup at p=1 is " + one["speedup"]
+assert float(one["efficiency"]) == 1.0
+assert one["karp_flatt"] == "", "Karp-Flatt at p=1 is " + repr(one["karp_flatt"])
+def close(a, b):  # the CSV rounds to 6 decimals; the Karp-Flatt value amplifies that
+    return abs(a - b) <= 1e-3 * max(1.0, abs(b))
+for r in rows:
+    assert float(r["min_ns"]) <= float(r["median_ns"]) <= float(r["max_ns"]), r
+    p, s = int(r["threads"]), float(r["speedup"])
+    assert close(float(r["efficiency"]), s / p), r
+    if p > 1:
+        e = (1 / s - 1 / p) / (1 - 1 / p)
+        assert close(float(r["karp_flatt"]), e), r
+
+d = json.load(open(prefix + ".json"))
+for k in ("command", "metric", "runs_per_count", "cores", "results", "weft_version"):
+    assert k in d, "no key " + k
+res = d["results"]
+assert [x["threads"] for x in res] == counts
+assert all(len(x["samples_ns"]) == x["runs"] == d["runs_per_count"] for x in res)
+assert res[0]["speedup"] == 1.0 and res[0]["karp_flatt"] is None
+
+ns = "{http://www.w3.org/2000/svg}"
+svg = ET.parse(prefix + ".svg").getroot()
+assert svg.tag == ns + "svg", svg.tag
+lines = {p.get("id"): p for p in svg.iter(ns + "polyline")}
+assert "speedup" in lines and "ideal" in lines, sorted(k for k in lines if k)
+assert len(lines["speedup"].get("points").split()) == len(counts)
+assert len(list(svg.iter(ns + "circle"))) >= len(counts)
+texts = " ".join(t.text or "" for t in svg.iter(ns + "text"))
+assert "threads" in texts and "speedup" in texts, "axis labels missing"
+over = d["cores"] < max(counts)
+ids = {e.get("id") for e in svg.iter()}
+assert ("cores" in ids) == over and ("oversubscribed" in ids) == over, (over, ids)
+' "$prefix" "${counts[@]}"
+}
+
+test_scale() {
+    local scale=$1 work=$2 cores n expect=()
+
+    # A real weft program, by wall time.
+    if expect_status 0 "$scale" -q -T 1,2 -r 2 -o "$tmp/w" -- "$work" -n 20000 -k 16; then
+        check_outputs "$tmp/w" 1 2
+        grep -q '^==> WEFT_THREADS=2, run 2 of 2' "$tmp/w.log" || fail "no run header in the log"
+        grep -q '^work=reduce .* threads=2 ' "$tmp/w.log" ||
+            fail "weft-work did not see WEFT_THREADS=2"
+        grep -q 'speedup' "$tmp/out" || fail "no table on stdout"
+    fi
+
+    # The same program timed by its own metric, on the matching lines only.
+    if expect_status 0 "$scale" -q -T 2,1 -r 2 -m work_ns -M '^work=' -o "$tmp/m" -- \
+        "$work" -n 20000 -k 16; then
+        check_outputs "$tmp/m" 1 2
+        py "metric JSON" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["metric"] == "work_ns" and d["match"] == "^work=", d
+assert d["metric_line"].startswith("work=reduce "), d["metric_line"]
+' "$tmp/m.json"
+    fi
+
+    # A metric the test knows: t_ns = 1000 / p, so the speedup is p and Karp-Flatt is 0.
+    # shellcheck disable=SC2016 # expanded by the child's shell
+    if expect_status 0 "$scale" -q -T 1,2,4 -r 3 -m t_ns -o "$tmp/k" -- \
+        sh -c 'echo "noise t_ns=1"; echo "result t_ns=$((1000 / WEFT_THREADS))"'; then
+        check_outputs "$tmp/k" 1 2 4
+        py "exact speedups" '
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for r in rows:
+    p = int(r["threads"])
+    assert float(r["median_ns"]) == 1000 // p, r
+    assert abs(float(r["speedup"]) - p) < 1e-6 and abs(float(r["efficiency"]) - 1) < 1e-6, r
+    assert p == 1 or abs(float(r["karp_flatt"])) < 1e-6, r
+' "$tmp/k.csv"
+    fi
+
+    # Pure mechanics: /bin/true, default thread counts 1..2x the default, past the cores.
+    cores=$(sed -n 's/.*"cores": \([0-9]*\).*/\1/p' "$tmp/k.json")
+    if expect_status 0 "$scale" -q -r 1 -o "$tmp/t" -- true; then
+        for ((n = 1; n <= 2 * ${cores:-1}; n++)); do
+            expect+=("$n")
+        done
+        check_outputs "$tmp/t" "${expect[@]}"
+    fi
+    # -n and a list without 1, which weft-scale adds.
+    if expect_status 0 "$scale" -q -n 3 -r 1 -o "$tmp/n" -- true; then
+        check_outputs "$tmp/n" 1 2 3
+    fi
+    if expect_status 0 "$scale" -T 3 -r 1 -o "$tmp/a" -- true; then
+        check_outputs "$tmp/a" 1 3
+        grep -q '1 thread added' "$tmp/err" || fail "no notice that 1 was added"
+    fi
+    # A title with characters XML and JSON must escape.
+    if expect_status 0 "$scale" -q -T 1 -r 1 -t 'a <b> & "c" é \ x' -o "$tmp/e" -- true; then
+        check_outputs "$tmp/e" 1
+    fi
+}
+
+test_scale_fail() {
+    local scale=$1
+    # shellcheck disable=SC2016 # expanded by the child's shell
+    local fails_at_2='test "$WEFT_THREADS" != 2'
+
+    if expect_status 1 "$scale" -q -T 1,2 -r 2 -o "$tmp/f" -- sh -c 'exit 1'; then
+        grep -q 'WEFT_THREADS=1: exit status 1' "$tmp/err" || fail "p=1 failure not named"
+        grep -q 'WEFT_THREADS=2: exit status 1' "$tmp/err" || fail "p=2 failure not named"
+        [[ ! -e $tmp/f.csv && ! -e $tmp/f.svg ]] || fail "outputs written after a failure"
+        [[ -e $tmp/f.log ]] || fail "no log after a failure"
+    fi
+    if expect_status 1 "$scale" -q -T 1,2,3 -r 2 -o "$tmp/g" -- sh -c "$fails_at_2"; then
+        grep -q 'WEFT_THREADS=2: exit status 1' "$tmp/err" || fail "p=2 failure not named"
+        if grep -q 'WEFT_THREADS=[13]:' "$tmp/err"; then
+            fail "a count that succeeded is reported as failed"
+        fi
+        grep -q '1 of 3 thread counts failed' "$tmp/err" || fail "no failure count"
+    fi
+    if expect_status 1 "$scale" -q -T 1 -r 1 -o "$tmp/x" -- "$tmp/no-such-program"; then
+        grep -q 'exit status 127' "$tmp/err" || fail "exec failure not reported"
+        grep -q 'cannot run' "$tmp/x.log" || fail "exec failure not in the log"
+    fi
+    if expect_status 1 "$scale" -q -T 1 -r 1 -o "$tmp/s" -- sh -c 'kill -KILL $$'; then
+        grep -q 'signal 9' "$tmp/err" || fail "signal not reported"
+    fi
+    local t0=$SECONDS
+    if expect_status 1 "$scale" -q -T 1 -r 1 -k 0.3 -o "$tmp/k" -- sleep 30; then
+        grep -q 'timeout' "$tmp/err" || fail "timeout not reported"
+        ((SECONDS - t0 < 10)) || fail "the timeout did not stop the run"
+    fi
+    if expect_status 1 "$scale" -q -T 1 -r 1 -m t_ns -o "$tmp/m" -- echo other=1; then
+        grep -q 'no t_ns=' "$tmp/err" || fail "missing metric not reported"
+    fi
+    expect_status 2 "$scale" -q -T 1 || true
+    expect_status 2 "$scale" -q -T 0 -- true || true
+    expect_status 2 "$scale" -q -T 1,1 -- true || true
+    expect_status 2 "$scale" -q -r 0 -- true || true
+    expect_status 2 "$scale" -q -M x -- true || true
+    expect_status 2 "$scale" -q -m 'a=b' -- true || true
+    expect_status 2 "$scale" -q -m t -M '(' -- true || true
+}
+
+test_profile() {
+    local profile=$1 scale=$2 work=$3 info=$4 build=$tmp/build
+    mkdir -p "$build/tools" "$build/bench"
+    ln -s "$scale" "$build/tools/weft-scale"
+    ln -s "$work" "$build/tools/weft-work"
+    ln -s "$info" "$build/tools/weft-info"
+    # A stand-in benchmark whose weft row takes 1 ms / p, and one that always fails.
+    cat >"$build/bench/bench_fake" <<'EOF'
+#!/bin/sh
+echo "# a stand-in"
+echo "bench=fake case=a impl=serial variant=default threads=1 median_ns=1000000"
+echo "bench=fake case=a impl=weft variant=default threads=$WEFT_THREADS median_ns=$((1000000 / WEFT_THREADS))"
+EOF
+    printf '#!/bin/sh\necho "bench_broken: wrong result" >&2\nexit 1\n' >"$build/bench/bench_broken"
+    chmod +x "$build/bench/bench_fake" "$build/bench/bench_broken"
+
+    export WEFT_PROFILE_REPS=1 WEFT_PROFILE_THREADS=1,2 WEFT_PROFILE_WORK='-n 20000 -k 8'
+    if expect_status 1 bash "$profile" -b "$build" -o "$tmp/p"; then
+        grep -q 'failed: bench_broken' "$tmp/out" || fail "profile: the failure is not reported"
+    fi
+    if expect_status 0 bash "$profile" -b "$build" -o "$tmp/q" bench_fake weft-work; then
+        for f in summary.txt info.txt info.json bench_fake.csv bench_fake.json bench_fake.svg \
+            weft-work.csv weft-work.svg trace.json stats.json; do
+            [[ -s $tmp/q/$f ]] || fail "profile: no $f"
+        done
+        [[ ! -e $tmp/q/bench_broken.csv ]] || fail "profile ran a benchmark it was not asked to"
+        grep -q 'bench_fake' "$tmp/q/summary.txt" || fail "profile: bench_fake not in the summary"
+        grep -q "^trace: *$tmp/q/trace.json" "$tmp/out" || fail "profile: trace not announced"
+        grep -q "^tables: " "$tmp/out" || fail "profile: tables not announced"
+        py "profile outputs" '
+import csv, json, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/bench_fake.csv")))
+assert [float(r["speedup"]) for r in rows] == [1.0, 2.0], rows
+t = json.load(open(d + "/trace.json"))
+assert t["traceEvents"], "empty trace"
+s = json.load(open(d + "/stats.json"))
+assert s["total"]["tasks_run"] + s["total"]["joins"] > 0, s["total"]
+' "$tmp/q"
+    fi
+}
+
+case $mode in
+info) test_info "$@" ;;
+scale) test_scale "$@" ;;
+scale_fail) test_scale_fail "$@" ;;
+profile) test_profile "$@" ;;
+*)
+    echo "test_tools.sh: unknown test '$mode'" >&2
+    exit 2
+    ;;
+esac
+
+if ((failures > 0)); then
+    echo "$mode: $failures failure(s)"
+    exit 1
+fi
+echo "$mode: ok"
