@@ -217,8 +217,9 @@ int main(int argc, char **argv)
         bench_stats s = bench_summarize(samples, reps);
         double rate = bench_rate(n, s.median_ns);
         bool met = rate >= GOAL_TASKS_PER_S;
-        printf("bench=submit_batched threads=%u n=%zu batch=%zu reps=%zu median_ns=%" PRIu64
-               " min_ns=%" PRIu64 " tasks_per_s_median=%.0f tasks_per_s_best=%.0f"
+        printf("bench=submit_batched impl=weft threads=%u n=%zu batch=%zu reps=%zu"
+               " median_ns=%" PRIu64 " min_ns=%" PRIu64
+               " tasks_per_s_median=%.0f tasks_per_s_best=%.0f"
                " ns_per_task_median=%.1f cpus_used=%.2f goal=%.0f met=%s\n",
                nworkers, n, batch, reps, s.median_ns, s.min_ns, rate, bench_rate(n, s.min_ns),
                (double)s.median_ns / (double)n, cpus, GOAL_TASKS_PER_S, met ? "yes" : "no");
@@ -234,8 +235,8 @@ int main(int argc, char **argv)
         double cpus = (double)(bench_cpu_ns() - cpu0) / (double)(bench_now_ns() - wall0);
         bench_stats s = bench_summarize(samples, reps);
         double mean_ns = (double)s.median_ns / (double)m;
-        printf("bench=submit_single threads=%u m=%zu reps=%zu median_ns=%" PRIu64 " min_ns=%" PRIu64
-               " round_trips_per_s_median=%.0f round_trips_per_s_best=%.0f"
+        printf("bench=submit_single impl=weft threads=%u m=%zu reps=%zu median_ns=%" PRIu64
+               " min_ns=%" PRIu64 " round_trips_per_s_median=%.0f round_trips_per_s_best=%.0f"
                " ns_per_round_trip_median=%.1f ns_per_round_trip_best=%.1f cpus_used=%.2f\n",
                nworkers, m, reps, s.median_ns, s.min_ns, bench_rate(m, s.median_ns),
                bench_rate(m, s.min_ns), mean_ns, (double)s.min_ns / (double)m, cpus);
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
             samples[r] = run_detached(pool, n, &counter);
         double cpus = (double)(bench_cpu_ns() - cpu0) / (double)(bench_now_ns() - wall0);
         bench_stats s = bench_summarize(samples, reps);
-        printf("bench=submit_detached threads=%u n=%zu reps=%zu median_ns=%" PRIu64
+        printf("bench=submit_detached impl=weft threads=%u n=%zu reps=%zu median_ns=%" PRIu64
                " min_ns=%" PRIu64 " tasks_per_s_median=%.0f tasks_per_s_best=%.0f"
                " ns_per_task_median=%.1f cpus_used=%.2f\n",
                nworkers, n, reps, s.median_ns, s.min_ns, bench_rate(n, s.median_ns),

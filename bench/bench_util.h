@@ -77,6 +77,19 @@ static inline unsigned long long bench_parse_num(char opt, const char *s, unsign
     return v;
 }
 
+/* Parses a whole finite number, greater than 0, for option opt, or exits with a usage error. */
+static inline double bench_parse_positive(char opt, const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > 1e300) {
+        fprintf(stderr, "-%c: expected a number greater than 0, got '%s'\n", opt, s);
+        exit(2);
+    }
+    return v;
+}
+
 static inline int bench_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

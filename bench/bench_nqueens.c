@@ -1,0 +1,222 @@
+/*
+ * bench_nqueens: counts the solutions of the n-queens problem. Above the cutoff depth every
+ * variant forks one task per free column of the next row (n-ary fork-join, irregular: the
+ * subtrees differ a lot in size), below it runs the plain bitmask search.
+ *   serial  nq_count, the plain recursion
+ *   weft    a weft_scope per position: weft_scope_spawn per free column, weft_scope_wait
+ *   omp     #pragma omp task per free column, taskwait
+ *   tbb     tbb::task_group::run per free column, wait
+ * See bench_harness.h for the method and the output.
+ *
+ * Usage: bench_nqueens [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH]
+ *   -n  board size (default 13)
+ *   -c  fork on the first DEPTH rows, search serially below (default 4)
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bench_harness.h"
+#include "bench_nqueens.h"
+#include "weft.h"
+
+BENCH_KERNEL uint64_t nq_count(uint32_t all, uint32_t cols, uint32_t d1, uint32_t d2)
+{
+    if (cols == all)
+        return 1;
+    uint64_t n = 0;
+    for (uint32_t avail = all & ~(cols | d1 | d2); avail != 0; avail &= avail - 1) {
+        uint32_t bit = avail & (0u - avail);
+        n += nq_count(all, cols | bit, (d1 | bit) << 1, (d2 | bit) >> 1);
+    }
+    return n;
+}
+
+typedef struct nq_ctx {
+    unsigned n, cutoff;
+} nq_ctx;
+
+static nq_pos nq_root(unsigned n)
+{
+    nq_pos p = {(uint32_t)((1ull << n) - 1), 0, 0, 0, 0};
+    return p;
+}
+
+/* --- weft --- */
+
+typedef struct nq_task {
+    nq_pos pos;
+    unsigned cutoff;
+    uint64_t count;
+} nq_task;
+
+static void nq_weft(void *arg)
+{
+    nq_task *t = arg;
+    if (t->pos.depth >= t->cutoff) {
+        t->count = nq_count_pos(&t->pos);
+        return;
+    }
+    if (t->pos.cols == t->pos.all) {
+        t->count = 1;
+        return;
+    }
+    nq_task kids[NQ_MAX_N];
+    weft_spawn slots[NQ_MAX_N];
+    weft_scope scope;
+    unsigned k = 0;
+    weft_scope_init(&scope);
+    for (uint32_t avail = nq_free(&t->pos); avail != 0; avail &= avail - 1, k++) {
+        kids[k].pos = nq_place(&t->pos, avail & (0u - avail));
+        kids[k].cutoff = t->cutoff;
+        kids[k].count = 0;
+        weft_scope_spawn(&scope, &slots[k], nq_weft, &kids[k]);
+    }
+    weft_scope_wait(&scope);
+    uint64_t n = 0;
+    for (unsigned i = 0; i < k; i++)
+        n += kids[i].count;
+    t->count = n;
+}
+
+static int nq_weft_root(void *arg, void **result)
+{
+    (void)result;
+    nq_weft(arg);
+    return 0;
+}
+
+/* --- omp --- */
+
+#ifdef _OPENMP
+static uint64_t nq_omp(nq_pos p, unsigned cutoff)
+{
+    if (p.depth >= cutoff)
+        return nq_count_pos(&p);
+    if (p.cols == p.all)
+        return 1;
+    uint64_t counts[NQ_MAX_N];
+    unsigned k = 0;
+    for (uint32_t avail = nq_free(&p); avail != 0; avail &= avail - 1, k++) {
+        nq_pos child = nq_place(&p, avail & (0u - avail));
+#pragma omp task shared(counts) firstprivate(child, k, cutoff)
+        counts[k] = nq_omp(child, cutoff);
+    }
+#pragma omp taskwait
+    uint64_t n = 0;
+    for (unsigned i = 0; i < k; i++)
+        n += counts[i];
+    return n;
+}
+#endif
+
+/* --- rows --- */
+
+static uint64_t run_serial(const bench_row *row)
+{
+    const nq_ctx *c = row->ctx;
+    nq_pos p = nq_root(c->n);
+    return nq_count_pos(&p);
+}
+
+static uint64_t run_weft(const bench_row *row)
+{
+    const nq_ctx *c = row->ctx;
+    nq_task t = {nq_root(c->n), c->cutoff, 0};
+    bench_weft_root(row->pool, nq_weft_root, &t);
+    return t.count;
+}
+
+#ifdef _OPENMP
+static uint64_t run_omp(const bench_row *row)
+{
+    const nq_ctx *c = row->ctx;
+    uint64_t v = 0;
+#pragma omp parallel num_threads(row->threads)
+#pragma omp single
+    v = nq_omp(nq_root(c->n), c->cutoff);
+    return v;
+}
+#endif
+
+#ifdef BENCH_HAVE_TBB
+static uint64_t run_tbb(const bench_row *row)
+{
+    const nq_ctx *c = row->ctx;
+    nq_pos p = nq_root(c->n);
+    return nq_tbb(&p, c->cutoff);
+}
+#endif
+
+/* Tasks one run forks: the positions of depth 1..cutoff. */
+static uint64_t nq_forks(const nq_pos *p, unsigned cutoff)
+{
+    if (p->depth >= cutoff)
+        return 0;
+    uint64_t n = 0;
+    for (uint32_t avail = nq_free(p); avail != 0; avail &= avail - 1) {
+        nq_pos q = nq_place(p, avail & (0u - avail));
+        n += 1 + nq_forks(&q, cutoff);
+    }
+    return n;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH]\n"
+            "%s"
+            "  -n N        board size (13)\n"
+            "  -c DEPTH    fork on the first DEPTH rows (4)\n",
+            argv0, BENCH_COMMON_USAGE);
+}
+
+int main(int argc, char **argv)
+{
+    bench_env env;
+    bench_env_init(&env);
+    nq_ctx ctx = {13, 4};
+    int opt;
+    while ((opt = getopt(argc, argv, BENCH_COMMON_OPTS "n:c:h")) != -1) {
+        if (bench_env_option(&env, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'n':
+            ctx.n = (unsigned)bench_parse_num('n', optarg, 1, NQ_MAX_N);
+            break;
+        case 'c':
+            ctx.cutoff = (unsigned)bench_parse_num('c', optarg, 0, NQ_MAX_N);
+            break;
+        case 'h':
+            usage(argv[0]);
+            return 0;
+        default:
+            usage(argv[0]);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(argv[0]);
+        return 2;
+    }
+
+    bench_env_start(&env, "bench_nqueens");
+    bench_case c;
+    bench_case_init(&c, "nqueens", "default");
+    nq_pos root = nq_root(ctx.n);
+    snprintf(c.params, sizeof c.params, "n=%u cutoff=%u forks=%" PRIu64, ctx.n, ctx.cutoff,
+             nq_forks(&root, ctx.cutoff));
+    bench_add(&c, &env, BENCH_SERIAL, run_serial, &ctx);
+    bench_add(&c, &env, BENCH_WEFT1, run_weft, &ctx);
+    bench_add(&c, &env, BENCH_WEFTN, run_weft, &ctx);
+#ifdef _OPENMP
+    bench_add(&c, &env, BENCH_OMP, run_omp, &ctx);
+#endif
+#ifdef BENCH_HAVE_TBB
+    bench_add(&c, &env, BENCH_TBB, run_tbb, &ctx);
+#endif
+    bench_case_run(&c, &env);
+    bench_env_finish(&env);
+    return 0;
+}
