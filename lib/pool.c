@@ -483,7 +483,8 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
         weft__block_free(f);
         return rc;
     }
-    weft__park_notify_one(&pool->park);
+    if (!inside || pool->nworkers > 1) /* a lone worker has nobody to wake but itself */
+        weft__park_notify_one(&pool->park);
     if (out != NULL)
         *out = f;
     return 0;
