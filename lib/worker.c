@@ -71,8 +71,9 @@ static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
     if (n == 0)
         return NULL;
     WEFT_COUNT(w, inject_taken, n);
-    /* Keep the rest in the deque, where other workers can steal them. */
-    for (size_t i = 1; i < n; i++)
+    /* Keep the rest in the deque, where other workers can steal them. Newest first, so that
+     * this worker, taking from the bottom, runs them oldest first, in submission order. */
+    for (size_t i = n - 1; i >= 1; i--)
         weft__deque_push(&w->deque, batch[i]); /* cannot fail: room checked */
     if (n > 1)
         weft__park_notify_one(&pool->park);
