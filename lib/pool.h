@@ -30,8 +30,12 @@ struct weft__wstats {
 };
 
 /* Adds n to one of worker w's counters. relaxed: only w writes it; readers only need a value. */
+#ifndef WEFT_NO_STATS
 #define WEFT_COUNT(w, field, n)                                                                    \
     st_relaxed(&(w)->st.field, ld_relaxed(&(w)->st.field) + (uint64_t)(n))
+#else
+#define WEFT_COUNT(w, field, n) ((void)(w), (void)(n)) /* bench/stats_cost.sh's baseline */
+#endif
 
 struct weft__worker {
     struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
