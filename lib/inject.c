@@ -86,7 +86,8 @@ int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t,
         return -ESHUTDOWN;
     }
     link_in(sh, t);
-    add_relaxed(&sh->total, 1); /* relaxed: a statistic; the line is already this thread's */
+    if (closed != NULL)             /* a submission, not shutdown putting a join frame back */
+        add_relaxed(&sh->total, 1); /* relaxed: a statistic; the line is already this thread's */
     return 0;
 }
 
@@ -137,9 +138,13 @@ size_t weft__inject_pop(struct weft__inject *q, unsigned s, struct weft__task **
         out[n++] = t;
     }
     pthread_mutex_unlock(&sh->consumer);
-    if (n > 0)
-        sub_release(&sh->count, n); /* release: pairs with the acquire in maybe_nonempty */
     return n;
+}
+
+void weft__inject_taken(struct weft__inject *q, unsigned s, size_t n)
+{
+    if (n > 0)
+        sub_release(&q->shard[s].count, n); /* release: pairs with the acquire in maybe_nonempty */
 }
 
 bool weft__inject_maybe_nonempty(struct weft__inject *q)

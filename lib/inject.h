@@ -40,9 +40,14 @@ int weft__inject_push(struct weft__inject *q, unsigned s, struct weft__task *t,
                       _Atomic uint32_t *closed, uint32_t closed_mask);
 
 /* Removes up to max tasks from shard s, oldest first, into out[]. Returns how many. With !wait
- * it gives up at once when another consumer is at the shard. Any thread. */
+ * it gives up at once when another consumer is at the shard. Any thread. The shard's count stays
+ * up until the caller calls weft__inject_taken, once the tasks are somewhere a CANCEL shutdown's
+ * sweep can find them (a deque, or started). */
 size_t weft__inject_pop(struct weft__inject *q, unsigned s, struct weft__task **out, size_t max,
                         bool wait);
+
+/* n tasks popped from shard s have been placed: see weft__inject_pop. */
+void weft__inject_taken(struct weft__inject *q, unsigned s, size_t n);
 
 /* Whether any shard may hold a task or a push in progress. Never false while a task pushed
  * before a synchronizing event is queued. */

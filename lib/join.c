@@ -124,7 +124,12 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
         }
         if (t == NULL)
             break;
-        weft__run_task(w, t); /* left above the frame by a (detached submissions) */
+        /* Left above the frame by a (detached submissions): put it back and take it the way the
+         * scheduler does, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
+        weft__deque_push(&w->deque, t);
+        t = weft__take_own(w);
+        if (t != WEFT_TASK_SKIP && t != NULL)
+            weft__run_task(w, t);
     }
     weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
 }
@@ -175,9 +180,11 @@ void weft_scope_wait(weft_scope *sc)
     /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
      * of them was left there by the spawned functions (detached submissions): run it too. */
     while (s->pushed > 0) {
-        struct weft__task *t = weft__deque_take(&w->deque);
+        struct weft__task *t = weft__take_own(w); /* decides submitted tasks' fate: see join */
         if (t == NULL)
             break; /* the rest were stolen */
+        if (t == WEFT_TASK_SKIP)
+            continue;
         struct join_frame *fr = (struct join_frame *)t;
         if (t->kind == WEFT_TASK_JOIN && fr->scope == s) {
             fr->fn(fr->arg);

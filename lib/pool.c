@@ -326,6 +326,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         w->inject_home = i % pool->inject.nshards;
         w->rng = 0x9e3779b97f4a7c15u * (i + 1) + (uintptr_t)pool;
         atomic_init(&w->wake, 0);
+        atomic_init(&w->taking, 0);
         weft__park_register(&pool->park, i, &w->wake);
         if (rc == 0)
             rc = weft__deque_init(&w->deque, 256);
@@ -398,6 +399,7 @@ static void cancel_everything_queued(weft_pool *pool)
             size_t n = weft__inject_pop(&pool->inject, s, batch, 64, true);
             for (size_t i = 0; i < n; i++)
                 cancel_or_keep(pool, batch[i], &keep);
+            weft__inject_taken(&pool->inject, s, n);
             if (n == 0)
                 sched_yield(); /* a producer is between its two steps */
         }
@@ -408,6 +410,13 @@ static void cancel_everything_queued(weft_pool *pool)
             if (x != WEFT_STEAL_ABORT)
                 cancel_or_keep(pool, x, &keep);
         }
+    }
+    /* A worker between taking a task and starting or cancelling it holds one this sweep could
+     * not see: wait until each has decided (worker.c, acquire_task). seq_cst: pairs with the
+     * seq_cst store of taking there. */
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        while (ld_seq_cst(&pool->workers[i].taking) != 0)
+            sched_yield();
     }
     while (keep != NULL) {
         struct weft__task *next = ld_relaxed(&keep->next);

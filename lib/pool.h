@@ -41,6 +41,7 @@ struct weft__worker {
     struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
     WEFT_ALIGNED struct weft__wstats st;
     struct weft__trace *tr;             /* this worker's trace ring, NULL when not tracing */
+    _Atomic uint32_t taking;            /* between taking a task and deciding its fate (worker.c) */
     WEFT_ALIGNED _Atomic uint32_t wake; /* futex word this worker parks on (park.c) */
     weft_pool *pool;
     unsigned index;
@@ -123,7 +124,13 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
 /* Wakes worker w if it is parked (or makes its next park return at once). */
 void weft__unpark_worker(struct weft__worker *w);
 
-/* Runs any task on worker w (worker.c); a join frame (join.c). */
+/* Takes the task at the bottom of w's own deque, as the scheduler does (worker.c): NULL when
+ * empty, WEFT_TASK_SKIP when it was a cancelled submission, else a join frame or a submitted
+ * task already started, for weft__run_task. */
+#define WEFT_TASK_SKIP ((struct weft__task *)1)
+struct weft__task *weft__take_own(struct weft__worker *w);
+
+/* Runs a task from weft__take_own or the scheduler (worker.c); a join frame (join.c). */
 void weft__run_task(struct weft__worker *w, struct weft__task *t);
 void weft__run_join(struct weft__worker *w, struct weft__task *t);
 

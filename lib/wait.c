@@ -181,10 +181,22 @@ int weft_wait(weft_future *const fs[], size_t n, weft_return_when when, int64_t 
         }
     }
 
+    /* The snapshot: "done" per entry, read again until a pass changes nothing, so that copies
+     * of one future listed twice agree (a future finishing between two readings would otherwise
+     * land in both parts). Each pass that changes something has a newly finished future, so
+     * this ends. */
+    for (size_t i = 0; i < n; i++)
+        e[i].counted = weft_future_done(e[i].f); /* now: "done in the snapshot" */
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!e[i].counted && weft_future_done(e[i].f))
+                e[i].counted = changed = true;
+        }
+    }
     /* Stable partition from the copy in e[], so that out may alias fs. */
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        e[i].counted = weft_future_done(e[i].f); /* now: "done in the snapshot" */
         if (e[i].counted)
             out[k++] = e[i].f;
     }

@@ -75,6 +75,8 @@ static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
      * this worker, taking from the bottom, runs them oldest first, in submission order. */
     for (size_t i = n - 1; i >= 1; i--)
         weft__deque_push(&w->deque, batch[i]); /* cannot fail: room checked */
+    /* All placed: the rest in the deque, batch[0] in hand under w->taking (see acquire_task). */
+    weft__inject_taken(&pool->inject, s, n);
     if (n > 1)
         weft__park_notify_one(&pool->park);
     return batch[0];
@@ -150,21 +152,10 @@ void weft__cancel_queued(weft_pool *pool, struct weft__task *t)
     weft_future_release(f); /* the queue's reference */
 }
 
+/* Runs a future that acquire_task has started. */
 static void run_future(struct weft__worker *w, weft_future *f)
 {
-    /* acquire: pairs with the release in weft_pool_shutdown */
-    if (ld_acquire(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
-        weft__cancel_queued(w->pool, &f->task);
-        WEFT_COUNT(w, tasks_skipped, 1);
-        return;
-    }
-    if (!weft__future_start(f)) {
-        weft_future_release(f); /* cancelled while queued: drop the queue's reference */
-        WEFT_COUNT(w, tasks_skipped, 1);
-        return;
-    }
-    started_one(f);
-    WEFT_COUNT(w, tasks_run, 1);
+    (void)w;
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
     void *result = NULL;
@@ -177,6 +168,47 @@ static void run_future(struct weft__worker *w, weft_future *f)
         st = WEFT_FAILED;
     weft__future_finish(f, st, code, result);
     weft_future_release(f); /* the task's reference */
+}
+
+/* Takes a task to run and, if it is a submitted one, decides at once whether it starts or,
+ * because a CANCEL shutdown has begun, ends CANCELLED. w->taking is up from before the take
+ * until that decision, so that weft_pool_shutdown(CANCEL), which waits for it to fall after
+ * setting the cancel bit and sweeping the queues, never returns while a task it could not see
+ * is still PENDING: seq_cst store of taking then seq_cst load of the bit here, seq_cst set of
+ * the bit then seq_cst load of taking there, so at least one side sees the other.
+ * Returns NULL when there was nothing to take, WEFT_TASK_SKIP when the task was dropped. */
+#define WEFT_TASK_SKIP ((struct weft__task *)1)
+static struct weft__task *decide(struct weft__worker *w, struct weft__task *t)
+{
+    if (t != NULL && t->kind == WEFT_TASK_FUTURE) {
+        weft_future *f = (weft_future *)t;
+        if (ld_seq_cst(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
+            weft__cancel_queued(w->pool, t);
+            WEFT_COUNT(w, tasks_skipped, 1);
+            t = WEFT_TASK_SKIP;
+        } else if (!weft__future_start(f)) {
+            weft_future_release(f); /* cancelled while queued: drop the queue's reference */
+            WEFT_COUNT(w, tasks_skipped, 1);
+            t = WEFT_TASK_SKIP;
+        } else {
+            started_one(f);
+            WEFT_COUNT(w, tasks_run, 1);
+        }
+    }
+    st_release(&w->taking, 0); /* release: the decision above is visible to the shutdown */
+    return t;
+}
+
+static struct weft__task *acquire_task(struct weft__worker *w)
+{
+    st_seq_cst(&w->taking, 1); /* seq_cst: see above */
+    return decide(w, find_task(w));
+}
+
+struct weft__task *weft__take_own(struct weft__worker *w)
+{
+    st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
+    return decide(w, weft__deque_take(&w->deque));
 }
 
 static void dispatch(struct weft__worker *w, struct weft__task *t)
@@ -256,10 +288,11 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return 0;
             }
-            struct weft__task *t = find_task(w);
+            struct weft__task *t = acquire_task(w);
             if (t != NULL) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
-                weft__run_task(w, t);
+                if (t != WEFT_TASK_SKIP)
+                    weft__run_task(w, t);
                 spin = (struct spin){0, 0};
                 continue;
             }
@@ -372,10 +405,11 @@ void *weft__worker_main(void *arg)
 
     struct spin spin = {0, 0};
     for (;;) {
-        struct weft__task *t = find_task(w);
+        struct weft__task *t = acquire_task(w);
         if (t != NULL) {
             spell_end(&w->st.idle_since, &w->st.idle_ns);
-            weft__run_task(w, t);
+            if (t != WEFT_TASK_SKIP)
+                weft__run_task(w, t);
             spin = (struct spin){0, 0};
             continue;
         }
