@@ -39,8 +39,10 @@
 
 static struct weft__deque_buf *buf_new(int64_t capacity)
 {
+    /* Zeroed: a thief racing a growth may read a slot of the new buffer that the owner has not
+     * written (its CAS then fails and the value is dropped); it should read something defined. */
     struct weft__deque_buf *b =
-        weft__malloc(sizeof(*b) + (size_t)capacity * sizeof(_Atomic(void *)));
+        weft__calloc(1, sizeof(*b) + (size_t)capacity * sizeof(_Atomic(void *)));
     if (b == NULL)
         return NULL;
     b->mask = capacity - 1;
