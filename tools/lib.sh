@@ -11,7 +11,7 @@ WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # libudev-dev: hwloc.pc lists -ludev for static links (pkg-config --static), and libhwloc-dev
 # does not pull it in. clang-format: the formatting check.
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
-    libuv1-dev wrk curl
+    libuv1-dev wrk curl relacy-dev spin
     clang clang-format)
 
 weft_log() {
