@@ -60,10 +60,16 @@ weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t r
 {
     _Static_assert(sizeof(weft_future) <= WEFT_BLOCK_SIZE, "weft_future outgrew WEFT_BLOCK_SIZE");
     weft_future *f = weft__block_alloc();
-    if (f == NULL)
-        return NULL;
+    if (f != NULL)
+        weft__future_init(f, WEFT_TASK_FUTURE, pool, fn, arg, refs);
+    return f;
+}
+
+void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn fn, void *arg,
+                       uint32_t refs)
+{
     atomic_init(&f->task.next, NULL);
-    f->task.kind = WEFT_TASK_FUTURE;
+    f->task.kind = kind;
     atomic_init(&f->state, WEFT_PENDING);
     atomic_init(&f->lock, 0);
     atomic_init(&f->refs, refs);
@@ -74,7 +80,6 @@ weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t r
     f->result = NULL;
     f->code = 0;
     f->nodes = NULL;
-    return f;
 }
 
 bool weft__future_start(weft_future *f)

@@ -49,6 +49,10 @@ struct weft_future {
 /* A new PENDING future with `refs` references. NULL when out of memory. */
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs);
 
+/* Initialises f as a PENDING future of the given task kind with `refs` references. */
+void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn fn, void *arg,
+                       uint32_t refs);
+
 /* PENDING -> RUNNING. False if it was cancelled (it must then not run). */
 bool weft__future_start(weft_future *f);
 

@@ -96,19 +96,8 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     if (g == NULL)
         return -ENOMEM;
     weft_future *f = &g->fut;
-    atomic_init(&f->task.next, NULL);
-    f->task.kind = WEFT_TASK_GATHER;
-    atomic_init(&f->state, WEFT_PENDING);
-    atomic_init(&f->lock, 0);
     /* the caller's, one for the duration of this call, one per child node */
-    atomic_init(&f->refs, (uint32_t)(2 + n));
-    f->counted = 0;
-    f->fn = NULL;
-    f->arg = NULL;
-    f->pool = NULL;
-    f->result = NULL;
-    f->code = 0;
-    f->nodes = NULL;
+    weft__future_init(f, WEFT_TASK_GATHER, NULL, NULL, NULL, (uint32_t)(2 + n));
     g->n = n;
     g->flags = flags;
     atomic_init(&g->remaining, n);
