@@ -281,14 +281,21 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                int64_t deadline)
 {
     weft_pool *pool = w->pool;
+    /* A waker chose this worker for new work and it has not looked for work since: if the wait
+     * ends first, the wake-up is passed on (else the task may sit with every other worker
+     * asleep; found by the model checker, tests/model). */
+    bool owed = false;
     for (;;) {
         struct spin spin = {0, 0};
         for (;;) {
             if (ops->ready(ctx)) {
+                if (owed)
+                    weft__park_notify_one(&pool->park);
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return 0;
             }
             struct weft__task *t = acquire_task(w);
+            owed = false; /* it has looked */
             if (t != NULL) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 if (t != WEFT_TASK_SKIP)
@@ -321,6 +328,8 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
         ops->disarm(ctx, w);
         if (chosen && ops->ready(ctx))
             weft__park_notify_one(&pool->park); /* the wake-up was meant for new work */
+        else
+            owed = chosen;
     }
 }
 

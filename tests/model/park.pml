@@ -61,7 +61,7 @@
  * @run main_2tasks pass -DNTASKS=2
  * @run main_3tasks pass -DNTASKS=3
  * @run neg_reorder fail -DREORDER
- * @run help_lib bug -DHELP
+ * @run neg_help_old_pass_on fail -DHELP
  * @run help_fixed pass -DHELP -DFIX
  * @run neg_help_no_pass_on fail -DHELP -DNO_PASS_ON
  * and with WEFT_MODEL_BIG=1:
@@ -72,7 +72,8 @@
  *   main_1task 25 960 / 33 790; main_2tasks 185 940 / 281 523; main_3tasks 767 645 /
  *   1 257 710: no error. help_fixed 731 378 / 1 133 008: no error.
  *   neg_reorder: invalid end state (a worker sleeps, a task queued) and acceptance cycle.
- *   help_lib: the same, after 1 211 states: the bug (trail: worker 1 parks; worker 0 parks;
+ *   neg_help_old_pass_on (weft__help's former pass-on rule, fixed in lib/ since; -DFIX is what
+ *   lib/ does now): the same, after 1 211 states: the bug (trail: worker 1 parks; worker 0 parks;
  *   the submitter pushes task 2, claims worker 0 and wakes it; worker 0 sees chosen && !ready;
  *   the submitter finishes the future; worker 0 sees ready and leaves; worker 1 sleeps with
  *   count == 1). neg_help_no_pass_on: the same, after 1 060 states.

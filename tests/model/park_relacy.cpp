@@ -54,7 +54,9 @@
  *                 and neither uses to look for work nor passes on is lost: worker 1 must be woken
  *                 instead. This is the case the pass-on rule is there for.
  *
- * BUG FOUND IN lib/worker.c weft__help (tests bug_help_sf, bug_help_sf_full; also park.pml)
+ * BUG FOUND IN lib/worker.c weft__help, NOW FIXED THERE (HelpFix is what lib/ does now; the old
+ * rule stays as negative tests neg_help_old_pass_on and neg_help_old_pass_on_full, and in
+ * park.pml, which must keep finding the lost wake-up)
  *   The pass-on test `if (chosen && ops->ready(ctx)) weft__park_notify_one(...)` runs once,
  *   right after the park. If the future is not final at that moment but becomes final before
  *   the loop comes back to its first statement, `if (ops->ready(ctx)) return 0;` (checked before
@@ -101,12 +103,14 @@
  *   full_help_sfs_random SFS, helping                   random       300 000
  *   full_help_sf_fixed  SF,  helping, HelpFix           bound 1      112 428
  *   full_help_ssf_fixed_random SSF, helping, HelpFix    random       300 000
- *   (about 60 s in all). WEFT_MODEL_BIG=1 adds deeper bounds and 20 000 000-execution random
- *   runs (see main()).
+ *   (about 60 s in all). WEFT_MODEL_BIG=1 adds (all pass, about 13 minutes):
+ *   big_core_submit2 (SS, bound 3: 31 355 360), big_core_help_sf_fixed (bound 3: 6 710 384),
+ *   big_full_submit1 (S, bound 2: 16 498 164), big_full_submit3_random and
+ *   big_full_help_ssf_fixed_random (20 000 000 each).
  *
  * KNOWN BUG AND NEGATIVE TESTS (each must fail: Relacy must report DEADLOCK, the lost wake-up)
- *   bug_help_sf        lib/ as it is, scenario SF, core, bound 2 (the bug above).
- *   bug_help_sf_full   the same with the full queue, bound 1.
+ *   neg_help_old_pass_on       weft__help's former pass-on rule, scenario SF, core, bound 2.
+ *   neg_help_old_pass_on_full  the same with the full queue, bound 1.
  *   neg_no_f1          prepare without F1 (core bound 2, and neg_no_f1_full: full bound 1).
  *   neg_no_f2          notify_one without F2 (likewise).
  *   neg_no_pass_on     weft__help without the pass-on rule, scenario FS (core bound 2).
@@ -754,11 +758,11 @@ int main(int argc, char **argv)
          "injection queue + deques, submitter SF, worker 0 helping, weft__help fixed", c_help_sf},
         {"full_help_ssf_fixed_random", false, MUST_PASS, run<HelpFix>, RANDOM, 300000, 0,
          "injection queue + deques, submitter SSF, worker 0 helping, weft__help fixed", c_help_ssf},
-        /* the lost wake-up in lib/'s weft__help (see the header) */
-        {"bug_help_sf", false, KNOWN_BUG, run_core<ParkLib>, BOUND, 0, 2,
-         "abstract queue, submitter SF, worker 0 helping (lib/ as is)", c_help_sf},
-        {"bug_help_sf_full", false, KNOWN_BUG, run<ParkLib>, BOUND, 0, 1,
-         "injection queue + deques, submitter SF, worker 0 helping (lib/ as is)", c_help_sf},
+        /* the lost wake-up of weft__help's former pass-on rule (see the header): must fail */
+        {"neg_help_old_pass_on", false, KNOWN_BUG, run_core<ParkLib>, BOUND, 0, 2,
+         "abstract queue, submitter SF, worker 0 helping (former rule)", c_help_sf},
+        {"neg_help_old_pass_on_full", false, KNOWN_BUG, run<ParkLib>, BOUND, 0, 1,
+         "injection queue + deques, submitter SF, worker 0 helping (former rule)", c_help_sf},
         /* negative */
         {"neg_no_f1", false, NEGATIVE, run_core<NoF1>, BOUND, 0, 2,
          "abstract queue, submitter S, 2 workers, no F1", c_s},
