@@ -168,8 +168,9 @@ static void write_trace(weft_pool *pool)
 static void teardown(weft_pool *pool, unsigned started)
 {
     st_relaxed(&pool->nthreads, started); /* published by the release below */
-    or_acq_rel(&pool->shutdown,
-               WEFT_SHUT_CLOSED | WEFT_SHUT_EXIT); /* pairs with workers' acquire */
+    /* seq_cst: pairs with the workers' seq_cst load before they leave (worker.c), which with
+     * weft__inject_drained's seq_cst loads must not miss a task accepted before the close */
+    or_seq_cst(&pool->shutdown, WEFT_SHUT_CLOSED | WEFT_SHUT_EXIT);
     weft__park_notify_all(&pool->park);
     for (unsigned i = 0; i < started; i++)
         pthread_join(pool->workers[i].thread, NULL);
