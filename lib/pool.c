@@ -165,6 +165,8 @@ static void write_trace(weft_pool *pool)
     weft__free(store);
 }
 
+static void free_pool(weft_pool *pool, bool forked);
+
 static void teardown(weft_pool *pool, unsigned started)
 {
     st_relaxed(&pool->nthreads, started); /* published by the release below */
@@ -174,27 +176,14 @@ static void teardown(weft_pool *pool, unsigned started)
     weft__park_notify_all(&pool->park);
     for (unsigned i = 0; i < started; i++)
         pthread_join(pool->workers[i].thread, NULL);
-    if (pool->trace_path != NULL) {
-        if (started == pool->nworkers)
-            write_trace(pool);
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            weft__trace_free(&pool->traces[i]);
-        weft__free(pool->traces);
-        weft__free(pool->trace_path);
-    }
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        weft__deque_destroy(&pool->workers[i].deque);
-    weft__park_destroy(&pool->park);
-    weft__inject_destroy(&pool->inject);
-    weft__free(pool->workers);
-    weft__unmap_fork_page(pool->guard);
-    weft__free(pool);
+    if (pool->trace_path != NULL && started == pool->nworkers)
+        write_trace(pool);
+    free_pool(pool, false);
 }
 
-/* In a child after fork(): the workers do not exist and any lock may have been held by one of
- * them at the fork, so free the memory and touch nothing else. Tasks still queued are dropped
- * (their futures never finish here), and their queue references with them. */
-static void free_forked(weft_pool *pool)
+/* Frees everything a pool owns. forked: in a child after fork(), where a vanished worker may
+ * have held the injection queue's mutexes, so they are freed without being destroyed. */
+static void free_pool(weft_pool *pool, bool forked)
 {
     for (unsigned i = 0; i < pool->nworkers; i++)
         weft__deque_destroy(&pool->workers[i].deque);
@@ -205,7 +194,10 @@ static void free_forked(weft_pool *pool)
         weft__free(pool->trace_path);
     }
     weft__park_destroy(&pool->park);
-    weft__free(pool->inject.shard); /* not inject_destroy: its mutexes may be held */
+    if (forked)
+        weft__free(pool->inject.shard);
+    else
+        weft__inject_destroy(&pool->inject);
     weft__free(pool->workers);
     weft__unmap_fork_page(pool->guard);
     weft__free(pool);
@@ -447,7 +439,9 @@ int weft_pool_destroy(weft_pool *pool)
     if (weft__self != NULL && weft__self->pool == pool)
         return -EDEADLK;
     if (weft__pool_forked(pool)) {
-        free_forked(pool);
+        /* In a child after fork(): the workers do not exist, so free the memory and touch
+         * nothing else. Tasks still queued are dropped, their futures never finishing here. */
+        free_pool(pool, true);
         return 0;
     }
     weft_pool_shutdown(pool, WEFT_SHUTDOWN_DRAIN);
