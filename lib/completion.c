@@ -96,7 +96,7 @@ static void entry_fire(struct weft__fnode *n, weft_future *f)
     weft_completion *c = e->c;
     pthread_mutex_lock(&c->mu);
     if (c->closing) {
-        st_release(&n->fired, 1); /* destroy owns e; pairs with the acquire in remove_node */
+        weft__fnode_fired(n); /* destroy owns e from here on */
     } else {
         unlink_pending(c, e);
         make_ready(c, e);

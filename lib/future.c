@@ -32,6 +32,9 @@
 #include <errno.h>
 #include <limits.h>
 
+/* How long weft__future_remove_node spins for a firing node before it sleeps. */
+#define REMOVE_SPINS 128
+
 /* --- the node lock: a three-state futex mutex (Drepper, "Futexes are tricky", mutex 3) --- */
 
 static void lock(weft_future *f)
@@ -191,10 +194,30 @@ void weft__future_remove_node(weft_future *f, struct weft__fnode *n)
         return;
     }
     unlock(f);
-    /* Detached by the finisher: its fire() is running or about to. It is a handful of
-     * instructions away from setting `fired`, so yield rather than sleep. */
-    while (ld_acquire(&n->fired) == 0) /* acquire: pairs with the release in fire() */
+    /* Detached by the finisher: its fire() is running or about to, a handful of instructions
+     * away from weft__fnode_fired. Spin that long, then sleep: the finisher may be a thread of
+     * lower priority that this one would otherwise keep off its CPU. */
+    for (int i = 0; i < REMOVE_SPINS; i++) {
+        if (ld_acquire(&n->fired) == 1) /* acquire: pairs with the exchange in fnode_fired */
+            return;
         weft_cpu_relax();
+    }
+    uint32_t v = 0;
+    /* acq_rel: announces the sleeper to fnode_fired's exchange, which then wakes it; on
+     * failure (v == 1) the acquire pairs with that exchange */
+    if (!cas_acq_rel(&n->fired, &v, 2) && v == 1)
+        return;
+    while (ld_acquire(&n->fired) != 1) /* acquire: as above */
+        weft__futex_wait(&n->fired, 2, -1);
+}
+
+void weft__fnode_fired(struct weft__fnode *n)
+{
+    /* acq_rel: the release orders fire()'s work on the node before the owner reclaims it
+     * (pairs with the acquires in remove_node); the acquire sees a sleeper's CAS. */
+    if (xchg_acq_rel(&n->fired, 1) == 2)
+        weft__futex_wake(&n->fired, 1); /* the owner may free n once it sees 1: a wake-up on
+                                           its old address is at worst a spurious one */
 }
 
 int weft__future_block(weft_future *f, int64_t deadline)

@@ -28,9 +28,15 @@ static inline bool weft__state_final(uint32_t s)
 struct weft__fnode {
     struct weft__fnode *next, *prev;
     void (*fire)(struct weft__fnode *n, weft_future *f);
-    bool linked;            /* under the future's lock */
-    _Atomic uint32_t fired; /* set last by fire() for nodes their owner waits to reclaim */
+    bool linked; /* under the future's lock */
+    /* For nodes their owner waits to reclaim (weft__future_remove_node): 0 until fire() is
+     * done with the node, then 1; 2 while the owner sleeps waiting for it. */
+    _Atomic uint32_t fired;
 };
+
+/* The last touch of fire() on a node its owner may be waiting to reclaim: after it the owner
+ * may free the node. Wakes the owner if it sleeps. */
+void weft__fnode_fired(struct weft__fnode *n);
 
 struct weft_future {
     struct weft__task task; /* first: a submitted future is its own task */

@@ -78,7 +78,7 @@ static void entry_fire(struct weft__fnode *n, weft_future *f)
             pthread_mutex_unlock(&wt->mu);
         }
     }
-    st_release(&n->fired, 1); /* last touch; pairs with the acquire in remove_node */
+    weft__fnode_fired(n); /* last touch */
 }
 
 static bool wt_ready(void *ctx)

@@ -294,6 +294,14 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return 0;
             }
+            /* The deadline holds between tasks too: a wait overruns it by at most the task
+             * that was running when it passed. */
+            if (deadline >= 0 && weft__now_ns() >= deadline) {
+                if (owed)
+                    weft__park_notify_one(&pool->park);
+                spell_end(&w->st.wait_since, &w->st.helping_ns);
+                return -ETIMEDOUT;
+            }
             struct weft__task *t = acquire_task(w);
             owed = false; /* it has looked */
             if (t != NULL) {
@@ -304,10 +312,6 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                 continue;
             }
             spell_begin(&w->st.wait_since);
-            if (deadline >= 0 && weft__now_ns() >= deadline) {
-                spell_end(&w->st.wait_since, &w->st.helping_ns);
-                return -ETIMEDOUT;
-            }
             if (!keep_spinning(&spin))
                 break;
         }
@@ -350,7 +354,7 @@ static void one_fire(struct weft__fnode *n, weft_future *f)
     (void)f;
     struct one_wait *o = (struct one_wait *)n;
     weft__unpark_worker(o->w);
-    st_release(&n->fired, 1); /* pairs with the acquire in weft__future_remove_node */
+    weft__fnode_fired(n); /* last touch */
 }
 
 static bool finished(weft_future *f)

@@ -6,6 +6,8 @@
  */
 #include "testutil.h"
 
+#include <sched.h>
+
 /* ---------------------------------------------------------------------------------------------
  * Deep chains: each task submits a child and waits on it
  */
@@ -611,6 +613,181 @@ START_TEST(test_many_outside_waiters_do_not_spin)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Timeouts on a worker: helping stops taking tasks once the deadline has passed, so a wait
+ * overruns its timeout by at most the one task that was running then.
+ */
+
+enum { TIMEOUT_QUEUED = 1000 };
+enum timed_kind { TIMED_FUTURE_WAIT, TIMED_WEFT_WAIT, TIMED_COMPLETION_NEXT };
+
+typedef struct timed {
+    weft_future *never; /* a future of another pool, held by a gate */
+    enum timed_kind kind;
+    atomic_int ran;      /* queued 1 ms tasks that ran */
+    int ran_during_wait; /* of those, how many before the timed wait returned */
+    int rc;
+} timed;
+
+static int task_one_ms(void *arg, void **result)
+{
+    (void)result;
+    tu_sleep_ms(1);
+    atomic_fetch_add(&((timed *)arg)->ran, 1);
+    return 0;
+}
+
+static weft_pool *timed_pool;
+
+static int task_timed_wait_on(void *arg, void **result)
+{
+    (void)result;
+    timed *t = arg;
+    for (int i = 0; i < TIMEOUT_QUEUED; i++)
+        TU_EXPECT(weft_submit(timed_pool, task_one_ms, t, NULL) == 0);
+    switch (t->kind) {
+    case TIMED_FUTURE_WAIT:
+        t->rc = weft_future_wait(t->never, TU_MS(1));
+        break;
+    case TIMED_WEFT_WAIT: {
+        weft_future *out[1];
+        size_t ndone = 9;
+        t->rc = weft_wait(&t->never, 1, WEFT_ALL_COMPLETED, TU_MS(1), out, &ndone);
+        if (t->rc == 0 && ndone == 0)
+            t->rc = -ETIMEDOUT;
+        break;
+    }
+    case TIMED_COMPLETION_NEXT: {
+        weft_completion *c = NULL;
+        weft_future *f = NULL;
+        TU_EXPECT(weft_as_completed(&t->never, 1, &c) == 0);
+        t->rc = weft_completion_next(c, TU_MS(1), &f);
+        weft_completion_destroy(c);
+        break;
+    }
+    }
+    t->ran_during_wait = atomic_load(&t->ran);
+    return 0;
+}
+
+static void check_timed_wait(enum timed_kind kind)
+{
+    weft_pool *other = tu_pool_new(1, "other");
+    tu_gate gate;
+    tu_gate_init(&gate);
+    timed t = {.kind = kind, .rc = 1};
+    atomic_init(&t.ran, 0);
+    ck_assert_int_eq(weft_submit(other, tu_task_gate, &gate, &t.never), 0);
+    timed_pool = tu_pool_new(1, "timed");
+    weft_future *f = NULL;
+    ck_assert_int_eq(weft_submit(timed_pool, task_timed_wait_on, &t, &f), 0);
+    ck_assert_int_eq(weft_future_result(f, NULL), 0);
+    weft_future_release(f);
+    ck_assert_int_eq(t.rc, -ETIMEDOUT);
+    /* Each queued task lasts 1 ms, as long as the timeout: once one has run, the deadline has
+     * passed. A second may have been taken in the instant before it did. */
+    ck_assert_msg(t.ran_during_wait <= 2, "the 1 ms wait ran %d tasks of 1 ms", t.ran_during_wait);
+    tu_pool_free(timed_pool);
+    ck_assert_int_eq(atomic_load(&t.ran), TIMEOUT_QUEUED); /* the rest ran after, each once */
+    tu_gate_open(&gate);
+    weft_future_release(t.never);
+    tu_pool_free(other);
+    TU_ASSERT_NO_FAILURES();
+}
+
+START_TEST(test_timed_future_wait_on_worker_holds)
+{
+    check_timed_wait(TIMED_FUTURE_WAIT);
+}
+END_TEST
+
+START_TEST(test_timed_weft_wait_on_worker_holds)
+{
+    check_timed_wait(TIMED_WEFT_WAIT);
+}
+END_TEST
+
+START_TEST(test_timed_completion_next_on_worker_holds)
+{
+    check_timed_wait(TIMED_COMPLETION_NEXT);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Priority inversion: a real-time waiter on the CPU of the worker that finishes its future must
+ * not spin while that worker is a few instructions away from releasing it (SCHED_FIFO; skipped
+ * where the process may not use it).
+ */
+
+static void pin_to_cpu0(weft_pool *pool, unsigned worker, void *data)
+{
+    (void)pool;
+    (void)worker;
+    (void)data;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static _Atomic int64_t task_end_ns;
+
+static int task_sleep_then_stamp(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    tu_sleep_ms(2);
+    atomic_store(&task_end_ns, tu_now_ns());
+    return 0;
+}
+
+START_TEST(test_realtime_waiter_is_not_starved)
+{
+    cpu_set_t set, old_set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof(old_set), &old_set), 0);
+    if (!CPU_ISSET(0, &old_set))
+        return; /* CPU 0 is not ours: nothing to pin to */
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.on_worker_start = pin_to_cpu0;
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof(set), &set), 0);
+    struct sched_param prio = {.sched_priority = 1}, old_prio;
+    int old_policy;
+    ck_assert_int_eq(pthread_getschedparam(pthread_self(), &old_policy, &old_prio), 0);
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &prio) != 0) {
+        pthread_setaffinity_np(pthread_self(), sizeof(old_set), &old_set);
+        tu_pool_free(p);
+        return; /* no real-time scheduling here: nothing to test */
+    }
+    int64_t worst = 0;
+    for (int round = 0; round < 20; round++) {
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_submit(p, task_sleep_then_stamp, NULL, &f), 0);
+        weft_future *out[1];
+        size_t ndone = 0;
+        int rc = weft_wait(&f, 1, WEFT_ALL_COMPLETED, WEFT_FOREVER, out, &ndone);
+        int64_t late = tu_now_ns() - atomic_load(&task_end_ns);
+        if (late > worst)
+            worst = late;
+        weft_future_release(f);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(ndone, 1);
+    }
+    pthread_setschedparam(pthread_self(), old_policy, &old_prio);
+    pthread_setaffinity_np(pthread_self(), sizeof(old_set), &old_set);
+    tu_pool_free(p);
+    /* Not a timing goal: a waiter that spins here is held until the kernel's real-time
+     * throttling lets the worker run (about 0.95 s), or forever without throttling. */
+    ck_assert_msg(worst < TU_MS(300), "the real-time waiter returned %.1f ms after the task ended",
+                  worst / 1e6);
+}
+END_TEST
+
 static Suite *helping_suite(void)
 {
     Suite *s = suite_create("helping");
@@ -635,6 +812,14 @@ static Suite *helping_suite(void)
     tcase_add_test(tc, test_wait_on_other_pool_busy);
     tcase_add_test(tc, test_waiting_worker_runs_other_tasks);
     tcase_add_test(tc, test_ping_pong_between_pools);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timeouts");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_timed_future_wait_on_worker_holds);
+    tcase_add_test(tc, test_timed_weft_wait_on_worker_holds);
+    tcase_add_test(tc, test_timed_completion_next_on_worker_holds);
+    tcase_add_test(tc, test_realtime_waiter_is_not_starved);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("outside");
