@@ -264,10 +264,11 @@ int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f
             pthread_mutex_unlock(&c->mu);
             return -ETIMEDOUT;
         }
-        if (weft__self != NULL) {
+        struct weft__worker *w = weft__me();
+        if (w != NULL) {
             pthread_mutex_unlock(&c->mu);
             struct help_ctx hc = {.c = c};
-            int r = weft__help(weft__self, &help_ops, &hc, deadline);
+            int r = weft__help(w, &help_ops, &hc, deadline);
             pthread_mutex_lock(&c->mu);
             if (r == -ETIMEDOUT && c->rhead == NULL) {
                 pthread_mutex_unlock(&c->mu);

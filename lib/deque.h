@@ -97,6 +97,16 @@ static inline void *weft__deque_take(struct weft__deque *d)
     return x;
 }
 
+/* Owner only: whether item is the one at the bottom, the next weft__deque_take would try. A
+ * true answer may be stale (the item was stolen since and the deque is empty): take decides.
+ * A false answer is exact about the bottom slot when the deque is not empty. */
+static inline bool weft__deque_bottom_is(struct weft__deque *d, const void *item)
+{
+    int64_t b = ld_relaxed(&d->bottom) - 1;           /* relaxed: only the owner writes bottom */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf);  /* relaxed: only the owner writes buf */
+    return ld_relaxed(&a->slot[b & a->mask]) == item; /* relaxed: the owner's own write */
+}
+
 /* Owner only: how many more items fit without growing. */
 static inline size_t weft__deque_room(struct weft__deque *d)
 {

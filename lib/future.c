@@ -76,7 +76,8 @@ void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn f
     atomic_init(&f->state, WEFT_PENDING);
     atomic_init(&f->lock, 0);
     atomic_init(&f->refs, refs);
-    f->counted = 0;
+    f->pid = 0;
+    f->counted_in = NULL;
     f->fn = fn;
     f->arg = arg;
     f->pool = pool;
@@ -139,7 +140,7 @@ void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
     announce(f, s);
 }
 
-bool weft__future_cancel_pending(weft_future *f)
+bool weft__future_cancel_quiet(weft_future *f)
 {
     uint32_t s = ld_relaxed(&f->state);
     for (;;) {
@@ -149,7 +150,21 @@ bool weft__future_cancel_pending(weft_future *f)
         if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | WEFT_CANCELLED))
             break;
     }
-    announce(f, s);
+    return true;
+}
+
+void weft__future_announce(weft_future *f)
+{
+    /* relaxed: a final state word never changes again (flags are only added to unfinished
+     * futures), and this thread made it final, so it reads the word its CAS wrote */
+    announce(f, ld_relaxed(&f->state));
+}
+
+bool weft__future_cancel_pending(weft_future *f)
+{
+    if (!weft__future_cancel_quiet(f))
+        return false;
+    weft__future_announce(f);
     return true;
 }
 

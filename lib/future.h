@@ -38,18 +38,24 @@ struct weft__fnode {
  * may free the node. Wakes the owner if it sleeps. */
 void weft__fnode_fired(struct weft__fnode *n);
 
+struct weft__fork_guard;
+
 struct weft_future {
     struct weft__task task; /* first: a submitted future is its own task */
     _Atomic uint32_t state;
     _Atomic uint32_t lock; /* protects nodes; 0 free, 1 held, 2 held with sleepers */
     _Atomic uint32_t refs;
-    uint32_t counted; /* counts against its pool's max_pending until it starts */
+    int32_t pid; /* submitted: the pool's process (fork, see weft_future_cancel); 0 otherwise */
     weft_fn fn;
     void *arg;
     weft_pool *pool; /* the pool that runs it; NULL once that no longer matters */
     void *result;    /* written by the runner before the final state (release) */
     int code;        /* likewise */
     struct weft__fnode *nodes;
+    /* Non-NULL while it counts against its pool's max_pending: the pool page holding the count
+     * (pool.h), which outlives the pool until every count is given back. Cleared by whoever
+     * wins the CAS out of PENDING, which gives the count back. */
+    struct weft__fork_guard *counted_in;
 };
 
 /* A new PENDING future with `refs` references. NULL when out of memory. */
@@ -69,6 +75,14 @@ void weft__future_finish(weft_future *f, weft_state st, int code, void *result);
 /* PENDING -> CANCELLED, and nothing else: false if the future has started or finished. Wakes
  * waiters and fires nodes. */
 bool weft__future_cancel_pending(weft_future *f);
+
+/* PENDING -> CANCELLED without waking anyone yet: for a caller that must not run callbacks
+ * where it stands (shutdown's sweep, a worker deciding a task's fate). On success the caller
+ * calls weft__future_announce once it may run them. */
+bool weft__future_cancel_quiet(weft_future *f);
+
+/* After weft__future_cancel_quiet: wakes the waiters and fires the nodes. */
+void weft__future_announce(weft_future *f);
 
 /* Adds n to f's list, unless f has finished: then returns false and n is not added. */
 bool weft__future_add_node(weft_future *f, struct weft__fnode *n);

@@ -117,18 +117,21 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
     weft__park_notify_if_idle(&w->pool->park);
     a(a_arg);
     for (;;) {
-        struct weft__task *t = weft__deque_take(&w->deque);
-        if (t == &fr.task) {
-            b(b_arg);
-            return;
+        if (weft__deque_bottom_is(&w->deque, &fr.task)) {
+            /* The common case: the frame is at the bottom, nothing above it. */
+            struct weft__task *t = weft__deque_take(&w->deque);
+            if (t == &fr.task) {
+                b(b_arg);
+                return;
+            }
+            break; /* it was stolen: the deque is empty */
         }
+        /* Left above the frame by a (detached submissions): take it the way the scheduler does,
+         * with taking up, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
+        struct weft__task *t = weft__take_own(w);
         if (t == NULL)
-            break;
-        /* Left above the frame by a (detached submissions): put it back and take it the way the
-         * scheduler does, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
-        weft__deque_push(&w->deque, t);
-        t = weft__take_own(w);
-        if (t != WEFT_TASK_SKIP && t != NULL)
+            break; /* empty: the frame was stolen */
+        if (t != WEFT_TASK_SKIP)
             weft__run_task(w, t);
     }
     weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
@@ -278,7 +281,7 @@ static int loop_task(void *arg, void **result)
 /* Runs the loop l over [begin, end) on pool, from wherever the caller is. */
 static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, void *acc)
 {
-    struct weft__worker *self = weft__self;
+    struct weft__worker *self = weft__me();
     if (pool == NULL)
         pool = self != NULL ? self->pool : NULL;
     if (pool == NULL || begin > end)

@@ -1,5 +1,7 @@
 #include "platform.h"
 
+#include "atomic.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -30,6 +32,21 @@ int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline
 void weft__futex_wake(_Atomic uint32_t *word, int n)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+#define BACKOFF_SPINS     64
+#define BACKOFF_MAX_SHIFT 10 /* 1 us << 10: about 1 ms */
+
+void weft__backoff(unsigned *round)
+{
+    unsigned r = (*round)++;
+    if (r < BACKOFF_SPINS) {
+        weft_cpu_relax();
+        return;
+    }
+    r -= BACKOFF_SPINS;
+    struct timespec ts = {0, 1000L << (r < BACKOFF_MAX_SHIFT ? r : BACKOFF_MAX_SHIFT)};
+    nanosleep(&ts, NULL);
 }
 
 int64_t weft__now_ns(void)

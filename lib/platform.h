@@ -14,6 +14,11 @@
 int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns);
 void weft__futex_wake(_Atomic uint32_t *word, int n);
 
+/* One round of waiting for another thread that is a few instructions away from a step: a pause
+ * for the first rounds, then sleeps growing from 1 us to 1 ms. Sleeping, unlike sched_yield,
+ * lets a thread of lower priority run on this CPU. *round starts at 0. */
+void weft__backoff(unsigned *round);
+
 /* CLOCK_MONOTONIC in ns. */
 int64_t weft__now_ns(void);
 

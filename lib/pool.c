@@ -199,8 +199,19 @@ static void free_pool(weft_pool *pool, bool forked)
     else
         weft__inject_destroy(&pool->inject);
     weft__free(pool->workers);
-    weft__unmap_fork_page(pool->guard);
+    if (forked)
+        weft__unmap_fork_page(pool->guard); /* nothing in a child touches the budget (pool.h) */
+    else
+        weft__page_put(pool->guard, WEFT_PAGE_HOLD); /* futures may still hold counts */
     weft__free(pool);
+}
+
+void weft__page_put(struct weft__fork_guard *g, size_t n)
+{
+    /* acq_rel: every holder's last use of the page comes before the unmapping, which the last
+     * one does; pairs with the other holders' decrements */
+    if (sub_acq_rel(&g->holds, n) == n)
+        weft__unmap_fork_page(g);
 }
 
 static int start_workers(weft_pool *pool, unsigned *started)
@@ -275,7 +286,6 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     pool->hook_data = cfg->hook_data;
     snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
     atomic_init(&pool->shutdown, 0);
-    atomic_init(&pool->ext_pending, 0);
     atomic_init(&pool->swept, 0);
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
@@ -289,6 +299,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     atomic_init(&pool->guard->alive, 1);
     pool->guard->wipes = wipes;
     pool->guard->pid = getpid();
+    atomic_init(&pool->guard->holds, WEFT_PAGE_HOLD);
     pool->workers = weft__aligned_alloc(WEFT_CACHE_LINE, threads * sizeof(*pool->workers));
     if (pool->workers == NULL) {
         weft__unmap_fork_page(pool->guard);
@@ -368,55 +379,101 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
 
 /* --- shutdown and destruction --- */
 
-/* Shutdown cancels submitted tasks only. Work spread by running tasks (join frames) is kept on a
- * list and put back on the injection queue, past the closed bit, for a worker to run. */
-static void cancel_or_keep(weft_pool *pool, struct weft__task *t, struct weft__task **keep)
+/* The CANCEL sweep: cancels every submitted task still queued, and returns only when none is
+ * left PENDING anywhere a worker could start it.
+ *
+ * 1. The cancel bit is set (seq_cst) before the sweep. A worker pushing a submission onto its
+ *    own deque, or taking a task, does so with `taking` up (seq_cst store, then a seq_cst load
+ *    of the bits): either it sees the bit, or the sweep sees `taking` up and waits for it to
+ *    fall. So after the first wait, every push has landed and every later take sees the bit.
+ * 2. Everything queued is taken off the injection shards and the deques. Submitted tasks move
+ *    to CANCELLED at once, but quietly: no waiter is woken and no callback runs yet.
+ *    Work spread by running tasks (join frames) is kept aside: shutdown never cancels it.
+ * 3. A second wait for `taking` covers the workers that took a task after the bit was set:
+ *    they cancel it themselves, before `taking` falls (worker.c, decide).
+ * 4. The kept frames go back on the injection queue, past the closed bit, for any worker.
+ * 5. Only now, with nothing of the sweep's in flight, the cancelled tasks are announced: their
+ *    waiters wake and their callbacks run. A callback that calls weft_pool_shutdown again
+ *    finds nothing left to wait for, and returns at once.
+ *
+ * None of the waits spins without bound: they back off to sleeping (weft__backoff), because the
+ * thread they wait for may have a lower priority than the one that shuts down. */
+
+static void wait_takers(weft_pool *pool)
+{
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        unsigned round = 0;
+        /* seq_cst: pairs with the seq_cst store of taking (worker.c and weft_submit); its
+         * acquire side also pairs with the release that drops taking, so what the worker did
+         * (a push, a cancel) is visible here */
+        while (ld_seq_cst(&pool->workers[i].taking) != 0)
+            weft__backoff(&round);
+    }
+}
+
+struct sweep {
+    struct weft__task *cancelled; /* futures this sweep moved to CANCELLED, linked by next */
+    struct weft__task *keep;      /* join frames to put back */
+};
+
+static void sweep_one(weft_pool *pool, struct weft__task *t, struct sweep *sw)
 {
     if (t->kind == WEFT_TASK_FUTURE) {
-        weft__cancel_queued(pool, t);
-        add_relaxed(&pool->swept, 1); /* relaxed: a statistic */
+        weft_future *f = (weft_future *)t;
+        if (weft__future_cancel_quiet(f)) {
+            add_relaxed(&pool->swept, 1);        /* relaxed: a statistic */
+            st_relaxed(&t->next, sw->cancelled); /* relaxed: the task is ours now */
+            sw->cancelled = t;
+        } else {
+            weft_future_release(f); /* cancelled by its owner meanwhile: the queue's reference */
+        }
     } else {
-        st_relaxed(&t->next, *keep); /* relaxed: the task is ours until pushed back */
-        *keep = t;
+        st_relaxed(&t->next, sw->keep); /* relaxed: the task is ours until pushed back */
+        sw->keep = t;
     }
 }
 
 static void cancel_everything_queued(weft_pool *pool)
 {
-    struct weft__task *batch[64], *keep = NULL;
+    struct sweep sw = {NULL, NULL};
+    struct weft__task *batch[64];
+    wait_takers(pool);
     for (unsigned s = 0; s < pool->inject.nshards; s++) {
         struct weft__inject_shard *sh = &pool->inject.shard[s];
+        unsigned round = 0;
         /* seq_cst: after the seq_cst set of the closed bit, a push in flight is counted here or
          * backs out (inject.c); wait for those that got in. */
         while (ld_seq_cst(&sh->count) != 0) {
             size_t n = weft__inject_pop(&pool->inject, s, batch, 64, true);
             for (size_t i = 0; i < n; i++)
-                cancel_or_keep(pool, batch[i], &keep);
+                sweep_one(pool, batch[i], &sw);
             weft__inject_taken(&pool->inject, s, n);
             if (n == 0)
-                sched_yield(); /* a producer is between its two steps */
+                weft__backoff(&round); /* a producer between its two steps, or a worker
+                                          placing a batch it popped */
         }
     }
     for (unsigned i = 0; i < pool->nworkers; i++) {
         void *x;
         while ((x = weft__deque_steal(&pool->workers[i].deque)) != WEFT_STEAL_EMPTY) {
             if (x != WEFT_STEAL_ABORT)
-                cancel_or_keep(pool, x, &keep);
+                sweep_one(pool, x, &sw);
         }
     }
-    /* A worker between taking a task and starting or cancelling it holds one this sweep could
-     * not see: wait until each has decided (worker.c, acquire_task). seq_cst: pairs with the
-     * seq_cst store of taking there. */
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        while (ld_seq_cst(&pool->workers[i].taking) != 0)
-            sched_yield();
-    }
-    while (keep != NULL) {
-        struct weft__task *next = ld_relaxed(&keep->next);
-        weft__inject_push(&pool->inject, 0, keep, NULL, 0);
-        keep = next;
+    wait_takers(pool);
+    while (sw.keep != NULL) {
+        struct weft__task *next = ld_relaxed(&sw.keep->next);
+        weft__inject_push(&pool->inject, 0, sw.keep, NULL, 0);
+        sw.keep = next;
     }
     weft__park_notify_one(&pool->park);
+    while (sw.cancelled != NULL) {
+        weft_future *f = (weft_future *)sw.cancelled;
+        sw.cancelled = ld_relaxed(&sw.cancelled->next);
+        weft__uncount(f);
+        weft__future_announce(f);
+        weft_future_release(f); /* the queue's reference */
+    }
 }
 
 int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)
@@ -436,7 +493,8 @@ int weft_pool_destroy(weft_pool *pool)
 {
     if (pool == NULL)
         return 0;
-    if (weft__self != NULL && weft__self->pool == pool)
+    struct weft__worker *self = weft__me();
+    if (self != NULL && self->pool == pool)
         return -EDEADLK;
     if (weft__pool_forked(pool)) {
         /* In a child after fork(): the workers do not exist, so free the memory and touch
@@ -455,26 +513,38 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
 {
     if (pool == NULL || fn == NULL)
         return -EINVAL;
-    struct weft__worker *self = weft__self;
+    struct weft__worker *self = weft__me();
     bool inside = self != NULL && self->pool == pool;
-    /* acquire: pairs with the release in weft_pool_shutdown */
+    /* acquire: pairs with the release in weft_pool_shutdown; a fast refusal only, the checks
+     * that decide are below */
     if ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool))
         return -ESHUTDOWN;
     weft_future *f = weft__future_new(pool, fn, arg, out != NULL ? 2 : 1);
     if (f == NULL)
         return -ENOMEM;
+    struct weft__fork_guard *page = pool->guard;
+    f->pid = page->pid;
     if (!inside && pool->max_pending != 0) {
-        /* relaxed: a budget, not a publication; the injection queue's lock publishes the task */
-        if (add_relaxed(&pool->ext_pending, 1) >= pool->max_pending) {
-            sub_relaxed(&pool->ext_pending, 1);
+        /* relaxed: a budget, not a publication; the injection queue publishes the task. The
+         * pool's own hold keeps this from reaching zero. */
+        if ((add_relaxed(&page->holds, 1) & ~WEFT_PAGE_HOLD) >= pool->max_pending) {
+            sub_relaxed(&page->holds, 1);
             weft__block_free(f);
             return -EAGAIN;
         }
-        f->counted = 1;
+        f->counted_in = page;
     }
     int rc;
     if (inside) {
-        rc = weft__deque_push(&self->deque, &f->task);
+        /* The push is made with taking up, like a take, so that a CANCEL shutdown's sweep
+         * cannot miss it (cancel_everything_queued). seq_cst store then seq_cst load: pairs
+         * with the shutdown's seq_cst set of the bits then load of taking. */
+        st_seq_cst(&self->taking, 1);
+        if (ld_seq_cst(&pool->shutdown) & WEFT_SHUT_CLOSED)
+            rc = -ESHUTDOWN;
+        else
+            rc = weft__deque_push(&self->deque, &f->task);
+        st_release(&self->taking, 0); /* release: the push is visible to the sweep */
         if (rc == 0)
             WEFT_COUNT(self, submitted, 1);
     } else {
@@ -482,8 +552,8 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
                                &pool->shutdown, WEFT_SHUT_CLOSED);
     }
     if (rc != 0) {
-        if (f->counted)
-            sub_relaxed(&pool->ext_pending, 1);
+        if (f->counted_in != NULL)
+            sub_relaxed(&page->holds, 1); /* relaxed: as above */
         weft__block_free(f);
         return rc;
     }

@@ -58,14 +58,29 @@ struct weft__worker {
 #define WEFT_SHUT_CANCEL 0x2u /* tasks that have not started are cancelled */
 #define WEFT_SHUT_EXIT   0x4u /* workers leave once no work is visible (set by destroy) */
 
-/* Fork detection without global state: `alive` sits on a page the kernel wipes in a child
+/* The pool's page: a page of its own (mmap) for what must survive fork() or the pool itself.
+ *
+ * Fork detection without global state: `alive` sits on a page the kernel wipes in a child
  * after fork() (MADV_WIPEONFORK), so a child reads 0 and knows the pool's threads are gone.
- * Where the kernel cannot wipe, the creator's pid is compared instead. */
+ * Where the kernel cannot wipe, the creator's pid is compared instead.
+ *
+ * The max_pending budget: `holds` counts the outside submissions that have not started
+ * (the low bits), plus WEFT_PAGE_HOLD while the pool exists. A future that counts keeps a
+ * pointer to the page and gives its count back when it leaves PENDING, whoever moves it: a
+ * worker starting it, shutdown's sweep, or weft_future_cancel on any thread. That last one may
+ * run after the pool was destroyed (the CAS that cancels lets a worker drop the task at once),
+ * so the count must not live in the pool: whoever brings `holds` to zero unmaps the page. */
 struct weft__fork_guard {
     _Atomic uint32_t alive;
     bool wipes;
     pid_t pid;
+    WEFT_ALIGNED _Atomic size_t holds; /* apart from the read-mostly line above */
 };
+
+#define WEFT_PAGE_HOLD ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+/* Gives back n of the page's holds; the last one unmaps it. */
+void weft__page_put(struct weft__fork_guard *g, size_t n);
 
 struct weft_pool {
     struct weft__worker *workers;
@@ -74,10 +89,9 @@ struct weft_pool {
     struct weft__inject inject;
     struct weft__parking park;
     WEFT_ALIGNED _Atomic uint32_t shutdown;
-    WEFT_ALIGNED _Atomic size_t ext_pending; /* outside submissions not yet started */
-    _Atomic uint64_t swept;    /* tasks cancelled by a CANCEL shutdown's sweep (stats) */
-    _Atomic uint32_t nthreads; /* threads started; read by workers after WEFT_SHUT_EXIT */
-    _Atomic uint32_t exited;   /* workers out of their loop (futex word) */
+    WEFT_ALIGNED _Atomic uint64_t swept; /* tasks cancelled by a CANCEL shutdown's sweep (stats) */
+    _Atomic uint32_t nthreads;           /* threads started; read by workers after WEFT_SHUT_EXIT */
+    _Atomic uint32_t exited;             /* workers out of their loop (futex word) */
     size_t max_pending;
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
@@ -98,8 +112,24 @@ static inline bool weft__pool_forked(const weft_pool *pool)
     return !pool->guard->wipes && getpid() != pool->guard->pid;
 }
 
-/* The worker the calling thread is, if any (the only global state: thread-local). */
+/* The worker the calling thread is, if any (the only global state: thread-local). Read it
+ * through weft__me() wherever a fork() child could be the reader. */
 extern WEFT_TLS struct weft__worker *weft__self;
+
+/* In a child after fork() inside a task, the forking thread still has the thread-locals of a
+ * worker whose pool is gone: forget them, so that the thread is no worker from then on. */
+void weft__forget_worker(void);
+
+/* The worker the calling thread is, NULL if none (or if it was one before a fork()). */
+static inline struct weft__worker *weft__me(void)
+{
+    struct weft__worker *w = weft__self;
+    if (w != NULL && __builtin_expect(weft__pool_forked(w->pool), 0)) {
+        weft__forget_worker();
+        return NULL;
+    }
+    return w;
+}
 
 /* Worker index's thread name, "<prefix>-<index>" shortened to the 15 characters the OS keeps. */
 void weft__worker_name(const weft_pool *pool, unsigned index, char name[16]);
@@ -150,8 +180,13 @@ static inline weft_future *weft__current_task(void)
 /* Runs fn(arg) on behalf of task ctx: weft_cancel_requested() inside answers for ctx. */
 void weft__run_as(weft_future *ctx, void (*fn)(void *), void *arg);
 
-/* Cancels a task that will never run and drops the queue's reference to it. */
-void weft__cancel_queued(weft_pool *pool, struct weft__task *t);
+/* f has left PENDING (started or cancelled): it no longer counts against max_pending. Called
+ * once, by whoever won the CAS out of PENDING. */
+static inline void weft__uncount(weft_future *f)
+{
+    if (f->counted_in != NULL)
+        weft__page_put(f->counted_in, 1);
+}
 
 /* Any work visible to worker w's pool: deques or injection queue. */
 bool weft__work_visible(weft_pool *pool);

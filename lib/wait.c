@@ -137,7 +137,7 @@ int weft_wait(weft_future *const fs[], size_t n, weft_return_when when, int64_t 
             return -ENOMEM;
     }
     int64_t deadline = weft__deadline(timeout_ns);
-    struct waiter wt = {.n = n, .when = when, .w = weft__self};
+    struct waiter wt = {.n = n, .when = when, .w = weft__me()};
     atomic_init(&wt.done, 0);
     atomic_init(&wt.failed, 0);
     for (size_t i = 0; i < n; i++) {

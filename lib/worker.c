@@ -137,29 +137,32 @@ bool weft__work_visible(weft_pool *pool)
     return false;
 }
 
-static void started_one(weft_future *f)
+void weft__forget_worker(void)
 {
-    if (f->counted)
-        sub_relaxed(&f->pool->ext_pending, 1); /* relaxed: a count, ordering by its users */
+    weft__self = NULL;
+    weft__current = NULL;
 }
 
-void weft__cancel_queued(weft_pool *pool, struct weft__task *t)
+/* A task forked and this is the child, returning from the task: the pool it ran on is gone
+ * here, and its future must not finish in this process. The thread ends as if it had returned
+ * from its start routine (the process ends with it, since it is the only thread). */
+__attribute__((noreturn, cold, noinline)) static void end_forked_child(void)
 {
-    (void)pool;
-    weft_future *f = (weft_future *)t;
-    if (weft__future_cancel_pending(f))
-        started_one(f);
-    weft_future_release(f); /* the queue's reference */
+    weft__forget_worker();
+    pthread_exit(NULL);
 }
 
 /* Runs a future that acquire_task has started. */
 static void run_future(struct weft__worker *w, weft_future *f)
 {
-    (void)w;
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
     void *result = NULL;
     int code = f->fn(f->arg, &result);
+    /* In a fork() child, a call into weft has already forgotten the worker, and the pool may
+     * have been freed since: test the thread-local before touching the pool. */
+    if (__builtin_expect(weft__self != w, 0) || weft__pool_forked(w->pool))
+        end_forked_child();
     weft__current = frame.prev;
     weft_state st = WEFT_DONE;
     if (code == -ECANCELED && (ld_relaxed(&f->state) & WEFT_FS_CANCEL_REQ))
@@ -175,23 +178,32 @@ static void run_future(struct weft__worker *w, weft_future *f)
  * until that decision, so that weft_pool_shutdown(CANCEL), which waits for it to fall after
  * setting the cancel bit and sweeping the queues, never returns while a task it could not see
  * is still PENDING: seq_cst store of taking then seq_cst load of the bit here, seq_cst set of
- * the bit then seq_cst load of taking there, so at least one side sees the other.
+ * the bit then seq_cst load of taking there, so at least one side sees the other. No user code
+ * runs while taking is up (a cancelled task's callbacks run after it falls), so a shutdown
+ * called from a callback cannot wait for its own thread.
  * Returns NULL when there was nothing to take, WEFT_TASK_SKIP when the task was dropped. */
-#define WEFT_TASK_SKIP ((struct weft__task *)1)
 static struct weft__task *decide(struct weft__worker *w, struct weft__task *t)
 {
     if (t != NULL && t->kind == WEFT_TASK_FUTURE) {
         weft_future *f = (weft_future *)t;
         if (ld_seq_cst(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
-            weft__cancel_queued(w->pool, t);
+            bool won = weft__future_cancel_quiet(f);
+            /* release: the CANCELLED state is visible to the shutdown waiting for this */
+            st_release(&w->taking, 0);
+            if (won) {
+                weft__uncount(f);
+                weft__future_announce(f);
+            }
+            weft_future_release(f); /* the queue's reference */
             WEFT_COUNT(w, tasks_skipped, 1);
-            t = WEFT_TASK_SKIP;
-        } else if (!weft__future_start(f)) {
+            return WEFT_TASK_SKIP;
+        }
+        if (!weft__future_start(f)) {
             weft_future_release(f); /* cancelled while queued: drop the queue's reference */
             WEFT_COUNT(w, tasks_skipped, 1);
             t = WEFT_TASK_SKIP;
         } else {
-            started_one(f);
+            weft__uncount(f);
             WEFT_COUNT(w, tasks_run, 1);
         }
     }
@@ -475,7 +487,8 @@ bool weft_cancel_requested(void)
 
 int weft_worker_index(void)
 {
-    return weft__self != NULL ? (int)weft__self->index : -1;
+    struct weft__worker *w = weft__me();
+    return w != NULL ? (int)w->index : -1;
 }
 
 static bool waits_on_itself(weft_future *f)
@@ -496,13 +509,14 @@ static bool waits_on_itself(weft_future *f)
 
 static int wait_deadline(weft_future *f, int64_t deadline)
 {
+    struct weft__worker *w = weft__me(); /* first: in a fork() child it forgets the tasks */
     if (waits_on_itself(f))
         return -EDEADLK;
     if (finished(f))
         return 0;
-    if (weft__self != NULL) {
+    if (w != NULL) {
         struct one_wait o = {.f = f};
-        return weft__help(weft__self, &one_ops, &o, deadline);
+        return weft__help(w, &one_ops, &o, deadline);
     }
     return weft__future_block(f, deadline);
 }
@@ -512,6 +526,7 @@ int weft_future_wait(weft_future *f, int64_t timeout_ns)
     if (f == NULL || (timeout_ns < 0 && timeout_ns != WEFT_FOREVER))
         return -EINVAL;
     if (timeout_ns == 0) {
+        (void)weft__me(); /* in a fork() child it forgets the tasks */
         if (waits_on_itself(f))
             return -EDEADLK;
         return finished(f) ? 0 : -ETIMEDOUT;
@@ -548,8 +563,15 @@ int weft_future_cancel(weft_future *f)
     for (;;) {
         switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
         case WEFT_PENDING:
+            /* Inherited through fork(): it never finishes in this process. The pid is the
+             * future's own copy, since its pool may be gone (freed in this child, or in the
+             * parent by a destroy that a worker dropping the task let through). */
+            if (f->pid != 0 && f->pid != getpid())
+                return 0;
             if (weft__future_cancel_pending(f)) {
-                started_one(f); /* it will never start */
+                /* Only the future and its pool page are touched from here on: once the CAS
+                 * is done, a worker may drop the task and the pool may be destroyed. */
+                weft__uncount(f); /* it will never start */
                 return 1;
             }
             s = ld_acquire(&f->state); /* it started meanwhile */

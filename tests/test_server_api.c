@@ -787,6 +787,12 @@ enum {
     CHILD_NEW_POOL_RESULT,
     CHILD_NEW_POOL_DESTROY,
     CHILD_NEW_COMPLETION,
+    CHILD_CANCEL_FINISHED,
+    CHILD_CANCEL_AFTER_DESTROY,
+    CHILD_TASK_INDEX,
+    CHILD_TASK_DESTROY,
+    CHILD_TASK_NEW_POOL,
+    CHILD_TASK_RAN_QUEUED,
 };
 
 static const char *child_what(int code)
@@ -828,6 +834,18 @@ static const char *child_what(int code)
         return "weft_pool_destroy of the child's own pool failed";
     case CHILD_NEW_COMPLETION:
         return "a completion set in the child did not hand out its future";
+    case CHILD_CANCEL_FINISHED:
+        return "weft_future_cancel finished a future inherited through fork";
+    case CHILD_CANCEL_AFTER_DESTROY:
+        return "weft_future_cancel of an inherited future after destroy did not return 0";
+    case CHILD_TASK_INDEX:
+        return "weft_worker_index() in a task's fork child is not -1";
+    case CHILD_TASK_DESTROY:
+        return "weft_pool_destroy of the old pool in a task's fork child failed";
+    case CHILD_TASK_NEW_POOL:
+        return "a new pool in a task's fork child did not run a task";
+    case CHILD_TASK_RAN_QUEUED:
+        return "a task queued before the fork ran in the child";
     default:
         return "unknown";
     }
@@ -863,6 +881,9 @@ static int child_checks(weft_pool *p, weft_future *fdone, weft_future *frun, wef
         return CHILD_PENDING_WAIT;
     if (weft_future_wait(fq, TU_MS(50)) != -ETIMEDOUT)
         return CHILD_PENDING_WAIT_LONGER;
+    /* It never finishes here, not even by a cancel. */
+    if (weft_future_cancel(fq) != 0 || weft_future_state(fq) != WEFT_PENDING)
+        return CHILD_CANCEL_FINISHED;
 
     int64_t t0 = tu_now_ns();
     if (weft_pool_destroy(p) != 0)
@@ -871,6 +892,9 @@ static int child_checks(weft_pool *p, weft_future *fdone, weft_future *frun, wef
         return CHILD_DESTROY_SLOW;
     if (weft_future_state(fq) != WEFT_PENDING || weft_future_wait(fq, 0) != -ETIMEDOUT)
         return CHILD_STILL_PENDING;
+    /* The pool is freed now: a cancel must not touch it. */
+    if (weft_future_cancel(fq) != 0 || weft_future_state(fq) != WEFT_PENDING)
+        return CHILD_CANCEL_AFTER_DESTROY;
     weft_future_release(frun);
     weft_future_release(fq);
 
@@ -955,6 +979,154 @@ START_TEST(test_fork)
 }
 END_TEST
 
+/* fork() inside a task: the child's thread is no worker any more. It answers -1 for its index,
+ * may destroy the old pool, waits on a new pool's futures by blocking (not by running the dead
+ * pool's work), and never runs a task that was queued before the fork. */
+typedef struct fork_in_task {
+    weft_pool *pool;
+    atomic_int queued_ran; /* the task queued behind the forking one */
+    int child_status;
+    pid_t parent;
+    bool forked;
+} fork_in_task;
+
+static int task_mark_queued(void *arg, void **result)
+{
+    (void)result;
+    atomic_fetch_add(&((fork_in_task *)arg)->queued_ran, 1);
+    return 0;
+}
+
+static int fork_child_in_task(fork_in_task *ft)
+{
+    if (weft_worker_index() != -1)
+        return CHILD_TASK_INDEX;
+    if (weft_pool_destroy(ft->pool) != 0)
+        return CHILD_TASK_DESTROY;
+    if (!SA_TSAN) {
+        weft_pool *q = tu_pool_new(1, "child");
+        weft_future *g = NULL;
+        void *v = NULL;
+        if (q == NULL || weft_submit(q, tu_task_identity, &fork_marker, &g) != 0 ||
+            weft_future_result(g, &v) != 0 || v != &fork_marker)
+            return CHILD_TASK_NEW_POOL;
+        weft_future_release(g);
+        if (weft_pool_destroy(q) != 0)
+            return CHILD_TASK_NEW_POOL;
+    }
+    if (atomic_load(&ft->queued_ran) != 0)
+        return CHILD_TASK_RAN_QUEUED;
+    return CHILD_OK;
+}
+
+static int task_forks(void *arg, void **result)
+{
+    (void)result;
+    fork_in_task *ft = arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        alarm(20);
+        _exit(fork_child_in_task(ft));
+    }
+    int status = 0;
+    pid_t w;
+    do {
+        w = waitpid(pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    ft->child_status = w == pid ? status : -1;
+    ft->forked = true;
+    return 0;
+}
+
+START_TEST(test_fork_in_task)
+{
+    fork_in_task ft = {.pool = pool_with(1, 0)};
+    atomic_init(&ft.queued_ran, 0);
+    weft_future *f = submit(ft.pool, task_forks, &ft);
+    weft_future *q = submit(ft.pool, task_mark_queued, &ft); /* queued behind it: one worker */
+    ck_assert_int_eq(weft_future_result(f, NULL), 0);
+    ck_assert_int_eq(weft_future_result(q, NULL), 0);
+    ck_assert(ft.forked);
+    int status = ft.child_status;
+    ck_assert_msg(status != -1, "waitpid failed");
+    ck_assert_msg(!WIFSIGNALED(status), "the child died of signal %d%s", WTERMSIG(status),
+                  WTERMSIG(status) == SIGALRM ? " (alarm: it hung)" : "");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == CHILD_OK, "in the child: %s (%d)",
+                  child_what(WEXITSTATUS(status)), WEXITSTATUS(status));
+    ck_assert_int_eq(atomic_load(&ft.queued_ran), 1); /* once, in the parent */
+    weft_future_release(f);
+    weft_future_release(q);
+    tu_pool_free(ft.pool);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+static void exit_at_once(void)
+{
+    _exit(0);
+}
+
+/* A child that returns from the task it forked in: its thread ends, without finishing the
+ * task's future in the child or running the work queued behind it. */
+static int task_forks_and_returns(void *arg, void **result)
+{
+    (void)result;
+    fork_in_task *ft = arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        alarm(20);
+        atexit(exit_at_once); /* the child's end skips LeakSanitizer: it abandons the pool */
+        return 0;             /* the child goes back into the library */
+    }
+    int status = 0;
+    pid_t w;
+    do {
+        w = waitpid(pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    ft->child_status = w == pid ? status : -1;
+    ft->forked = true;
+    return 0;
+}
+
+static int task_exit_if_child(void *arg, void **result)
+{
+    (void)result;
+    fork_in_task *ft = arg;
+    if (getpid() != ft->parent)
+        _exit(CHILD_TASK_RAN_QUEUED);
+    atomic_fetch_add(&ft->queued_ran, 1);
+    return 0;
+}
+
+START_TEST(test_fork_in_task_child_returns)
+{
+    fork_in_task ft = {.pool = pool_with(1, 0), .parent = getpid()};
+    atomic_init(&ft.queued_ran, 0);
+    weft_future *f = submit(ft.pool, task_forks_and_returns, &ft);
+    weft_future *q = submit(ft.pool, task_exit_if_child, &ft);
+    ck_assert_int_eq(weft_future_result(f, NULL), 0);
+    ck_assert_int_eq(weft_future_result(q, NULL), 0);
+    ck_assert(ft.forked);
+    int status = ft.child_status;
+    ck_assert_msg(status != -1, "waitpid failed");
+    ck_assert_msg(!WIFSIGNALED(status), "the child died of signal %d%s", WTERMSIG(status),
+                  WTERMSIG(status) == SIGALRM ? " (alarm: it hung)" : "");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child: %s (%d)",
+                  child_what(WEXITSTATUS(status)), WEXITSTATUS(status));
+    ck_assert_int_eq(atomic_load(&ft.queued_ran), 1);
+    weft_future_release(f);
+    weft_future_release(q);
+    tu_pool_free(ft.pool);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 /* A pool forked while busy (tasks queued, workers running) many times: every child frees it at
  * once and the parent drains it normally. */
 static int task_spin_short(void *arg, void **result)
@@ -1029,6 +1201,8 @@ static Suite *server_api_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_fork);
     tcase_add_test(tc, test_fork_busy_pool);
+    tcase_add_test(tc, test_fork_in_task);
+    tcase_add_test(tc, test_fork_in_task_child_returns);
     suite_add_tcase(s, tc);
     return s;
 }
