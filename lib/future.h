@@ -91,6 +91,10 @@ bool weft__future_add_node(weft_future *f, struct weft__fnode *n);
  * has set n->fired. */
 void weft__future_remove_node(weft_future *f, struct weft__fnode *n);
 
+/* weft_future_cancel for a future that is not a gather (worker.c). *pid is the caller's process
+ * id, or 0 until this looks it up (once, for many calls: it is a system call). */
+int weft__future_cancel_task(weft_future *f, int32_t *pid);
+
 /* Gathers (gather.c): cancel recursively; free children with the gather. */
 int weft__gather_cancel(weft_future *g);
 void weft__gather_free(weft_future *g);

@@ -13,6 +13,25 @@
  * writes the gather's code and result, and a concurrent cancel (CAS PENDING -> CANCELLED) either
  * wins before the claim or loses. The result slots are written before the acq_rel decrements of
  * `remaining`, whose release sequence ends in the finishing CAS, so whoever sees DONE sees them.
+ *
+ * Sweeps. Cancelling the children (WEFT_CANCEL_ON_ERROR, or a cancel of the gather) is one pass
+ * over them, sweep(). Each cancellation it makes fires, on this thread and inside the pass, the
+ * child's node of this gather, and any callback a user put on the child, which may cancel the
+ * gather again. Were those to sweep too, each would start from child 0 one frame deeper: stack
+ * depth n and O(n^2) work. So:
+ *   - child_done sweeps only if it is the one that finished the gather FAILED. A child cancelled
+ *     by a sweep finds the gather finished already; a child failing on another thread after the
+ *     first leaves the cancelling to the first, whose pass covers every child.
+ *   - A sweep of a gather that this thread is sweeping already, further up its stack, returns at
+ *     once: the pass below goes on from where it is. `sweeping` is this thread's list of them.
+ *     Another thread's sweep of the same gather is not such a sweep and makes its own pass, so
+ *     that a cancel returns only once every child has been cancelled or asked to stop.
+ *   - A pass that reached every child, and every nested gather in full, marks the gather
+ *     `swept`: each child was then finished or asked to stop, for good, so a later sweep
+ *     returns at once. This keeps a chain of failing nested gathers, each sweeping in turn on the
+ *     way back, linear in the number of futures.
+ * A nested gather is swept within its parent's pass, so sweeps cost stack as deep as the gathers
+ * nest, and never as wide as they are.
  */
 #include "future.h"
 
@@ -31,26 +50,68 @@ struct gather {
     size_t n;
     unsigned flags;
     _Atomic size_t remaining;
+    _Atomic bool swept; /* a sweep reached every child (see above) */
     weft_future **children;
     void **results;
     struct gather_node *nodes;
 };
 
-static void finish_gather(struct gather *g, weft_state st, int code)
+/* The sweeps running on this thread, innermost first; each frame lives in its sweep's call. */
+struct sweep_frame {
+    const struct gather *g;
+    const struct sweep_frame *outer;
+};
+
+static WEFT_TLS const struct sweep_frame *sweeping;
+
+/* Claims and finishes g: false if it had been claimed or cancelled already. */
+static bool finish_gather(struct gather *g, weft_state st, int code)
 {
-    if (weft__future_start(&g->fut)) /* claim: see above */
-        weft__future_finish(&g->fut, st, code, st == WEFT_DONE ? (void *)g->results : NULL);
+    if (!weft__future_start(&g->fut)) /* claim: see above */
+        return false;
+    weft__future_finish(&g->fut, st, code, st == WEFT_DONE ? (void *)g->results : NULL);
+    return true;
 }
 
-static void cancel_children(struct gather *g)
+static bool sweep(struct gather *g, int32_t *pid);
+
+/* Cancels child c if it has not finished; a gather is swept even then (a FAILED one may have
+ * children still running). False when sweep() left part of it to a pass further up. */
+static bool cancel_child(weft_future *c, int32_t *pid)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        weft_future *c = g->children[i];
-        if (c->task.kind == WEFT_TASK_GATHER)
-            weft__gather_cancel(c); /* recurse even into a finished (failed) gather */
-        else if (!weft_future_done(c))
-            weft_future_cancel(c);
+    if (c->task.kind != WEFT_TASK_GATHER) {
+        if (!weft_future_done(c))
+            weft__future_cancel_task(c, pid);
+        return true;
     }
+    weft__future_cancel_pending(c); /* a gather being finished (claimed: RUNNING) is left be */
+    return sweep((struct gather *)c, pid);
+}
+
+/* One pass over g's children cancelling those not finished, nested gathers included (see the
+ * top of the file). Returns true when every child was then finished or asked to stop; false
+ * when some nested gather was being swept further up this thread's stack, which finishes it. */
+static bool sweep(struct gather *g, int32_t *pid)
+{
+    /* acquire: pairs with the release store below; the cancellations of the pass that set it
+     * happen before this returns, as this sweep's caller is promised */
+    if (ld_acquire(&g->swept))
+        return true;
+    for (const struct sweep_frame *s = sweeping; s != NULL; s = s->outer) {
+        if (s->g == g)
+            return false; /* fired by that pass's own cancellations: it goes on */
+    }
+    struct sweep_frame me = {g, sweeping};
+    sweeping = &me;
+    bool complete = true;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!cancel_child(g->children[i], pid))
+            complete = false;
+    }
+    sweeping = me.outer;
+    if (complete)
+        st_release(&g->swept, true); /* release: pairs with the acquire load above */
+    return complete;
 }
 
 static void child_done(struct gather *g, size_t i)
@@ -61,9 +122,10 @@ static void child_done(struct gather *g, size_t i)
     if (cs == WEFT_DONE) {
         g->results[i] = c->result;
     } else if (!(g->flags & WEFT_RETURN_EXCEPTIONS)) {
-        finish_gather(g, WEFT_FAILED, cs == WEFT_FAILED ? c->code : -ECANCELED);
-        if (g->flags & WEFT_CANCEL_ON_ERROR)
-            cancel_children(g);
+        /* Only the child that fails the gather sweeps it (see the top of the file). */
+        if (finish_gather(g, WEFT_FAILED, cs == WEFT_FAILED ? c->code : -ECANCELED) &&
+            (g->flags & WEFT_CANCEL_ON_ERROR))
+            sweep(g, &(int32_t){0});
     }
     /* acq_rel: the release publishes results[i]; the acquire in the last decrement makes every
      * slot visible to the thread that finishes the gather. */
@@ -101,6 +163,7 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     g->n = n;
     g->flags = flags;
     atomic_init(&g->remaining, n);
+    atomic_init(&g->swept, false);
     g->nodes = (struct gather_node *)(g + 1);
     g->children = (weft_future **)(g->nodes + n);
     g->results = (void **)(g->children + n);
@@ -126,12 +189,13 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     return 0;
 }
 
+/* Called again from a callback fired by this thread's own sweep of f (a user's on_done on a
+ * child that cancels the gather), it returns before that sweep has reached every child. */
 int weft__gather_cancel(weft_future *f)
 {
-    struct gather *g = (struct gather *)f;
     /* A gather being finished by its last child (claimed: RUNNING) counts as finished. */
     int won = weft__future_cancel_pending(f) ? 1 : 0;
-    cancel_children(g);
+    sweep((struct gather *)f, &(int32_t){0});
     return won;
 }
 

@@ -559,6 +559,11 @@ int weft_future_cancel(weft_future *f)
         return -EINVAL;
     if (f->task.kind == WEFT_TASK_GATHER)
         return weft__gather_cancel(f);
+    return weft__future_cancel_task(f, &(int32_t){0});
+}
+
+int weft__future_cancel_task(weft_future *f, int32_t *pid)
+{
     uint32_t s = ld_acquire(&f->state);
     for (;;) {
         switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
@@ -566,8 +571,12 @@ int weft_future_cancel(weft_future *f)
             /* Inherited through fork(): it never finishes in this process. The pid is the
              * future's own copy, since its pool may be gone (freed in this child, or in the
              * parent by a destroy that a worker dropping the task let through). */
-            if (f->pid != 0 && f->pid != getpid())
-                return 0;
+            if (f->pid != 0) {
+                if (*pid == 0)
+                    *pid = (int32_t)getpid();
+                if (f->pid != *pid)
+                    return 0;
+            }
             if (weft__future_cancel_pending(f)) {
                 /* Only the future and its pool page are touched from here on: once the CAS
                  * is done, a worker may drop the task and the pool may be destroyed. */

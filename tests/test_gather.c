@@ -2,8 +2,8 @@
  * gather (asyncio.gather): results in input order whatever the finishing order, the result
  * array owned by the gather, failure and cancellation of children, WEFT_RETURN_EXCEPTIONS and
  * WEFT_CANCEL_ON_ERROR, gathers of gathers and their cancellation at every depth, children from
- * two pools, weft_gather_child, the argument errors, and helping when a task gathers on a
- * worker.
+ * two pools, weft_gather_child, the argument errors, helping when a task gathers on a worker,
+ * and wide gathers whose cancellation must cost neither stack nor work quadratic in their width.
  *
  * Children finish in an order the test chooses by opening their gates (gwutil.h).
  */
@@ -1017,6 +1017,405 @@ START_TEST(test_gather_on_worker_helps)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Wide gathers: cancelling the children of a gather is one pass over them, on a stack whose
+ * depth does not grow with their number. Each cancellation fires the gather's node on that
+ * child at once, on the cancelling thread; a sweep that swept again from there recursed once
+ * per pending child and did O(n^2) work: 80,000 children overflowed the main thread's 8 MiB
+ * stack, 20,000 the 1 MiB stack of a worker.
+ */
+
+/* A pool of one worker with a 1 MiB stack. Test thread only. */
+static weft_pool *small_stack_pool(void)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.stack_size = (size_t)1 << 20;
+    cfg.name = "small-stack";
+    weft_pool *p = NULL;
+    int rc = weft_pool_create(&cfg, &p);
+    ck_assert_msg(rc == 0, "weft_pool_create(1 MiB stack) = %d (%s)", rc, weft_strerror(rc));
+    return p;
+}
+
+static size_t wide_n(size_t base)
+{
+    return base * (size_t)tu_stress_scale();
+}
+
+static weft_future **alloc_futures(size_t n)
+{
+    weft_future **fs = calloc(n, sizeof *fs);
+    ck_assert_ptr_nonnull(fs);
+    return fs;
+}
+
+/* Test thread only: n children of p counting into *ran, pending while p's only worker is
+ * busy. */
+static void submit_pending(weft_pool *p, weft_future **fs, size_t n, atomic_int *ran)
+{
+    for (size_t i = 0; i < n; i++)
+        fs[i] = gw_submit(p, tu_task_count, ran);
+}
+
+/* Test thread only: every one of fs[0..n) is CANCELLED now, without waiting. */
+static void assert_all_cancelled(weft_future *const fs[], size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        weft_state st = weft_future_state(fs[i]);
+        if (st != WEFT_CANCELLED)
+            ck_abort_msg("%s: child %zu of %zu in state %d", what, i, n, (int)st);
+    }
+}
+
+/* A task that waits for its gate, then cancels `target` (set before the gate opens). */
+typedef struct cancel_job {
+    tu_gate gate;
+    atomic_int started;
+    atomic_int rc;
+    weft_future *target;
+} cancel_job;
+
+static void cancel_job_init(cancel_job *j)
+{
+    tu_gate_init(&j->gate);
+    atomic_init(&j->started, 0);
+    atomic_init(&j->rc, -1000);
+    j->target = NULL;
+}
+
+static int cancel_job_task(void *arg, void **result)
+{
+    (void)result;
+    cancel_job *j = arg;
+    atomic_store(&j->started, 1);
+    if (TU_EXPECT(tu_gate_wait(&j->gate)))
+        atomic_store(&j->rc, weft_future_cancel(j->target));
+    return 0;
+}
+
+/* Test thread only: starts j on p's only worker, which then stays busy until the gate. */
+static weft_future *cancel_job_start(weft_pool *p, cancel_job *j)
+{
+    cancel_job_init(j);
+    weft_future *f = gw_submit(p, cancel_job_task, j);
+    ck_assert_msg(tu_wait_atomic_ge(&j->started, 1, TU_PATIENCE_S), "cancel job never started");
+    return f;
+}
+
+/* Test thread only: makes j cancel target on its worker and waits until it has. */
+static void cancel_job_run(cancel_job *j, weft_future *jf, weft_future *target)
+{
+    j->target = target;
+    tu_gate_open(&j->gate);
+    ck_assert_int_eq(weft_future_result(jf, NULL), 0);
+    weft_future_release(jf);
+}
+
+/* Test thread only: a gather (WEFT_CANCEL_ON_ERROR) of n children of p's only worker, which
+ * fails the first while the others are pending behind it; the worker cancels them. */
+static void fail_one_on_worker(weft_pool *p, size_t n, atomic_int *ran)
+{
+    gw_job bad;
+    gw_job_init(&bad, NULL, -EIO, false);
+    weft_future **fs = alloc_futures(n);
+    fs[0] = gw_submit_job(p, &bad);
+    gw_wait_started(&bad);
+    submit_pending(p, fs + 1, n - 1, ran);
+    weft_future *g = NULL;
+    ck_assert_int_eq(weft_gather(fs, n, WEFT_CANCEL_ON_ERROR, &g), 0);
+    tu_gate_open(&bad.gate);
+    ck_assert_int_eq(weft_future_result(g, NULL), -EIO);
+    ck_assert_int_eq(weft_future_state(g), WEFT_FAILED);
+    /* The worker cancels the others after it failed the gather: wait until it is through. */
+    for (size_t i = 1; i < n; i++)
+        gw_wait_done(fs[i]);
+    assert_all_cancelled(fs + 1, n - 1, "a child failed on a worker");
+    ck_assert_int_eq(weft_gather_child(g, 0, NULL), -EIO);
+    ck_assert_int_eq(weft_gather_child(g, n - 1, NULL), -ECANCELED);
+    ck_assert_int_eq(weft_future_result(g, NULL), -EIO); /* the first code stays */
+    weft_future_release(g);
+    gw_release_all(fs, n);
+    free(fs);
+}
+
+/* Test thread only: a task on p's only worker cancels a gather (WEFT_CANCEL_ON_ERROR) of n
+ * children pending behind it. */
+static void cancel_gather_on_worker(weft_pool *p, size_t n, atomic_int *ran)
+{
+    cancel_job cj;
+    weft_future *jf = cancel_job_start(p, &cj);
+    weft_future **fs = alloc_futures(n);
+    submit_pending(p, fs, n, ran);
+    weft_future *g = NULL;
+    ck_assert_int_eq(weft_gather(fs, n, WEFT_CANCEL_ON_ERROR, &g), 0);
+    cancel_job_run(&cj, jf, g);
+    ck_assert_int_eq(atomic_load(&cj.rc), 1);
+    ck_assert_int_eq(weft_future_state(g), WEFT_CANCELLED);
+    assert_all_cancelled(fs, n, "gather cancelled on a worker");
+    ck_assert_int_eq(weft_future_cancel(g), 0);
+    weft_future_release(g);
+    gw_release_all(fs, n);
+    free(fs);
+}
+
+/* On the main thread, 80,000 pending children and a running one: cancelling one child
+ * (WEFT_CANCEL_ON_ERROR) cancels every other pending one and asks the running one to stop;
+ * cancelling the gather itself cancels all of its children. */
+START_TEST(test_gather_wide_cancel_on_error_main)
+{
+    size_t n = wide_n(80000);
+    weft_pool *p = tu_pool_new(1, NULL);
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    gw_blocker blk;
+    gw_blocker_start(&blk, p);
+
+    /* One child cancelled: [blocker (running), n pending]. */
+    weft_future **fs = alloc_futures(n + 1);
+    fs[0] = blk.f;
+    submit_pending(p, fs + 1, n, &ran);
+    weft_future *g = NULL;
+    ck_assert_int_eq(weft_gather(fs, n + 1, WEFT_CANCEL_ON_ERROR, &g), 0);
+    ck_assert_int_eq(weft_future_cancel(fs[1 + n / 2]), 1);
+    ck_assert_int_eq(weft_future_state(g), WEFT_FAILED);
+    ck_assert_int_eq(weft_future_result(g, NULL), -ECANCELED);
+    assert_all_cancelled(fs + 1, n, "one child cancelled");
+    ck_assert_int_eq(weft_future_state(blk.f), WEFT_RUNNING);
+
+    /* The gather cancelled. */
+    weft_future **fs2 = alloc_futures(n);
+    submit_pending(p, fs2, n, &ran);
+    weft_future *g2 = NULL;
+    ck_assert_int_eq(weft_gather(fs2, n, WEFT_CANCEL_ON_ERROR, &g2), 0);
+    ck_assert_int_eq(weft_future_cancel(g2), 1);
+    ck_assert_int_eq(weft_future_state(g2), WEFT_CANCELLED);
+    ck_assert_int_eq(weft_future_result(g2, NULL), -ECANCELED);
+    assert_all_cancelled(fs2, n, "gather cancelled");
+    ck_assert_int_eq(weft_future_cancel(g2), 0);
+
+    /* The blocker was asked to stop, ignored it and ends DONE. */
+    gw_blocker_stop(&blk);
+    ck_assert_int_eq(atomic_load(&blk.job.saw_request_after_gate), 1);
+    ck_assert_int_eq(weft_gather_child(g, 0, NULL), 0);
+    ck_assert_int_eq(weft_future_state(g), WEFT_FAILED);
+    weft_future_release(g);
+    weft_future_release(g2);
+    gw_release_all(fs + 1, n); /* fs[0] was the blocker's, released by gw_blocker_stop */
+    gw_release_all(fs2, n);
+    free(fs);
+    free(fs2);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* On a worker with a 1 MiB stack, one child of a gather of 20,000 fails while the others are
+ * pending: the worker cancels them all and survives. */
+START_TEST(test_gather_wide_fail_on_small_stack)
+{
+    weft_pool *p = small_stack_pool();
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    fail_one_on_worker(p, wide_n(20000), &ran);
+    tu_pool_check_works(p);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* 200,000 children, both ways, on a worker with a 1 MiB stack. A sweep that recursed would
+ * overflow that stack; one that restarted its pass for each cancelled child (O(n^2)) would take
+ * minutes at this size and run past this test case's timeout, set far above what a linear
+ * sweep needs. No timing is measured. */
+START_TEST(test_gather_wide_sweep_is_linear)
+{
+    weft_pool *p = small_stack_pool();
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    size_t n = wide_n(200000);
+    fail_one_on_worker(p, n, &ran);
+    cancel_gather_on_worker(p, n, &ran);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* A gather (WEFT_CANCEL_ON_ERROR) of 4 gathers (WEFT_CANCEL_ON_ERROR) of 20,000 pending leaves
+ * each, on a worker with a 1 MiB stack: cancelling the outer one cancels every leaf; then the
+ * same shape where a leaf of the first inner gather fails on the worker. */
+START_TEST(test_gather_wide_nested_cancel)
+{
+    enum { K = 4 };
+    size_t m = wide_n(20000);
+    weft_pool *p = small_stack_pool();
+    atomic_int ran;
+    atomic_init(&ran, 0);
+
+    /* The outer gather cancelled. */
+    cancel_job cj;
+    weft_future *jf = cancel_job_start(p, &cj);
+    weft_future **leaves = alloc_futures(K * m);
+    weft_future *inner[K], *outer = NULL;
+    submit_pending(p, leaves, K * m, &ran);
+    for (size_t k = 0; k < K; k++)
+        ck_assert_int_eq(weft_gather(leaves + k * m, m, WEFT_CANCEL_ON_ERROR, &inner[k]), 0);
+    ck_assert_int_eq(weft_gather(inner, K, WEFT_CANCEL_ON_ERROR, &outer), 0);
+    cancel_job_run(&cj, jf, outer);
+    ck_assert_int_eq(atomic_load(&cj.rc), 1);
+    ck_assert_int_eq(weft_future_state(outer), WEFT_CANCELLED);
+    for (size_t k = 0; k < K; k++)
+        ck_assert_int_eq(weft_future_state(inner[k]), WEFT_CANCELLED);
+    assert_all_cancelled(leaves, K * m, "outer gather cancelled");
+    weft_future_release(outer);
+    gw_release_all(inner, K);
+    gw_release_all(leaves, K * m);
+
+    /* A leaf fails: its gather fails, which fails the outer one, which cancels the rest. */
+    gw_job bad;
+    gw_job_init(&bad, NULL, -EIO, false);
+    leaves[0] = gw_submit_job(p, &bad);
+    gw_wait_started(&bad);
+    submit_pending(p, leaves + 1, K * m - 1, &ran);
+    for (size_t k = 0; k < K; k++)
+        ck_assert_int_eq(weft_gather(leaves + k * m, m, WEFT_CANCEL_ON_ERROR, &inner[k]), 0);
+    ck_assert_int_eq(weft_gather(inner, K, WEFT_CANCEL_ON_ERROR, &outer), 0);
+    tu_gate_open(&bad.gate);
+    ck_assert_int_eq(weft_future_result(outer, NULL), -EIO);
+    for (size_t i = 1; i < K * m; i++)
+        gw_wait_done(leaves[i]);
+    assert_all_cancelled(leaves + 1, K * m - 1, "a leaf failed");
+    ck_assert_int_eq(weft_future_state(outer), WEFT_FAILED);
+    ck_assert_int_eq(weft_future_state(inner[0]), WEFT_FAILED);
+    ck_assert_int_eq(weft_future_result(inner[0], NULL), -EIO);
+    for (size_t k = 1; k < K; k++)
+        ck_assert_int_eq(weft_future_state(inner[k]), WEFT_CANCELLED);
+    weft_future_release(outer);
+    gw_release_all(inner, K);
+    gw_release_all(leaves, K * m);
+    free(leaves);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* A callback on each child cancels the gather: the first one cancels it, and the callbacks its
+ * sweep fires cancel it again from inside that sweep; they return at once rather than sweep
+ * again (which recursed once per child), on a worker with a 1 MiB stack. */
+typedef struct recancel {
+    weft_future *g;
+    atomic_int calls;
+    atomic_int won;
+} recancel;
+
+static void recancel_cb(weft_future *f, void *data)
+{
+    recancel *r = data;
+    TU_EXPECT(weft_future_state(f) == WEFT_CANCELLED);
+    int rc = weft_future_cancel(r->g);
+    TU_EXPECT(rc == 0 || rc == 1);
+    atomic_fetch_add(&r->won, rc);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+START_TEST(test_gather_wide_cancel_from_callbacks)
+{
+    size_t n = wide_n(20000);
+    weft_pool *p = small_stack_pool();
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    cancel_job cj;
+    weft_future *jf = cancel_job_start(p, &cj);
+    weft_future **fs = alloc_futures(n);
+    submit_pending(p, fs, n, &ran);
+    recancel r;
+    atomic_init(&r.calls, 0);
+    atomic_init(&r.won, 0);
+    ck_assert_int_eq(weft_gather(fs, n, 0, &r.g), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(weft_future_on_done(fs[i], recancel_cb, &r), 0);
+    cancel_job_run(&cj, jf, fs[0]);
+    ck_assert_int_eq(atomic_load(&cj.rc), 1);
+    ck_assert_int_eq(atomic_load(&r.calls), (int)n);
+    ck_assert_int_eq(atomic_load(&r.won), 1);
+    ck_assert_int_eq(weft_future_state(r.g), WEFT_CANCELLED);
+    assert_all_cancelled(fs, n, "cancelled from callbacks");
+    weft_future_release(r.g);
+    gw_release_all(fs, n);
+    free(fs);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* Two threads cancel the same wide gather at once: when either call returns, every child is
+ * cancelled, whichever thread did the work. */
+typedef struct racer {
+    weft_future *g;
+    weft_future *const *fs;
+    size_t n;
+    atomic_int *ready;
+    int rc;
+} racer;
+
+static void racer_cancel(racer *r)
+{
+    atomic_fetch_add(r->ready, 1);
+    int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
+    while (atomic_load(r->ready) < 2 && tu_now_ns() < deadline) {
+    }
+    r->rc = weft_future_cancel(r->g);
+    for (size_t i = 0; i < r->n; i++) {
+        if (!TU_EXPECT(weft_future_state(r->fs[i]) == WEFT_CANCELLED))
+            break;
+    }
+}
+
+static void *racer_main(void *arg)
+{
+    racer_cancel(arg);
+    return NULL;
+}
+
+START_TEST(test_gather_wide_cancel_two_threads)
+{
+    size_t n = wide_n(50000);
+    weft_pool *p = tu_pool_new(1, NULL);
+    atomic_int ran, ready;
+    atomic_init(&ran, 0);
+    gw_blocker blk;
+    gw_blocker_start(&blk, p);
+    for (int round = 0; round < 4; round++) {
+        weft_future **fs = alloc_futures(n);
+        submit_pending(p, fs, n, &ran);
+        weft_future *g = NULL;
+        ck_assert_int_eq(weft_gather(fs, n, round % 2 ? WEFT_CANCEL_ON_ERROR : 0, &g), 0);
+        atomic_init(&ready, 0);
+        racer a = {g, fs, n, &ready, -1000}, b = a;
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, racer_main, &b), 0);
+        racer_cancel(&a);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        ck_assert_msg(a.rc + b.rc == 1 && a.rc >= 0 && b.rc >= 0, "cancel gave %d and %d", a.rc,
+                      b.rc);
+        ck_assert_int_eq(weft_future_state(g), WEFT_CANCELLED);
+        weft_future_release(g);
+        gw_release_all(fs, n);
+        free(fs);
+    }
+    gw_blocker_stop(&blk);
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 static Suite *gather_suite(void)
 {
     Suite *s = suite_create("gather");
@@ -1060,6 +1459,21 @@ static Suite *gather_suite(void)
     tcase_add_test(tc, test_gather_cancel_one_group);
     tcase_add_test(tc, test_gather_cancel_outer_deep);
     tcase_add_test(tc, test_gather_cancel_after_failed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wide");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_gather_wide_cancel_on_error_main);
+    tcase_add_test(tc, test_gather_wide_fail_on_small_stack);
+    tcase_add_test(tc, test_gather_wide_nested_cancel);
+    tcase_add_test(tc, test_gather_wide_cancel_from_callbacks);
+    tcase_add_test(tc, test_gather_wide_cancel_two_threads);
+    suite_add_tcase(s, tc);
+
+    /* A linear sweep needs well under a second here; O(n^2) would need minutes. */
+    tc = tcase_create("linear");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_gather_wide_sweep_is_linear);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("helping");
