@@ -278,7 +278,7 @@ END_TEST
  * CANCEL shutdown racing submissions from inside the pool
  */
 
-enum { INSIDE_MAX = 4096 };
+enum { INSIDE_MAX = 8192 };
 
 typedef struct inside {
     weft_future *fs[INSIDE_MAX];
@@ -316,6 +316,10 @@ static bool push_child(inside *in)
         atomic_fetch_add(&in->late_pending, 1);
     in->fs[k] = f;
     atomic_store(&in->n, k + 1); /* publishes fs[k] to the test thread */
+    /* A pause, so that the test thread catches the submitter well before INSIDE_MAX even on a
+     * loaded machine. */
+    for (volatile int spin = 0; spin < 1000; spin = spin + 1) {
+    }
     return true;
 }
 
