@@ -18,7 +18,7 @@
  * before unlocking, and destroy waits for that, then takes the mutex once more so that no
  * fire() is still inside it when it is destroyed.
  */
-#include "pool.h"
+#include "worker.h"
 
 #include "alloc.h"
 #include "cache.h"
@@ -32,49 +32,35 @@
 #include <unistd.h>
 
 struct centry {
-    struct weft__fnode node; /* first */
+    struct weft__fnode node;
     weft_future *f;
     weft_completion *c;
-    struct centry *prev, *next; /* pending list (doubly linked) or ready FIFO (next only) */
+    struct weft__list link; /* on the set's pending list, then on its ready FIFO */
 };
 
 struct helper {
     struct weft__worker *w;
-    struct helper *next;
+    struct weft__list link; /* on the set's helpers list */
 };
 
 struct weft_completion {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct centry *pending;       /* under mu */
-    struct centry *rhead, *rtail; /* under mu */
-    _Atomic size_t npending;      /* written under mu; read without it by helpers */
-    _Atomic size_t nready;        /* likewise */
-    struct helper *helpers;       /* under mu */
-    unsigned sleepers;            /* threads in cond_wait; under mu */
-    bool closing;                 /* under mu */
-    int efd;                      /* -1 until asked for; under mu */
+    struct weft__list pending; /* entries whose future runs; under mu */
+    struct weft__list ready;   /* entries whose future finished, oldest first; under mu */
+    _Atomic size_t npending;   /* written under mu; read without it by helpers */
+    _Atomic size_t nready;     /* likewise */
+    struct weft__list helpers; /* helping workers about to park; under mu */
+    unsigned sleepers;         /* threads in cond_wait; under mu */
+    bool closing;              /* under mu */
+    int efd;                   /* -1 until asked for; under mu */
 };
 
-static void unlink_pending(weft_completion *c, struct centry *e)
-{
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        c->pending = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-}
-
-/* Under mu: e's future has finished; make it available. */
+/* Under mu: e's future has finished; move it from pending to ready. */
 static void make_ready(weft_completion *c, struct centry *e)
 {
-    e->next = NULL;
-    if (c->rtail != NULL)
-        c->rtail->next = e;
-    else
-        c->rhead = e;
-    c->rtail = e;
+    weft__list_remove(&e->link);
+    weft__list_push_tail(&c->ready, &e->link);
     /* release: pairs with the acquire in ready_or_empty (helpers poll without the mutex) */
     st_release(&c->nready, ld_relaxed(&c->nready) + 1);
     st_release(&c->npending, ld_relaxed(&c->npending) - 1);
@@ -85,22 +71,20 @@ static void make_ready(weft_completion *c, struct centry *e)
     }
     if (c->sleepers > 0)
         pthread_cond_broadcast(&c->cv);
-    for (struct helper *h = c->helpers; h != NULL; h = h->next)
-        weft__unpark_worker(h->w);
+    for (struct weft__list *l = c->helpers.next; l != &c->helpers; l = l->next)
+        weft__unpark_worker(weft__container_of(l, struct helper, link)->w);
 }
 
 static void entry_fire(struct weft__fnode *n, weft_future *f)
 {
     (void)f;
-    struct centry *e = (struct centry *)n;
+    struct centry *e = weft__container_of(n, struct centry, node);
     weft_completion *c = e->c;
     pthread_mutex_lock(&c->mu);
-    if (c->closing) {
+    if (c->closing)
         weft__fnode_fired(n); /* destroy owns e from here on */
-    } else {
-        unlink_pending(c, e);
+    else
         make_ready(c, e);
-    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -111,16 +95,13 @@ int weft_completion_create(weft_completion **out)
     weft_completion *c = weft__malloc(sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    weft__cond_init_monotonic(&c->cv);
     pthread_mutex_init(&c->mu, NULL);
-    c->pending = c->rhead = c->rtail = NULL;
+    weft__list_init(&c->pending);
+    weft__list_init(&c->ready);
     atomic_init(&c->npending, 0);
     atomic_init(&c->nready, 0);
-    c->helpers = NULL;
+    weft__list_init(&c->helpers);
     c->sleepers = 0;
     c->closing = false;
     c->efd = -1;
@@ -141,16 +122,11 @@ int weft_completion_add(weft_completion *c, weft_future *f)
     e->c = c;
     e->node.fire = entry_fire;
     pthread_mutex_lock(&c->mu);
-    e->prev = NULL;
-    e->next = c->pending;
-    if (c->pending != NULL)
-        c->pending->prev = e;
-    c->pending = e;
+    weft__list_push_head(&c->pending, &e->link);
     st_release(&c->npending, ld_relaxed(&c->npending) + 1); /* see make_ready */
     pthread_mutex_unlock(&c->mu);
     if (!weft__future_add_node(f, &e->node)) {
         pthread_mutex_lock(&c->mu);
-        unlink_pending(c, e);
         make_ready(c, e);
         pthread_mutex_unlock(&c->mu);
     }
@@ -159,12 +135,8 @@ int weft_completion_add(weft_completion *c, weft_future *f)
 
 int weft_as_completed(weft_future *const fs[], size_t n, weft_completion **out)
 {
-    if (out == NULL || (n > 0 && fs == NULL))
+    if (out == NULL || (n > 0 && fs == NULL) || weft__any_null(fs, n))
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (fs[i] == NULL)
-            return -EINVAL;
-    }
     weft_completion *c;
     int rc = weft_completion_create(&c);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -204,8 +176,7 @@ static bool help_arm(void *ctx, struct weft__worker *w)
     bool sleep = !ready_or_empty(c);
     if (sleep) {
         hc->h.w = w;
-        hc->h.next = c->helpers;
-        c->helpers = &hc->h;
+        weft__list_push_head(&c->helpers, &hc->h.link);
     }
     pthread_mutex_unlock(&c->mu);
     return sleep;
@@ -217,12 +188,8 @@ static void help_disarm(void *ctx, struct weft__worker *w)
     struct help_ctx *hc = ctx;
     weft_completion *c = hc->c;
     pthread_mutex_lock(&c->mu);
-    for (struct helper **p = &c->helpers; *p != NULL; p = &(*p)->next) {
-        if (*p == &hc->h) {
-            *p = hc->h.next;
-            break;
-        }
-    }
+    if (!weft__list_empty(&hc->h.link)) /* armed: on the list */
+        weft__list_remove(&hc->h.link);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -230,21 +197,16 @@ static const struct weft__help_ops help_ops = {help_ready, help_arm, help_disarm
 
 int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f)
 {
-    if (c == NULL || f == NULL || (timeout_ns < 0 && timeout_ns != WEFT_FOREVER))
+    if (c == NULL || f == NULL || !weft__timeout_ok(timeout_ns))
         return -EINVAL;
     int64_t deadline = weft__deadline(timeout_ns);
-    struct timespec ts;
-    if (deadline >= 0) {
-        ts.tv_sec = (time_t)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
-    }
+    struct timespec ts = weft__timespec(deadline >= 0 ? deadline : 0);
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        struct centry *e = c->rhead;
-        if (e != NULL) {
-            c->rhead = e->next;
-            if (c->rhead == NULL)
-                c->rtail = NULL;
+        struct weft__list *first = weft__list_first(&c->ready);
+        if (first != NULL) {
+            struct centry *e = weft__container_of(first, struct centry, link);
+            weft__list_remove(first);
             st_release(&c->nready, ld_relaxed(&c->nready) - 1); /* see make_ready */
             if (c->efd >= 0) {
                 uint64_t v;
@@ -268,9 +230,10 @@ int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f
         if (w != NULL) {
             pthread_mutex_unlock(&c->mu);
             struct help_ctx hc = {.c = c};
+            weft__list_init(&hc.h.link);
             int r = weft__help(w, &help_ops, &hc, deadline);
             pthread_mutex_lock(&c->mu);
-            if (r == -ETIMEDOUT && c->rhead == NULL) {
+            if (r == -ETIMEDOUT && weft__list_empty(&c->ready)) {
                 pthread_mutex_unlock(&c->mu);
                 return -ETIMEDOUT;
             }
@@ -311,23 +274,25 @@ void weft_completion_destroy(weft_completion *c)
         return;
     pthread_mutex_lock(&c->mu);
     c->closing = true;
-    struct centry *pending = c->pending;
-    c->pending = NULL;
+    struct weft__list pending; /* a firing entry sees `closing` and leaves its link alone */
+    weft__list_move_all(&c->pending, &pending);
     pthread_mutex_unlock(&c->mu);
-    for (struct centry *e = pending; e != NULL;) {
-        struct centry *next = e->next;
+    for (struct weft__list *l = pending.next; l != &pending;) {
+        struct weft__list *next = l->next;
+        struct centry *e = weft__container_of(l, struct centry, link);
         weft__future_remove_node(e->f, &e->node); /* waits for a firing node */
         weft_future_release(e->f);
         weft__block_free(e);
-        e = next;
+        l = next;
     }
     pthread_mutex_lock(&c->mu); /* no fire() is inside the mutex after this */
     pthread_mutex_unlock(&c->mu);
-    for (struct centry *e = c->rhead; e != NULL;) {
-        struct centry *next = e->next;
+    for (struct weft__list *l = c->ready.next; l != &c->ready;) {
+        struct weft__list *next = l->next;
+        struct centry *e = weft__container_of(l, struct centry, link);
         weft_future_release(e->f);
         weft__block_free(e);
-        e = next;
+        l = next;
     }
     if (c->efd >= 0)
         close(c->efd);

@@ -78,6 +78,7 @@ void weft__deque_destroy(struct weft__deque *d)
 __attribute__((noinline, cold)) struct weft__deque_buf *
 weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, int64_t b)
 {
+    WEFT_ASSERT(b - t == old->mask + 1); /* grows only when full */
     struct weft__deque_buf *nb = buf_new((old->mask + 1) * 2);
     if (nb == NULL)
         return NULL;

@@ -6,6 +6,7 @@
 #define WEFT_DEQUE_H
 
 #include "atomic.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -48,6 +49,7 @@ static inline int weft__deque_push(struct weft__deque *d, void *item)
      * thief that took them has read them. */
     int64_t t = ld_acquire(&d->top);
     struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
+    WEFT_ASSERT(t <= b && b - t <= a->mask + 1);     /* never more items than slots */
     if (__builtin_expect(b - t > a->mask, 0)) {
         a = weft__deque_grow(d, a, t, b);
         if (a == NULL)
@@ -63,9 +65,9 @@ static inline int weft__deque_push(struct weft__deque *d, void *item)
 /* Owner only: push unless the buffer is full; never grows, never allocates. */
 static inline bool weft__deque_try_push(struct weft__deque *d, void *item)
 {
-    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
-    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    int64_t b = ld_relaxed(&d->bottom);              /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);                 /* acquire: as in push */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
     if (__builtin_expect(b - t > a->mask, 0))
         return false;
     st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
@@ -76,17 +78,19 @@ static inline bool weft__deque_try_push(struct weft__deque *d, void *item)
 /* Owner only. NULL when empty. */
 static inline void *weft__deque_take(struct weft__deque *d)
 {
-    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    int64_t b = ld_relaxed(&d->bottom) - 1;          /* relaxed: only the owner writes bottom */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
     /* seq_cst store then seq_cst load of top: store-load order against steal's seq_cst load of
      * top then bottom. Either the thief sees the reserved bottom or the owner sees its CAS. */
     st_seq_cst(&d->bottom, b);
     int64_t t = ld_seq_cst(&d->top);
+    WEFT_ASSERT(t <= b + 1); /* top passes bottom by one at most: an empty deque */
     void *x = NULL;
     if (__builtin_expect(t < b, 1)) {
         x = ld_relaxed(&a->slot[b & a->mask]); /* the owner's own write */
     } else if (t == b) {
-        x = ld_relaxed(&a->slot[b & a->mask]);
+        x = ld_relaxed(
+            &a->slot[b & a->mask]); /* the owner's own write; kept only if the CAS wins */
         /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
         if (!cas_seq_cst(&d->top, &t, t + 1))
             x = NULL;
@@ -110,9 +114,9 @@ static inline bool weft__deque_bottom_is(struct weft__deque *d, const void *item
 /* Owner only: how many more items fit without growing. */
 static inline size_t weft__deque_room(struct weft__deque *d)
 {
-    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
-    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf);
+    int64_t b = ld_relaxed(&d->bottom);              /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);                 /* acquire: as in push */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
     int64_t free_slots = a->mask + 1 - (b - t);
     return free_slots > 0 ? (size_t)free_slots : 0;
 }

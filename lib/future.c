@@ -43,7 +43,7 @@ static void lock(weft_future *f)
     if (cas_acq_rel(&f->lock, &c, 1)) /* acquire: pairs with the release in unlock */
         return;
     if (c != 2)
-        c = xchg_acq_rel(&f->lock, 2);
+        c = xchg_acq_rel(&f->lock, 2); /* acquire: pairs with the release in unlock; 2: sleepers */
     while (c != 0) {
         weft__futex_wait(&f->lock, 2, -1);
         c = xchg_acq_rel(&f->lock, 2); /* acquire: pairs with the release in unlock */
@@ -54,25 +54,38 @@ static void unlock(weft_future *f)
 {
     /* release: pairs with the acquire in lock */
     if (sub_release(&f->lock, 1) != 1) {
-        st_release(&f->lock, 0);
+        st_release(&f->lock, 0); /* release: as above, for the sleeper woken next */
         weft__futex_wake(&f->lock, 1);
     }
 }
+
+static void task_future_free(weft_future *f)
+{
+    weft__block_free(f);
+}
+
+static int task_future_cancel(weft_future *f, int32_t *pid);
+
+static const struct weft__future_ops task_future_ops = {task_future_cancel, task_future_free};
 
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs)
 {
     _Static_assert(sizeof(weft_future) <= WEFT_BLOCK_SIZE, "weft_future outgrew WEFT_BLOCK_SIZE");
     weft_future *f = weft__block_alloc();
-    if (f != NULL)
-        weft__future_init(f, WEFT_TASK_FUTURE, pool, fn, arg, refs);
+    if (f != NULL) {
+        weft__future_init(f, &task_future_ops, pool, fn, arg, refs);
+        f->task.flags = WEFT_TASK_SUBMITTED;
+    }
     return f;
 }
 
-void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn fn, void *arg,
-                       uint32_t refs)
+void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_pool *pool,
+                       weft_fn fn, void *arg, uint32_t refs)
 {
     atomic_init(&f->task.next, NULL);
-    f->task.kind = kind;
+    f->task.run = NULL;
+    f->task.flags = 0;
+    f->ops = ops;
     atomic_init(&f->state, WEFT_PENDING);
     atomic_init(&f->lock, 0);
     atomic_init(&f->refs, refs);
@@ -83,12 +96,12 @@ void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn f
     f->pool = pool;
     f->result = NULL;
     f->code = 0;
-    f->nodes = NULL;
+    weft__list_init(&f->nodes);
 }
 
 bool weft__future_start(weft_future *f)
 {
-    uint32_t s = ld_relaxed(&f->state);
+    uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
     for (;;) {
         if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
             return false;
@@ -100,16 +113,18 @@ bool weft__future_start(weft_future *f)
 
 static void fire_all(weft_future *f)
 {
+    struct weft__list detached;
     lock(f);
-    struct weft__fnode *list = f->nodes;
-    f->nodes = NULL;
-    for (struct weft__fnode *n = list; n != NULL; n = n->next)
-        n->linked = false;
+    weft__list_move_all(&f->nodes, &detached);
+    for (struct weft__list *l = detached.next; l != &detached; l = l->next)
+        weft__container_of(l, struct weft__fnode, link)->linked = false;
     unlock(f);
-    while (list != NULL) {
-        struct weft__fnode *next = list->next; /* read first: fire() may end the node's life */
-        list->fire(list, f);
-        list = next;
+    /* Off the future's list: from here on only this thread follows these links. */
+    for (struct weft__list *l = detached.next; l != &detached;) {
+        struct weft__list *next = l->next; /* read first: fire() may end the node's life */
+        struct weft__fnode *n = weft__container_of(l, struct weft__fnode, link);
+        n->fire(n, f);
+        l = next;
     }
 }
 
@@ -133,6 +148,8 @@ void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
     f->result = result;
     f->code = code;
     uint32_t s = ld_relaxed(&f->state);
+    WEFT_ASSERT((s & WEFT_FS_STATE_MASK) == WEFT_RUNNING); /* only the runner finishes */
+    WEFT_ASSERT(st >= WEFT_DONE && st <= WEFT_CANCELLED);
     /* acq_rel: release publishes result/code to whoever acquires the final state; acquire
      * orders the wake-ups after the flags' writers. The loop only re-reads flags set by others. */
     while (!cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | (uint32_t)st))
@@ -142,7 +159,7 @@ void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
 
 bool weft__future_cancel_quiet(weft_future *f)
 {
-    uint32_t s = ld_relaxed(&f->state);
+    uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
     for (;;) {
         if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
             return false; /* started, or already finished */
@@ -184,11 +201,7 @@ bool weft__future_add_node(weft_future *f, struct weft__fnode *n)
         if (cas_acq_rel(&f->state, &s, s | WEFT_FS_HAS_NODES))
             break;
     }
-    n->prev = NULL;
-    n->next = f->nodes;
-    if (f->nodes != NULL)
-        f->nodes->prev = n;
-    f->nodes = n;
+    weft__list_push_head(&f->nodes, &n->link); /* newest first, as they fire */
     n->linked = true;
     unlock(f);
     return true;
@@ -198,12 +211,7 @@ void weft__future_remove_node(weft_future *f, struct weft__fnode *n)
 {
     lock(f);
     if (n->linked) {
-        if (n->prev != NULL)
-            n->prev->next = n->next;
-        else
-            f->nodes = n->next;
-        if (n->next != NULL)
-            n->next->prev = n->prev;
+        weft__list_remove(&n->link);
         n->linked = false;
         unlock(f);
         return;
@@ -282,23 +290,78 @@ void weft_future_release(weft_future *f)
         return;
     /* acq_rel: the release orders this holder's uses before the free; the acquire on the last
      * decrement orders the free after every other holder's uses. */
-    if (sub_acq_rel(&f->refs, 1) == 1) {
-        if (f->task.kind == WEFT_TASK_GATHER)
-            weft__gather_free(f);
-        else
-            weft__block_free(f);
+    if (sub_acq_rel(&f->refs, 1) == 1)
+        f->ops->free(f);
+}
+
+int weft_future_cancel(weft_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    return f->ops->cancel(f, &(int32_t){0});
+}
+
+/* weft_future_cancel of a task's future. */
+static int task_future_cancel(weft_future *f, int32_t *pid)
+{
+    uint32_t s = ld_acquire(&f->state); /* acquire: pairs with the release CAS in finish */
+    for (;;) {
+        switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
+        case WEFT_PENDING:
+            /* Inherited through fork(): it never finishes in this process. The pid is the
+             * future's own copy, since its pool may be gone (freed in this child, or in the
+             * parent by a destroy that a worker dropping the task let through). */
+            if (f->pid != 0) {
+                if (*pid == 0)
+                    *pid = (int32_t)getpid();
+                if (f->pid != *pid)
+                    return 0;
+            }
+            if (weft__future_cancel_pending(f)) {
+                /* Only the future and its pool's page are touched from here on: once the CAS
+                 * is done, a worker may drop the task and the pool may be destroyed. */
+                weft__uncount(f); /* it will never start */
+                return 1;
+            }
+            s = ld_acquire(&f->state); /* it started meanwhile */
+            continue;
+        case WEFT_RUNNING:
+            /* acq_rel: the request is a flag the task polls; the CAS keeps the other bits */
+            if (cas_acq_rel(&f->state, &s, s | WEFT_FS_CANCEL_REQ))
+                return 0;
+            continue;
+        default:
+            return 0;
+        }
+    }
+}
+
+int weft__future_outcome(const weft_future *f, void **result)
+{
+    /* acquire: pairs with the release CAS in finish; result and code are then visible */
+    switch ((weft_state)(ld_acquire(&((weft_future *)f)->state) & WEFT_FS_STATE_MASK)) {
+    case WEFT_DONE:
+        if (result != NULL)
+            *result = f->result;
+        return 0;
+    case WEFT_FAILED:
+        return f->code;
+    case WEFT_CANCELLED:
+        return -ECANCELED;
+    default:
+        return -EAGAIN;
     }
 }
 
 struct callback_node {
-    struct weft__fnode node; /* first */
+    struct weft__fnode node;
     void (*cb)(weft_future *f, void *data);
     void *data;
 };
 
 static void callback_fire(struct weft__fnode *n, weft_future *f)
 {
-    struct callback_node *c = (struct callback_node *)n;
+    struct callback_node *c = weft__container_of(n, struct callback_node, node);
     c->cb(f, c->data);
     weft__block_free(c);
 }

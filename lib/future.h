@@ -7,6 +7,8 @@
 #include "weft.h"
 
 #include "atomic.h"
+#include "list.h"
+#include "page.h"
 #include "task.h"
 
 #include <stdbool.h>
@@ -23,12 +25,12 @@ static inline bool weft__state_final(uint32_t s)
     return (s & WEFT_FS_STATE_MASK) >= WEFT_DONE;
 }
 
-/* Something to do when a future finishes. Nodes live in a doubly linked list under the
- * future's lock; fire() is called once, outside the lock, by the thread that finished it. */
+/* Something to do when a future finishes. Nodes live on the future's list under its lock;
+ * fire() is called once, outside the lock, by the thread that finished it. */
 struct weft__fnode {
-    struct weft__fnode *next, *prev;
+    struct weft__list link;
     void (*fire)(struct weft__fnode *n, weft_future *f);
-    bool linked; /* under the future's lock */
+    bool linked; /* on the future's list; under the future's lock */
     /* For nodes their owner waits to reclaim (weft__future_remove_node): 0 until fire() is
      * done with the node, then 1; 2 while the owner sleeps waiting for it. */
     _Atomic uint32_t fired;
@@ -38,32 +40,41 @@ struct weft__fnode {
  * may free the node. Wakes the owner if it sleeps. */
 void weft__fnode_fired(struct weft__fnode *n);
 
-struct weft__fork_guard;
+/* What differs between kinds of futures: a task's future, a gather (gather.c). */
+struct weft__future_ops {
+    /* weft_future_cancel. *pid is the caller's process id, or 0 until looked up (once for many
+     * calls, since it is a system call). */
+    int (*cancel)(weft_future *f, int32_t *pid);
+    /* Frees f once its last reference is gone. */
+    void (*free)(weft_future *f);
+};
 
 struct weft_future {
-    struct weft__task task; /* first: a submitted future is its own task */
+    struct weft__task task; /* a submitted future is its own task */
     _Atomic uint32_t state;
     _Atomic uint32_t lock; /* protects nodes; 0 free, 1 held, 2 held with sleepers */
     _Atomic uint32_t refs;
-    int32_t pid; /* submitted: the pool's process (fork, see weft_future_cancel); 0 otherwise */
+    int32_t pid; /* submitted: the pool's process (fork, see weft__future_cancel_task); or 0 */
     weft_fn fn;
     void *arg;
-    weft_pool *pool; /* the pool that runs it; NULL once that no longer matters */
+    weft_pool *pool; /* the pool that runs it; NULL for a gather */
     void *result;    /* written by the runner before the final state (release) */
     int code;        /* likewise */
-    struct weft__fnode *nodes;
-    /* Non-NULL while it counts against its pool's max_pending: the pool page holding the count
-     * (pool.h), which outlives the pool until every count is given back. Cleared by whoever
-     * wins the CAS out of PENDING, which gives the count back. */
-    struct weft__fork_guard *counted_in;
+    struct weft__list nodes;
+    /* Non-NULL while it counts against its pool's max_pending: the pool's page (page.h), which
+     * outlives the pool until every count is given back. Whoever wins the CAS out of PENDING
+     * gives the count back (weft__uncount). */
+    struct weft__page *counted_in;
+    const struct weft__future_ops *ops;
 };
 
-/* A new PENDING future with `refs` references. NULL when out of memory. */
+/* A task's future, as weft_submit makes it: PENDING, with `refs` references, not yet queued
+ * (the caller sets task.run). NULL when out of memory. */
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs);
 
-/* Initialises f as a PENDING future of the given task kind with `refs` references. */
-void weft__future_init(weft_future *f, uint32_t kind, weft_pool *pool, weft_fn fn, void *arg,
-                       uint32_t refs);
+/* Initialises f as a PENDING future with the given behaviour and `refs` references. */
+void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_pool *pool,
+                       weft_fn fn, void *arg, uint32_t refs);
 
 /* PENDING -> RUNNING. False if it was cancelled (it must then not run). */
 bool weft__future_start(weft_future *f);
@@ -88,18 +99,32 @@ void weft__future_announce(weft_future *f);
 bool weft__future_add_node(weft_future *f, struct weft__fnode *n);
 
 /* Takes n back off f's list. If it was already taken off for firing, waits until its fire()
- * has set n->fired. */
+ * has called weft__fnode_fired. */
 void weft__future_remove_node(weft_future *f, struct weft__fnode *n);
-
-/* weft_future_cancel for a future that is not a gather (worker.c). *pid is the caller's process
- * id, or 0 until this looks it up (once, for many calls: it is a system call). */
-int weft__future_cancel_task(weft_future *f, int32_t *pid);
-
-/* Gathers (gather.c): cancel recursively; free children with the gather. */
-int weft__gather_cancel(weft_future *g);
-void weft__gather_free(weft_future *g);
 
 /* Waits from a thread that is not a worker: sleeps on the state word. 0 or -ETIMEDOUT. */
 int weft__future_block(weft_future *f, int64_t deadline);
+
+/* What a finished future answers: 0 with *result set (if result is not NULL) for DONE, its
+ * code for FAILED, -ECANCELED for CANCELLED; -EAGAIN while it has not finished. */
+int weft__future_outcome(const weft_future *f, void **result);
+
+/* f has left PENDING (started or cancelled): it no longer counts against max_pending. Called
+ * once, by whoever won the CAS out of PENDING. */
+static inline void weft__uncount(weft_future *f)
+{
+    if (f->counted_in != NULL)
+        weft__page_put(f->counted_in, 1);
+}
+
+/* True if any of fs[0..n) is NULL. */
+static inline bool weft__any_null(weft_future *const fs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fs[i] == NULL)
+            return true;
+    }
+    return false;
+}
 
 #endif

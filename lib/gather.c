@@ -40,13 +40,13 @@
 #include <errno.h>
 
 struct gather_node {
-    struct weft__fnode node; /* first */
+    struct weft__fnode node;
     struct gather *g;
     size_t i;
 };
 
 struct gather {
-    weft_future fut; /* first */
+    weft_future fut;
     size_t n;
     unsigned flags;
     _Atomic size_t remaining;
@@ -74,18 +74,27 @@ static bool finish_gather(struct gather *g, weft_state st, int code)
 }
 
 static bool sweep(struct gather *g, int32_t *pid);
+static int gather_cancel(weft_future *f, int32_t *pid);
+static void gather_free(weft_future *f);
+
+static const struct weft__future_ops gather_ops = {gather_cancel, gather_free};
+
+static struct gather *as_gather(weft_future *f)
+{
+    return weft__container_of(f, struct gather, fut);
+}
 
 /* Cancels child c if it has not finished; a gather is swept even then (a FAILED one may have
  * children still running). False when sweep() left part of it to a pass further up. */
 static bool cancel_child(weft_future *c, int32_t *pid)
 {
-    if (c->task.kind != WEFT_TASK_GATHER) {
+    if (c->ops != &gather_ops) {
         if (!weft_future_done(c))
-            weft__future_cancel_task(c, pid);
+            c->ops->cancel(c, pid);
         return true;
     }
     weft__future_cancel_pending(c); /* a gather being finished (claimed: RUNNING) is left be */
-    return sweep((struct gather *)c, pid);
+    return sweep(as_gather(c), pid);
 }
 
 /* One pass over g's children cancelling those not finished, nested gathers included (see the
@@ -136,7 +145,7 @@ static void child_done(struct gather *g, size_t i)
 static void node_fire(struct weft__fnode *n, weft_future *f)
 {
     (void)f;
-    struct gather_node *gn = (struct gather_node *)n;
+    struct gather_node *gn = weft__container_of(n, struct gather_node, node);
     struct gather *g = gn->g;
     child_done(g, gn->i);
     weft_future_release(&g->fut); /* the node's reference */
@@ -147,10 +156,8 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     if (out == NULL || (n > 0 && fs == NULL) ||
         (flags & ~(WEFT_RETURN_EXCEPTIONS | WEFT_CANCEL_ON_ERROR)) != 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (fs[i] == NULL)
-            return -EINVAL;
-    }
+    if (weft__any_null(fs, n))
+        return -EINVAL;
     size_t per = sizeof(weft_future *) + sizeof(void *) + sizeof(struct gather_node);
     if (n > (SIZE_MAX - sizeof(struct gather)) / per)
         return -ENOMEM;
@@ -159,7 +166,7 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
         return -ENOMEM;
     weft_future *f = &g->fut;
     /* the caller's, one for the duration of this call, one per child node */
-    weft__future_init(f, WEFT_TASK_GATHER, NULL, NULL, NULL, (uint32_t)(2 + n));
+    weft__future_init(f, &gather_ops, NULL, NULL, NULL, (uint32_t)(2 + n));
     g->n = n;
     g->flags = flags;
     atomic_init(&g->remaining, n);
@@ -191,17 +198,17 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
 
 /* Called again from a callback fired by this thread's own sweep of f (a user's on_done on a
  * child that cancels the gather), it returns before that sweep has reached every child. */
-int weft__gather_cancel(weft_future *f)
+static int gather_cancel(weft_future *f, int32_t *pid)
 {
     /* A gather being finished by its last child (claimed: RUNNING) counts as finished. */
     int won = weft__future_cancel_pending(f) ? 1 : 0;
-    sweep((struct gather *)f, &(int32_t){0});
+    sweep(as_gather(f), pid);
     return won;
 }
 
-void weft__gather_free(weft_future *f)
+static void gather_free(weft_future *f)
 {
-    struct gather *g = (struct gather *)f;
+    struct gather *g = as_gather(f);
     for (size_t i = 0; i < g->n; i++)
         weft_future_release(g->children[i]);
     weft__free(g);
@@ -209,23 +216,10 @@ void weft__gather_free(weft_future *f)
 
 int weft_gather_child(const weft_future *f, size_t i, void **result)
 {
-    if (f == NULL || f->task.kind != WEFT_TASK_GATHER)
+    if (f == NULL || f->ops != &gather_ops)
         return -EINVAL;
-    const struct gather *g = (const struct gather *)f;
+    const struct gather *g = as_gather((weft_future *)f);
     if (i >= g->n)
         return -EINVAL;
-    weft_future *c = g->children[i];
-    /* acquire: pairs with the child's release CAS in finish */
-    switch ((weft_state)(ld_acquire(&c->state) & WEFT_FS_STATE_MASK)) {
-    case WEFT_DONE:
-        if (result != NULL)
-            *result = c->result;
-        return 0;
-    case WEFT_FAILED:
-        return c->code;
-    case WEFT_CANCELLED:
-        return -ECANCELED;
-    default:
-        return -EAGAIN;
-    }
+    return weft__future_outcome(g->children[i], result);
 }

@@ -35,7 +35,8 @@ int weft__inject_init(struct weft__inject *q, unsigned nshards)
     for (unsigned i = 0; i < nshards; i++) {
         struct weft__inject_shard *s = &q->shard[i];
         atomic_init(&s->stub.next, NULL);
-        s->stub.kind = 0;
+        s->stub.run = NULL;
+        s->stub.flags = 0;
         atomic_init(&s->tail, &s->stub);
         atomic_init(&s->count, 0);
         atomic_init(&s->total, 0);

@@ -24,7 +24,7 @@
  * the right half a fresh copy of the identity on the splitting stack and combines it into the
  * left half's accumulator after the join.
  */
-#include "pool.h"
+#include "worker.h"
 
 #include "platform.h"
 
@@ -36,7 +36,7 @@
 #define JOIN_WAITING 0x2u
 
 struct join_frame {
-    struct weft__task task; /* first */
+    struct weft__task task;
     void (*fn)(void *);
     void *arg;
     struct weft__worker *owner;
@@ -58,9 +58,11 @@ _Static_assert(sizeof(struct join_frame) <= sizeof(weft_spawn),
                "weft_spawn too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
 
-void weft__run_join(struct weft__worker *w, struct weft__task *t)
+/* The run function of a frame, for the thief that stole it (or a worker that took it off the
+ * injection queue, where shutdown's sweep put it). */
+static void run_frame(struct weft__worker *w, struct weft__task *t)
 {
-    struct join_frame *fr = (struct join_frame *)t;
+    struct join_frame *fr = weft__container_of(t, struct join_frame, task);
     WEFT_COUNT(w, joins_stolen, 1);
     struct weft__worker *owner = fr->owner; /* read now: the frame ends with JOIN_DONE */
     weft__run_as(fr->ctx, fr->fn, fr->arg);
@@ -73,7 +75,7 @@ void weft__run_join(struct weft__worker *w, struct weft__task *t)
 static bool join_ready(void *ctx)
 {
     struct join_frame *fr = ctx;
-    return (ld_acquire(&fr->state) & JOIN_DONE) != 0; /* pairs with the or in weft__run_join */
+    return (ld_acquire(&fr->state) & JOIN_DONE) != 0; /* pairs with the or in run_frame */
 }
 
 static bool join_arm(void *ctx, struct weft__worker *w)
@@ -97,7 +99,8 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
     struct weft__worker *w = weft__self;
     struct join_frame fr;
     if (w != NULL) {
-        fr.task.kind = WEFT_TASK_JOIN; /* task.next is set only if shutdown requeues it */
+        fr.task.run = run_frame; /* task.next is set only if shutdown requeues it */
+        fr.task.flags = 0;
         fr.fn = b;
         fr.arg = b_arg;
         fr.owner = w;
@@ -156,7 +159,8 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
         return;
     }
     struct join_frame *fr = (struct join_frame *)slot;
-    fr->task.kind = WEFT_TASK_JOIN;
+    fr->task.run = run_frame;
+    fr->task.flags = 0;
     fr->fn = fn;
     fr->arg = arg;
     fr->owner = w;
@@ -180,6 +184,7 @@ void weft_scope_wait(weft_scope *sc)
     struct weft__worker *w = s->owner;
     if (w == NULL || s->last == NULL)
         return;
+    WEFT_ASSERT(w == weft__self); /* waited for on the thread that spawned */
     /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
      * of them was left there by the spawned functions (detached submissions): run it too. */
     while (s->pushed > 0) {
@@ -188,8 +193,8 @@ void weft_scope_wait(weft_scope *sc)
             break; /* the rest were stolen */
         if (t == WEFT_TASK_SKIP)
             continue;
-        struct join_frame *fr = (struct join_frame *)t;
-        if (t->kind == WEFT_TASK_JOIN && fr->scope == s) {
+        struct join_frame *fr = weft__container_of(t, struct join_frame, task);
+        if (t->run == run_frame && fr->scope == s) {
             fr->fn(fr->arg);
             st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
             s->pushed--;

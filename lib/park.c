@@ -35,6 +35,14 @@
 #include <errno.h>
 #include <limits.h>
 
+void weft__park_destroy(struct weft__parking *p)
+{
+    weft__free(p->idle);
+    weft__free(p->words);
+    p->idle = NULL;
+    p->words = NULL;
+}
+
 int weft__park_init(struct weft__parking *p, unsigned nworkers)
 {
     p->nworkers = nworkers;
@@ -42,19 +50,12 @@ int weft__park_init(struct weft__parking *p, unsigned nworkers)
     p->idle = weft__aligned_alloc(WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
     p->words = weft__calloc(nworkers, sizeof(*p->words));
     if (p->idle == NULL || p->words == NULL) {
-        weft__free(p->idle);
-        weft__free(p->words);
+        weft__park_destroy(p);
         return -ENOMEM;
     }
     for (unsigned i = 0; i < p->nwords; i++)
         atomic_init(&p->idle[i], 0);
     return 0;
-}
-
-void weft__park_destroy(struct weft__parking *p)
-{
-    weft__free(p->idle);
-    weft__free(p->words);
 }
 
 void weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *word)

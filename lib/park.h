@@ -27,7 +27,8 @@ void weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *
 uint32_t weft__park_prepare(struct weft__parking *p, unsigned i);
 
 /* The worker found a reason not to sleep. Returns true if a waker had already chosen it, in
- * which case that wake-up is owed to someone: see weft__park_pass_on. */
+ * which case that wake-up is owed to someone: the caller passes it on with
+ * weft__park_notify_one unless it goes on to look for work itself (worker.c, weft__help). */
 bool weft__park_cancel(struct weft__parking *p, unsigned i);
 
 /* Sleeps until woken or the absolute deadline (ns, -1 none). Returns true if a waker chose it

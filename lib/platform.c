@@ -16,8 +16,7 @@ int weft__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline
 {
     struct timespec ts, *tsp = NULL;
     if (deadline_ns >= 0) {
-        ts.tv_sec = (time_t)(deadline_ns / 1000000000);
-        ts.tv_nsec = (long)(deadline_ns % 1000000000);
+        ts = weft__timespec(deadline_ns);
         tsp = &ts;
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so retries after EINTR or a
@@ -64,6 +63,21 @@ int64_t weft__deadline(int64_t timeout_ns)
     if (timeout_ns > INT64_MAX - now)
         return -1;
     return now + timeout_ns;
+}
+
+void weft__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void weft__assert_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "weft: internal invariant broken at %s:%d: %s\n", file, line, what);
+    abort();
 }
 
 void weft__debug(const char *fmt, ...)

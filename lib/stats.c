@@ -2,7 +2,9 @@
  * Reading statistics: sums of the per-worker counters (which only their worker writes), the
  * spells in progress, and the pool-wide counts, as a struct or as JSON.
  */
-#include "pool.h"
+#include "worker.h"
+
+#include "alloc.h"
 
 #include "platform.h"
 
@@ -140,4 +142,35 @@ int weft_stats_write_json(const weft_pool *pool, int fd)
     put(&o, "]}\n");
     flush(&o);
     return o.err;
+}
+
+/* --- traces --- */
+
+/* Writes the trace, with tracks named as the threads are, characters JSON would need escaped
+ * replaced. */
+void weft__pool_write_trace(weft_pool *pool)
+{
+    unsigned n = pool->nworkers;
+    const struct weft__trace **t = weft__calloc(n, sizeof(*t));
+    const char **names = weft__calloc(n, sizeof(*names));
+    char *store = weft__calloc(n, 32);
+    int rc = -ENOMEM;
+    if (t != NULL && names != NULL && store != NULL) {
+        for (unsigned i = 0; i < n; i++) {
+            t[i] = &pool->traces[i];
+            char *nm = store + 32 * (size_t)i;
+            weft__worker_name(pool, i, nm);
+            for (char *c = nm; *c != '\0'; c++) {
+                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                    *c = '_';
+            }
+            names[i] = nm;
+        }
+        rc = weft__trace_write(pool->trace_path, t, names, n);
+    }
+    if (rc != 0)
+        weft__debug("could not write the trace to %s: %s", pool->trace_path, strerror(-rc));
+    weft__free(t);
+    weft__free(names);
+    weft__free(store);
 }

@@ -1,7 +1,8 @@
 /*
- * The unit of scheduling. Deques and injection queues hold pointers to weft__task; what a task
- * does is told by its kind. A submitted task is the head of a weft_future (future.h); later
- * kinds (fork-join frames, loop ranges) live on their owner's stack.
+ * The unit of scheduling. Deques and injection queues hold pointers to weft__task, and a task
+ * carries its own behaviour: the scheduler calls t->run and knows nothing of what the task is.
+ * A submitted task is the head of a weft_future (future.h); the other tasks are work that a
+ * running task spread (fork-join frames, loop ranges), living on their owner's stack (join.c).
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -9,15 +10,20 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum weft__task_kind {
-    WEFT_TASK_FUTURE = 1, /* a weft_future made by weft_submit */
-    WEFT_TASK_GATHER = 2, /* a weft_future made by weft_gather: never queued */
-    WEFT_TASK_JOIN = 3,   /* the second half of a weft_join, on its caller's stack (join.c) */
-};
+struct weft__worker;
+
+/* t->flags */
+#define WEFT_TASK_SUBMITTED                                                                        \
+    0x1u /* a weft_future from weft_submit: a CANCEL shutdown cancels it                           \
+            if it has not started; other tasks are spread work, which                              \
+            shutdown never refuses or cancels */
 
 struct weft__task {
     _Atomic(struct weft__task *) next; /* injection-queue link (inject.c) */
-    uint32_t kind;                     /* enum weft__task_kind */
+    /* Runs the task on worker w. For a submitted task, the worker has started its future
+     * first (worker.c, decide). */
+    void (*run)(struct weft__worker *w, struct weft__task *t);
+    uint32_t flags;
 };
 
 #endif

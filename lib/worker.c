@@ -6,7 +6,7 @@
  * other workers' deques (FIFO end, random first victim), then the other shards. Having found
  * nothing for a while it spins briefly, then parks (park.c).
  */
-#include "pool.h"
+#include "worker.h"
 
 #include "platform.h"
 
@@ -117,6 +117,7 @@ static struct weft__task *steal_any(struct weft__worker *w)
 
 static struct weft__task *find_task(struct weft__worker *w)
 {
+    WEFT_ASSERT(w == weft__self); /* a deque's bottom is its owner's alone */
     struct weft__task *t = weft__deque_take(&w->deque);
     if (t != NULL)
         return t;
@@ -152,9 +153,10 @@ __attribute__((noreturn, cold, noinline)) static void end_forked_child(void)
     pthread_exit(NULL);
 }
 
-/* Runs a future that acquire_task has started. */
-static void run_future(struct weft__worker *w, weft_future *f)
+/* Runs a submitted task that decide has started. */
+void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
 {
+    weft_future *f = weft__container_of(t, weft_future, task);
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
     void *result = NULL;
@@ -184,8 +186,8 @@ static void run_future(struct weft__worker *w, weft_future *f)
  * Returns NULL when there was nothing to take, WEFT_TASK_SKIP when the task was dropped. */
 static struct weft__task *decide(struct weft__worker *w, struct weft__task *t)
 {
-    if (t != NULL && t->kind == WEFT_TASK_FUTURE) {
-        weft_future *f = (weft_future *)t;
+    if (t != NULL && (t->flags & WEFT_TASK_SUBMITTED)) {
+        weft_future *f = weft__container_of(t, weft_future, task);
         if (ld_seq_cst(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
             bool won = weft__future_cancel_quiet(f);
             /* release: the CANCELLED state is visible to the shutdown waiting for this */
@@ -219,33 +221,22 @@ static struct weft__task *acquire_task(struct weft__worker *w)
 
 struct weft__task *weft__take_own(struct weft__worker *w)
 {
+    WEFT_ASSERT(w == weft__self);
     st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
     return decide(w, weft__deque_take(&w->deque));
-}
-
-static void dispatch(struct weft__worker *w, struct weft__task *t)
-{
-    switch (t->kind) {
-    case WEFT_TASK_FUTURE:
-        run_future(w, (weft_future *)t);
-        break;
-    case WEFT_TASK_JOIN:
-        weft__run_join(w, t);
-        break;
-    }
 }
 
 void weft__run_task(struct weft__worker *w, struct weft__task *t)
 {
     struct weft__trace *tr = w->tr;
     if (__builtin_expect(tr == NULL, 1)) {
-        dispatch(w, t);
+        t->run(w, t);
         return;
     }
-    uint32_t kind = t->kind == WEFT_TASK_FUTURE ? WEFT_EV_TASK : WEFT_EV_JOIN;
+    uint32_t kind = (t->flags & WEFT_TASK_SUBMITTED) ? WEFT_EV_TASK : WEFT_EV_JOIN;
     int64_t t0 = weft__now_ns();
     tr->depth++;
-    dispatch(w, t);
+    t->run(w, t); /* may free t */
     tr->depth--;
     weft__trace_add(tr, kind, t0, weft__now_ns() - t0);
 }
@@ -292,6 +283,7 @@ static inline void spell_end(_Atomic int64_t *since, _Atomic uint64_t *total)
 int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
                int64_t deadline)
 {
+    WEFT_ASSERT(w == weft__self);
     weft_pool *pool = w->pool;
     /* A waker chose this worker for new work and it has not looked for work since: if the wait
      * ends first, the wake-up is passed on (else the task may sit with every other worker
@@ -353,48 +345,6 @@ void weft__unpark_worker(struct weft__worker *w)
 {
     weft__park_unpark(&w->pool->park, w->index);
 }
-
-/* Waiting on one future: a node on it unparks the helper. */
-struct one_wait {
-    struct weft__fnode node; /* first */
-    weft_future *f;
-    struct weft__worker *w;
-};
-
-static void one_fire(struct weft__fnode *n, weft_future *f)
-{
-    (void)f;
-    struct one_wait *o = (struct one_wait *)n;
-    weft__unpark_worker(o->w);
-    weft__fnode_fired(n); /* last touch */
-}
-
-static bool finished(weft_future *f)
-{
-    return weft__state_final(ld_acquire(&f->state)); /* pairs with the release in finish */
-}
-
-static bool one_ready(void *ctx)
-{
-    return finished(((struct one_wait *)ctx)->f);
-}
-
-static bool one_arm(void *ctx, struct weft__worker *w)
-{
-    struct one_wait *o = ctx;
-    o->w = w;
-    o->node.fire = one_fire;
-    return weft__future_add_node(o->f, &o->node);
-}
-
-static void one_disarm(void *ctx, struct weft__worker *w)
-{
-    (void)w;
-    struct one_wait *o = ctx;
-    weft__future_remove_node(o->f, &o->node);
-}
-
-static const struct weft__help_ops one_ops = {one_ready, one_arm, one_disarm};
 
 /* --- the worker thread --- */
 
@@ -489,109 +439,4 @@ int weft_worker_index(void)
 {
     struct weft__worker *w = weft__me();
     return w != NULL ? (int)w->index : -1;
-}
-
-static bool waits_on_itself(weft_future *f)
-{
-    if (weft__current == NULL || f == NULL)
-        return false;
-    if (weft__current->f == f)
-        return true;
-    /* A task further out on this thread's stack cannot finish before the inner ones return. */
-    if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) != WEFT_RUNNING)
-        return false;
-    for (struct weft__run_frame *r = weft__current->prev; r != NULL; r = r->prev) {
-        if (r->f == f)
-            return true;
-    }
-    return false;
-}
-
-static int wait_deadline(weft_future *f, int64_t deadline)
-{
-    struct weft__worker *w = weft__me(); /* first: in a fork() child it forgets the tasks */
-    if (waits_on_itself(f))
-        return -EDEADLK;
-    if (finished(f))
-        return 0;
-    if (w != NULL) {
-        struct one_wait o = {.f = f};
-        return weft__help(w, &one_ops, &o, deadline);
-    }
-    return weft__future_block(f, deadline);
-}
-
-int weft_future_wait(weft_future *f, int64_t timeout_ns)
-{
-    if (f == NULL || (timeout_ns < 0 && timeout_ns != WEFT_FOREVER))
-        return -EINVAL;
-    if (timeout_ns == 0) {
-        (void)weft__me(); /* in a fork() child it forgets the tasks */
-        if (waits_on_itself(f))
-            return -EDEADLK;
-        return finished(f) ? 0 : -ETIMEDOUT;
-    }
-    return wait_deadline(f, weft__deadline(timeout_ns));
-}
-
-int weft_future_result(weft_future *f, void **result)
-{
-    if (f == NULL)
-        return -EINVAL;
-    int r = wait_deadline(f, -1);
-    if (r != 0)
-        return r;
-    switch ((weft_state)(ld_acquire(&f->state) & WEFT_FS_STATE_MASK)) {
-    case WEFT_DONE:
-        if (result != NULL)
-            *result = f->result; /* published by the release CAS in finish */
-        return 0;
-    case WEFT_FAILED:
-        return f->code;
-    default:
-        return -ECANCELED;
-    }
-}
-
-int weft_future_cancel(weft_future *f)
-{
-    if (f == NULL)
-        return -EINVAL;
-    if (f->task.kind == WEFT_TASK_GATHER)
-        return weft__gather_cancel(f);
-    return weft__future_cancel_task(f, &(int32_t){0});
-}
-
-int weft__future_cancel_task(weft_future *f, int32_t *pid)
-{
-    uint32_t s = ld_acquire(&f->state);
-    for (;;) {
-        switch ((weft_state)(s & WEFT_FS_STATE_MASK)) {
-        case WEFT_PENDING:
-            /* Inherited through fork(): it never finishes in this process. The pid is the
-             * future's own copy, since its pool may be gone (freed in this child, or in the
-             * parent by a destroy that a worker dropping the task let through). */
-            if (f->pid != 0) {
-                if (*pid == 0)
-                    *pid = (int32_t)getpid();
-                if (f->pid != *pid)
-                    return 0;
-            }
-            if (weft__future_cancel_pending(f)) {
-                /* Only the future and its pool page are touched from here on: once the CAS
-                 * is done, a worker may drop the task and the pool may be destroyed. */
-                weft__uncount(f); /* it will never start */
-                return 1;
-            }
-            s = ld_acquire(&f->state); /* it started meanwhile */
-            continue;
-        case WEFT_RUNNING:
-            /* acq_rel: the request is a flag the task polls; the CAS keeps the other bits */
-            if (cas_acq_rel(&f->state, &s, s | WEFT_FS_CANCEL_REQ))
-                return 0;
-            continue;
-        default:
-            return 0;
-        }
-    }
 }

@@ -1,5 +1,5 @@
 /*
- * The API a server builds on (CONTRACT.md, "Servers: event loops, back-pressure, fork and
+ * The API a server builds on (the API contract's "Servers: event loops, back-pressure, fork and
  * signals"), tested as an event loop uses it:
  *
  *  - readiness: the descriptor of an open-ended completion set is readable (POLLIN, EPOLLIN

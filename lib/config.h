@@ -1,0 +1,26 @@
+/*
+ * A pool's settings, from its weft_config and the environment (config.c).
+ */
+#ifndef WEFT_CONFIG_H
+#define WEFT_CONFIG_H
+
+#include "weft.h"
+
+#include "pool.h"
+
+#include <stddef.h>
+
+struct weft__settings {
+    unsigned threads;  /* resolved: never 0 */
+    weft_bind bind;    /* resolved */
+    size_t stack;      /* bytes, resolved: never 0 */
+    const char *trace; /* the trace file, NULL when not tracing */
+};
+
+/* Checks cfg and completes it from the environment. 0 or -EINVAL (cfg or a variable bad). */
+int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out);
+
+/* $WEFT_DISPLAY_ENV=1: prints the settings pool was created with on stderr. */
+void weft__display_env(const weft_pool *pool, const weft_config *cfg);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * Submission: weft_submit. From outside the pool a task goes to the injection queue; from one of
+ * the pool's workers, to that worker's own deque. Both check the pool's closed bit in a way
+ * that a shutdown's sweep cannot miss (inject.c; pool.c, cancel_everything_queued).
+ */
+#include "worker.h"
+
+#include "cache.h"
+
+#include <errno.h>
+
+int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
+{
+    if (pool == NULL || fn == NULL)
+        return -EINVAL;
+    struct weft__worker *self = weft__me();
+    bool inside = self != NULL && self->pool == pool;
+    /* acquire: pairs with the release in weft_pool_shutdown; a fast refusal only, the checks
+     * that decide are below */
+    if ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool))
+        return -ESHUTDOWN;
+    weft_future *f = weft__future_new(pool, fn, arg, out != NULL ? 2 : 1);
+    if (f == NULL)
+        return -ENOMEM;
+    f->task.run = weft__run_submitted;
+    struct weft__page *page = pool->page;
+    f->pid = page->pid;
+    if (!inside && pool->max_pending != 0) {
+        /* relaxed: a budget, not a publication; the injection queue publishes the task. The
+         * pool's own hold keeps this from reaching zero. */
+        if ((add_relaxed(&page->holds, 1) & ~WEFT_PAGE_HOLD) >= pool->max_pending) {
+            sub_relaxed(&page->holds, 1);
+            weft__block_free(f);
+            return -EAGAIN;
+        }
+        f->counted_in = page;
+    }
+    int rc;
+    if (inside) {
+        /* The push is made with taking up, like a take, so that a CANCEL shutdown's sweep
+         * cannot miss it (cancel_everything_queued). seq_cst store then seq_cst load: pairs
+         * with the shutdown's seq_cst set of the bits then load of taking. */
+        st_seq_cst(&self->taking, 1);
+        if (ld_seq_cst(&pool->shutdown) & WEFT_SHUT_CLOSED)
+            rc = -ESHUTDOWN;
+        else
+            rc = weft__deque_push(&self->deque, &f->task);
+        st_release(&self->taking, 0); /* release: the push is visible to the sweep */
+        if (rc == 0)
+            WEFT_COUNT(self, submitted, 1);
+    } else {
+        rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task,
+                               &pool->shutdown, WEFT_SHUT_CLOSED);
+    }
+    if (rc != 0) {
+        if (f->counted_in != NULL)
+            sub_relaxed(&page->holds, 1); /* relaxed: as above */
+        weft__block_free(f);
+        return rc;
+    }
+    if (!inside || pool->nworkers > 1) /* a lone worker has nobody to wake but itself */
+        weft__park_notify_one(&pool->park);
+    if (out != NULL)
+        *out = f;
+    return 0;
+}
