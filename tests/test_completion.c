@@ -5,7 +5,7 @@
  * sets with weft_completion_add, the pollable descriptor (poll and level-triggered epoll),
  * several threads on one set, and helping on a worker.
  */
-#include "gwutil.h"
+#include "gather_wait_util.h"
 
 #include <sys/epoll.h>
 #include <unistd.h>

@@ -5,9 +5,9 @@
  * two pools, weft_gather_child, the argument errors, helping when a task gathers on a worker,
  * and wide gathers whose cancellation must cost neither stack nor work quadratic in their width.
  *
- * Children finish in an order the test chooses by opening their gates (gwutil.h).
+ * Children finish in an order the test chooses by opening their gates (gather_wait_util.h).
  */
-#include "gwutil.h"
+#include "gather_wait_util.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Results

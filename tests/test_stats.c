@@ -12,16 +12,17 @@
  * up to n; busy + helping + idle roughly a worker's lifetime (a sanity check with wide slack,
  * against wall time the test measures); NULL arguments.
  *
- * weft_stats_write_json: the output is one RFC 8259 JSON text (checked by tests/jsonutil.h),
- * with the header's keys, `workers` per-worker objects and in each object exactly the fields of
- * WEFT_WORKER_STATS (the expected names come from the X-macro itself), values equal to
- * weft_pool_stats; bad and unwritable descriptors.
+ * weft_stats_write_json: the output is one RFC 8259 JSON text (parsed strictly with jansson,
+ * tests/jsoncheck.h) without NUL bytes and ending with a newline, with the header's keys, each
+ * once, `workers` per-worker objects and in each object exactly the fields of WEFT_WORKER_STATS
+ * (the expected names come from the X-macro itself), values equal to weft_pool_stats; bad and
+ * unwritable descriptors.
  *
  * weft_machine_query and weft_bind_plan: sane values, CPUs inside the affinity mask, -EINVAL.
  *
  * Tasks and helper threads record failures with TU_EXPECT; the test thread asserts.
  */
-#include "jsonutil.h"
+#include "jsoncheck.h"
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -727,7 +728,7 @@ static char *json_via_tmpfile(weft_pool *p, size_t *len)
     int rc = weft_stats_write_json(p, fd);
     ck_assert_msg(rc == 0, "weft_stats_write_json = %d (%s)", rc, weft_strerror(rc));
     ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
-    char *text = ju_read_fd(fd, len);
+    char *text = tu_read_fd(fd, len);
     ck_assert_ptr_nonnull(text);
     fclose(tmp);
     return text;
@@ -741,39 +742,42 @@ static char *json_via_pipe(weft_pool *p, size_t *len)
     int rc = weft_stats_write_json(p, fds[1]);
     ck_assert_msg(rc == 0, "weft_stats_write_json = %d (%s)", rc, weft_strerror(rc));
     close(fds[1]);
-    char *text = ju_read_fd(fds[0], len);
+    char *text = tu_read_fd(fds[0], len);
     ck_assert_ptr_nonnull(text);
     close(fds[0]);
     return text;
 }
 
-static ju_value *json_parse_or_fail(const char *text, size_t len)
+static json_t *json_parse_or_fail(const char *text, size_t len)
 {
-    char err[200];
-    ju_value *v = ju_parse(text, len, err, sizeof(err));
-    ck_assert_msg(v != NULL, "not valid JSON (%s):\n%.2000s", err, text);
+    json_error_t err;
+    json_t *v = jc_parse(text, len, &err);
+    ck_assert_msg(v != NULL, "not valid JSON (line %d, column %d: %s):\n%.2000s", err.line,
+                  err.column, err.text, text);
     return v;
 }
 
-static uint64_t json_u64(const ju_value *obj, const char *key, const char *where)
+/* The member key of obj, present (and, as jc_parse rejects duplicate names, present once) and a
+ * non-negative integer. */
+static uint64_t json_u64(const json_t *obj, const char *key, const char *where)
 {
     uint64_t x = 0;
-    ck_assert_msg(ju_count(obj, key) == 1, "%s: \"%s\" appears %zu times", where, key,
-                  ju_count(obj, key));
-    ck_assert_msg(ju_u64(ju_get(obj, key), &x), "%s: \"%s\" is not a non-negative integer", where,
-                  key);
+    ck_assert_msg(json_object_get(obj, key) != NULL, "%s: no \"%s\"", where, key);
+    ck_assert_msg(jc_u64(json_object_get(obj, key), &x), "%s: \"%s\" is not a non-negative integer",
+                  where, key);
     return x;
 }
 
 /* A worker object: exactly the fields of the table, each an integer between lo's and hi's value
  * (lo == hi for counts that are settled), and parsed into *out. */
-static void json_check_worker(const ju_value *o, const weft_worker_stats *lo,
+static void json_check_worker(const json_t *o, const weft_worker_stats *lo,
                               const weft_worker_stats *hi, weft_worker_stats *out,
                               const char *where)
 {
-    ck_assert_msg(o != NULL && o->type == JU_OBJECT, "%s is not an object", where);
-    ck_assert_msg(o->n == ST_NFIELDS, "%s has %zu members, WEFT_WORKER_STATS has %zu fields", where,
-                  o->n, ST_NFIELDS);
+    ck_assert_msg(json_is_object(o), "%s is not an object", where);
+    ck_assert_msg(json_object_size(o) == ST_NFIELDS,
+                  "%s has %zu members, WEFT_WORKER_STATS has %zu fields", where,
+                  json_object_size(o), ST_NFIELDS);
     for (size_t f = 0; f < ST_NFIELDS; f++) {
         uint64_t x = json_u64(o, st_fields[f], where);
         st_set(out, f, x);
@@ -792,14 +796,14 @@ static void json_check(const char *text, size_t len, const weft_stats *before,
                        const weft_worker_stats *pb, const weft_stats *after,
                        const weft_worker_stats *pa)
 {
-    ju_value *root = json_parse_or_fail(text, len);
-    ck_assert_int_eq(root->type, JU_OBJECT);
+    json_t *root = json_parse_or_fail(text, len);
+    ck_assert_msg(json_is_object(root), "the top level is not an object");
     static const char *const keys[] = {"weft_version",     "workers", "submitted_outside",
                                        "cancelled_queued", "total",   "per_worker"};
+    /* Each once: present here, and jc_parse rejected the text if any name appeared twice. */
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        ck_assert_msg(ju_count(root, keys[i]) == 1, "\"%s\" appears %zu times", keys[i],
-                      ju_count(root, keys[i]));
-    const char *version = ju_str(ju_get(root, "weft_version"));
+        ck_assert_msg(json_object_get(root, keys[i]) != NULL, "no \"%s\"", keys[i]);
+    const char *version = json_string_value(json_object_get(root, "weft_version"));
     ck_assert_ptr_nonnull(version);
     ck_assert_str_eq(version, weft_version());
 
@@ -810,17 +814,18 @@ static void json_check(const char *text, size_t len, const weft_stats *before,
 
     weft_worker_stats total, sum;
     memset(&sum, 0, sizeof(sum));
-    json_check_worker(ju_get(root, "total"), &before->total, &after->total, &total, "total");
+    json_check_worker(json_object_get(root, "total"), &before->total, &after->total, &total,
+                      "total");
 
-    const ju_value *arr = ju_get(root, "per_worker");
-    ck_assert_msg(arr != NULL && arr->type == JU_ARRAY, "per_worker is not an array");
-    ck_assert_msg(arr->n == workers, "per_worker has %zu entries, workers is %llu", arr->n,
-                  (unsigned long long)workers);
-    for (size_t i = 0; i < arr->n; i++) {
+    const json_t *arr = json_object_get(root, "per_worker");
+    ck_assert_msg(json_is_array(arr), "per_worker is not an array");
+    ck_assert_msg(json_array_size(arr) == workers, "per_worker has %zu entries, workers is %llu",
+                  json_array_size(arr), (unsigned long long)workers);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
         char where[48];
         snprintf(where, sizeof(where), "per_worker[%zu]", i);
         weft_worker_stats w;
-        json_check_worker(ju_at(arr, i), &pb[i], &pa[i], &w, where);
+        json_check_worker(json_array_get(arr, i), &pb[i], &pa[i], &w, where);
         for (size_t f = 0; f < ST_NFIELDS; f++)
             st_set(&sum, f, st_get(&sum, f) + st_get(&w, f));
     }
@@ -831,7 +836,7 @@ static void json_check(const char *text, size_t len, const weft_stats *before,
                           (unsigned long long)st_get(&sum, f),
                           (unsigned long long)st_get(&total, f));
     }
-    ju_free(root);
+    json_decref(root);
 }
 
 static void json_round(weft_pool *p, unsigned nw, bool use_pipe)
@@ -930,15 +935,15 @@ START_TEST(test_stats_json_bad_fd)
     tu_pool_check_works(p);
     size_t len;
     char *text = json_via_tmpfile(p, &len);
-    ju_value *v = json_parse_or_fail(text, len);
-    ju_free(v);
+    json_t *v = json_parse_or_fail(text, len);
+    json_decref(v);
     free(text);
     tu_pool_free(p);
 }
 END_TEST
 
-/* The validator itself: it must reject what RFC 8259 rejects, or the tests above prove
- * nothing. */
+/* The validator itself (jansson with jsoncheck.h's flags): it must reject what RFC 8259 rejects,
+ * or the tests above prove nothing. */
 START_TEST(test_json_validator)
 {
     static const char *const good[] = {
@@ -948,10 +953,9 @@ START_TEST(test_json_validator)
         "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\"",
         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
         "0",
-        "18446744073709551615",
+        "9223372036854775807",
         "[[[[[]]]]]",
         "{\"a\":{\"b\":{\"c\":[{}]}}}",
-        "{\"a\": 1, \"a\": 2}",
     };
     static const char *const bad[] = {
         "",
@@ -989,18 +993,28 @@ START_TEST(test_json_validator)
         "[1] x",
         "[1]\f",
         "// comment\n{}",
+        /* Valid RFC 8259, refused by the flags: a member name twice. */
+        "{\"a\": 1, \"a\": 2}",
+        "[{\"b\": {\"a\": 1, \"a\": 2}}]",
+        /* Valid RFC 8259, refused by jansson and never written by weft (jsoncheck.h). */
+        "\"\\u0000\"",
+        "\"\\uD800\"",
+        "18446744073709551615",
+        "1E400",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        char err[200];
-        ju_value *v = ju_parse(good[i], strlen(good[i]), err, sizeof(err));
-        ck_assert_msg(v != NULL, "valid JSON rejected (%s): %s", err, good[i]);
-        ju_free(v);
+        json_error_t err;
+        json_t *v = jc_parse(good[i], strlen(good[i]), &err);
+        ck_assert_msg(v != NULL, "valid JSON rejected (%s): %s", err.text, good[i]);
+        json_decref(v);
     }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(!ju_valid(bad[i]), "invalid JSON accepted: %s", bad[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *v = jc_parse(bad[i], strlen(bad[i]), NULL);
+        ck_assert_msg(v == NULL, "invalid JSON accepted: %s", bad[i]);
+    }
     /* a NUL byte, raw or in a string */
-    ck_assert_ptr_null(ju_parse("[1]\0", 4, NULL, 0));
-    ck_assert_ptr_null(ju_parse("\"a\0b\"", 5, NULL, 0));
+    ck_assert_ptr_null(jc_parse("[1]\0", 4, NULL));
+    ck_assert_ptr_null(jc_parse("\"a\0b\"", 5, NULL));
     /* deep nesting is refused, not a stack overflow */
     size_t depth = 100000;
     char *deep = malloc(2 * depth + 1);
@@ -1008,25 +1022,32 @@ START_TEST(test_json_validator)
     memset(deep, '[', depth);
     memset(deep + depth, ']', depth);
     deep[2 * depth] = '\0';
-    ck_assert(!ju_valid(deep));
+    ck_assert_ptr_null(jc_parse(deep, 2 * depth, NULL));
     free(deep);
 
     /* queries */
-    const char *t = "{\"s\": \"\\u00e9\", \"n\": 42, \"f\": 1.5, \"neg\": -3, \"a\": [1, 2]}";
-    ju_value *v = ju_parse(t, strlen(t), NULL, 0);
+    const char *t = "{\"s\": \"\\u00e9\", \"n\": 42, \"f\": 1.5, \"e\": 1e5, \"neg\": -3, "
+                    "\"a\": [1, 2]}";
+    json_t *v = jc_parse(t, strlen(t), NULL);
     ck_assert_ptr_nonnull(v);
-    ck_assert_str_eq(ju_str(ju_get(v, "s")), "\xc3\xa9");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "s")), "\xc3\xa9");
     uint64_t u;
-    ck_assert(ju_u64(ju_get(v, "n"), &u));
+    ck_assert(jc_u64(json_object_get(v, "n"), &u));
     ck_assert_uint_eq(u, 42);
-    ck_assert(!ju_u64(ju_get(v, "f"), &u));
-    ck_assert(!ju_u64(ju_get(v, "neg"), &u));
+    ck_assert(!jc_u64(json_object_get(v, "f"), &u));
+    ck_assert(!jc_u64(json_object_get(v, "e"), &u));
+    ck_assert(!jc_u64(json_object_get(v, "neg"), &u));
+    ck_assert(!jc_u64(json_object_get(v, "s"), &u));
+    ck_assert(!jc_u64(json_object_get(v, "missing"), &u));
     double d;
-    ck_assert(ju_num(ju_get(v, "f"), &d));
+    ck_assert(jc_num(json_object_get(v, "f"), &d));
     ck_assert(d == 1.5);
-    ck_assert_uint_eq(ju_get(v, "a")->n, 2);
-    ck_assert_ptr_null(ju_get(v, "missing"));
-    ju_free(v);
+    ck_assert(jc_num(json_object_get(v, "n"), &d));
+    ck_assert(d == 42);
+    ck_assert(!jc_num(json_object_get(v, "s"), &d));
+    ck_assert_uint_eq(json_array_size(json_object_get(v, "a")), 2);
+    ck_assert_ptr_null(json_object_get(v, "missing"));
+    json_decref(v);
 }
 END_TEST
 

@@ -2,23 +2,24 @@
  * Execution traces (weft_config.trace_path, $WEFT_TRACE, $WEFT_TRACE_EVENTS) and
  * $WEFT_DISPLAY_ENV.
  *
- * A pool traced to a file in a temporary directory runs submitted tasks and a fork-join
- * computation with a join whose second half is certainly stolen, and is destroyed; the file is
- * then one RFC 8259 JSON text (tests/jsonutil.h) in the Trace Event Format: a thread_name
- * metadata event per worker, "X" slices named task, join or park with non-negative ts and dur,
- * "i" steal instants, and otherData.dropped_events. With a ring big enough nothing is dropped
- * and the events match the statistics read before destruction: one task slice per task run or
- * skipped, one join slice per stolen join half, one instant per steal. With
- * $WEFT_TRACE_EVENTS=16 and many tasks events are dropped and each worker keeps at most 16.
- * $WEFT_TRACE applies when trace_path is NULL (and trace_path wins over it); the path is copied
- * at creation; a path that cannot be written does not make destroy fail.
+ * A pool traced to a file in a temporary directory runs submitted tasks and a fork-join computation
+ * with a join whose second half is certainly stolen, and is destroyed; the file is then one
+ * RFC 8259 JSON text (parsed strictly with jansson, tests/jsoncheck.h: no member name twice in any
+ * object) in the Trace Event Format: a thread_name metadata event per worker, "X" slices named
+ * task, join or park with non-negative ts and dur, "i" steal instants, and
+ * otherData.dropped_events. With a ring big enough nothing is dropped and the events match the
+ * statistics read before destruction: one task slice per task run or skipped, one join slice per
+ * stolen join half, one instant per steal. With $WEFT_TRACE_EVENTS=16 and many tasks events are
+ * dropped and each worker keeps at most 16. $WEFT_TRACE applies when trace_path is NULL (and
+ * trace_path wins over it); the path is copied at creation; a path that cannot be written does not
+ * make destroy fail.
  *
  * $WEFT_DISPLAY_ENV=1 prints the settings block on stderr at creation (captured by pointing
  * fd 2 at a temporary file), and nothing is printed without it.
  *
  * Environment changes are made inside the tests (forked children) and undone at their end.
  */
-#include "jsonutil.h"
+#include "jsoncheck.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -89,17 +90,18 @@ typedef struct tr_summary {
     uint64_t dropped;
 } tr_summary;
 
-static double tr_number(const ju_value *ev, const char *key, size_t i)
+static double tr_number(const json_t *ev, const char *key, size_t i)
 {
     double x = -1;
-    ck_assert_msg(ju_num(ju_get(ev, key), &x), "event %zu: \"%s\" missing or not a number", i, key);
+    ck_assert_msg(jc_num(json_object_get(ev, key), &x), "event %zu: \"%s\" missing or not a number",
+                  i, key);
     return x;
 }
 
-static unsigned tr_tid(const ju_value *ev, unsigned workers, size_t i)
+static unsigned tr_tid(const json_t *ev, unsigned workers, size_t i)
 {
     uint64_t tid = UINT64_MAX;
-    ck_assert_msg(ju_u64(ju_get(ev, "tid"), &tid), "event %zu: no integer tid", i);
+    ck_assert_msg(jc_u64(json_object_get(ev, "tid"), &tid), "event %zu: no integer tid", i);
     ck_assert_msg(tid < workers, "event %zu: tid %llu, the pool has %u workers", i,
                   (unsigned long long)tid, workers);
     return (unsigned)tid;
@@ -114,31 +116,33 @@ static void tr_load(const char *path, unsigned workers, tr_summary *s)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     ck_assert_msg(fd >= 0, "cannot open the trace %s: %s", path, strerror(errno));
     size_t len = 0;
-    char *text = ju_read_fd(fd, &len);
+    char *text = tu_read_fd(fd, &len);
     close(fd);
     ck_assert_ptr_nonnull(text);
-    char err[200];
-    ju_value *root = ju_parse(text, len, err, sizeof(err));
-    ck_assert_msg(root != NULL, "the trace is not valid JSON (%s):\n%.1000s", err, text);
+    json_error_t err;
+    json_t *root = jc_parse(text, len, &err);
+    ck_assert_msg(root != NULL, "the trace is not valid JSON (line %d, column %d: %s):\n%.1000s",
+                  err.line, err.column, err.text, text);
     free(text);
 
-    ck_assert_int_eq(root->type, JU_OBJECT);
-    const ju_value *evs = ju_get(root, "traceEvents");
-    ck_assert_msg(evs != NULL && evs->type == JU_ARRAY, "no traceEvents array");
-    const ju_value *other = ju_get(root, "otherData");
-    ck_assert_msg(other != NULL && other->type == JU_OBJECT, "no otherData object");
-    ck_assert_msg(ju_u64(ju_get(other, "dropped_events"), &s->dropped),
+    ck_assert_msg(json_is_object(root), "the top level of the trace is not an object");
+    const json_t *evs = json_object_get(root, "traceEvents");
+    ck_assert_msg(json_is_array(evs), "no traceEvents array");
+    const json_t *other = json_object_get(root, "otherData");
+    ck_assert_msg(json_is_object(other), "no otherData object");
+    ck_assert_msg(jc_u64(json_object_get(other, "dropped_events"), &s->dropped),
                   "otherData.dropped_events missing or not a non-negative integer");
 
-    for (size_t i = 0; i < evs->n; i++) {
-        const ju_value *ev = ju_at(evs, i);
-        ck_assert_msg(ev->type == JU_OBJECT, "event %zu is not an object", i);
-        const char *ph = ju_str(ju_get(ev, "ph"));
-        const char *name = ju_str(ju_get(ev, "name"));
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        const json_t *ev = json_array_get(evs, i);
+        ck_assert_msg(json_is_object(ev), "event %zu is not an object", i);
+        const char *ph = json_string_value(json_object_get(ev, "ph"));
+        const char *name = json_string_value(json_object_get(ev, "name"));
         ck_assert_msg(ph != NULL && name != NULL, "event %zu: no ph or name", i);
-        ck_assert_msg(ju_get(ev, "pid") != NULL, "event %zu: no pid", i);
+        ck_assert_msg(json_object_get(ev, "pid") != NULL, "event %zu: no pid", i);
         if (strcmp(ph, "M") == 0) {
-            const char *arg = ju_str(ju_get(ju_get(ev, "args"), "name"));
+            const char *arg =
+                json_string_value(json_object_get(json_object_get(ev, "args"), "name"));
             ck_assert_msg(arg != NULL, "metadata event %zu: no args.name", i);
             if (strcmp(name, "process_name") == 0) {
                 s->process_names++;
@@ -171,7 +175,7 @@ static void tr_load(const char *path, unsigned workers, tr_summary *s)
             s->kept[tid]++;
         }
     }
-    ju_free(root);
+    json_decref(root);
     ck_assert_uint_eq(s->process_names, 1);
     for (unsigned t = 0; t < workers; t++)
         ck_assert_msg(s->thread_names[t] == 1, "worker %u has %zu thread_name events", t,
@@ -541,7 +545,7 @@ static char *capture_end(capture *c)
     ck_assert_int_eq(dup2(c->saved, 2), 2);
     close(c->saved);
     ck_assert_int_eq((int)lseek(fileno(c->tmp), 0, SEEK_SET), 0);
-    char *text = ju_read_fd(fileno(c->tmp), NULL);
+    char *text = tu_read_fd(fileno(c->tmp), NULL);
     ck_assert_ptr_nonnull(text);
     fclose(c->tmp);
     return text;

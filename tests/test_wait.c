@@ -4,10 +4,10 @@
  * partition in input order, out aliasing fs, and the "wait again on the pending ones" loop;
  * large sets; argument errors; no references taken; helping on a worker.
  *
- * Pending futures are kept pending by gates (gwutil.h). The only timing assertions are lower
- * bounds on waits whose timeout is the behaviour under test.
+ * Pending futures are kept pending by gates (gather_wait_util.h). The only timing assertions are
+ * lower bounds on waits whose timeout is the behaviour under test.
  */
-#include "gwutil.h"
+#include "gather_wait_util.h"
 
 /* Checks that out[0..nd) are finished, out[nd..n) are the rest, both parts in the input order
  * of fs, and out is a permutation of fs. Test thread only. */

@@ -1,6 +1,6 @@
 /*
  * Helpers shared by the Check suites: gates, deadlines, CPU-time measurement, environment
- * sizing and a way for worker threads to record failures.
+ * sizing, reading a descriptor to its end and a way for worker threads to record failures.
  *
  * Check's ck_assert*() may only be called from the test's own thread (it longjmps / exits the
  * forked child). Code running on workers, hooks and helper threads uses TU_EXPECT() instead,
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft.h>
 
@@ -261,6 +262,45 @@ static inline void tu_env_restore(tu_env_saved *s)
         unsetenv(s->name);
     free(s->value);
     s->value = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Descriptors
+ */
+
+/* Reads everything from fd (from its current offset) into a NUL-terminated malloc'd buffer;
+ * NULL on error. *len (if not NULL) receives the length. */
+static inline char *tu_read_fd(int fd, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    if (b == NULL)
+        return NULL;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(b, cap * 2);
+            if (nb == NULL) {
+                free(b);
+                return NULL;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    b[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return b;
 }
 
 /* ---------------------------------------------------------------------------------------------

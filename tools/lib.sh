@@ -1,18 +1,26 @@
 # shellcheck shell=bash
-# Helpers shared by tools/test and tools/run; source it, it only defines things.
+# Helpers shared by the scripts that build weft (tools/run, tools/test, bench/run_all.sh,
+# bench/stats_cost.sh, tests/fuzz/run.sh); source it, it only defines things.
 #
 #   WEFT_ROOT                the repository root
+#   WEFT_RELEASE_FLAGS       the configuration of the Release tree, build/release, that tools/run
+#                            builds and bench/run_all.sh runs: no tests, no sanitizer
 #   weft_ensure_packages     installs the Debian packages the build needs, only those missing
 #   weft_configure DIR ARGS  configures a build directory (Ninja when there is ninja)
-#   weft_build DIR           builds it with every core
+#   weft_build DIR [ARGS]    builds it with every core ($WEFT_JOBS); ARGS go to cmake --build,
+#                            e.g. --target NAME
 
 WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # libudev-dev: hwloc.pc lists -ludev for static links (pkg-config --static), and libhwloc-dev
-# does not pull it in. clang-format: the formatting check.
+# does not pull it in. libjansson-dev: the suites that parse weft's JSON output.
+# clang-format: the formatting check.
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
-    libuv1-dev wrk curl relacy-dev spin
+    libuv1-dev wrk curl relacy-dev spin libjansson-dev
     clang clang-format)
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+WEFT_RELEASE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_WERROR=OFF -DBUILD_TESTING=OFF)
 
 weft_log() {
     printf '\n==> %s\n' "$*"
@@ -55,5 +63,5 @@ weft_configure() {
 }
 
 weft_build() {
-    cmake --build "$1" --parallel "${WEFT_JOBS:-$(nproc)}"
+    cmake --build "$1" --parallel "${WEFT_JOBS:-$(nproc)}" "${@:2}"
 }

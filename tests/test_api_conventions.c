@@ -1,5 +1,5 @@
 /*
- * Conventions: version, weft_strerror, NULL-tolerant functions, and every -EINVAL path of the
+ * API conventions: version, weft_strerror, NULL-tolerant functions, and every -EINVAL path of the
  * pool and future API, each followed by a check that the failed call changed nothing.
  */
 #include "testutil.h"
@@ -398,9 +398,9 @@ START_TEST(test_failures_change_nothing)
 }
 END_TEST
 
-static Suite *conventions_suite(void)
+static Suite *api_conventions_suite(void)
 {
-    Suite *s = suite_create("conventions");
+    Suite *s = suite_create("api_conventions");
 
     TCase *tc = tcase_create("version_strerror");
     tcase_set_timeout(tc, 30);
@@ -433,5 +433,5 @@ static Suite *conventions_suite(void)
 
 int main(void)
 {
-    return tu_run_suite(conventions_suite());
+    return tu_run_suite(api_conventions_suite());
 }

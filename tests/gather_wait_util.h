@@ -1,6 +1,7 @@
 /*
  * Helpers for the gather, wait and completion-set suites (test_gather.c, test_wait.c,
- * test_completion.c, test_gw_stress.c), on top of testutil.h.
+ * test_completion.c, test_gather_wait_completion_stress.c), on top of testutil.h. Their prefix,
+ * gw_, stands for gather/wait.
  *
  * The central piece is the gated job: a task that marks itself started, waits for its own gate
  * (a sleep loop, never a library wait, so it really occupies its worker), optionally gives up
@@ -10,8 +11,8 @@
  * Like testutil.h everything is static inline; ck_assert is used only in helpers documented as
  * "test thread only".
  */
-#ifndef WEFT_GWUTIL_H
-#define WEFT_GWUTIL_H
+#ifndef WEFT_GATHER_WAIT_UTIL_H
+#define WEFT_GATHER_WAIT_UTIL_H
 
 #include "testutil.h"
 
@@ -252,4 +253,4 @@ static inline void gw_spin(unsigned iters)
     }
 }
 
-#endif /* WEFT_GWUTIL_H */
+#endif /* WEFT_GATHER_WAIT_UTIL_H */

@@ -14,7 +14,7 @@
  *
  * Failures off the test thread go through TU_EXPECT; the sanitizer builds run these too.
  */
-#include "gwutil.h"
+#include "gather_wait_util.h"
 
 static long scaled(long base)
 {
@@ -658,9 +658,9 @@ START_TEST(stress_completion_many_consumers)
 }
 END_TEST
 
-static Suite *gw_stress_suite(void)
+static Suite *gather_wait_completion_stress_suite(void)
 {
-    Suite *s = suite_create("gw_stress");
+    Suite *s = suite_create("gather_wait_completion_stress");
     TCase *tc = tcase_create("gather");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stress_gather_vs_completion);
@@ -687,5 +687,5 @@ static Suite *gw_stress_suite(void)
 
 int main(void)
 {
-    return tu_run_suite(gw_stress_suite());
+    return tu_run_suite(gather_wait_completion_stress_suite());
 }
