@@ -16,23 +16,16 @@
  * Usage: bench_gather [-r ROUNDS] [-n SIZES]   (default 2000 rounds; sizes 10,100,1000,10000)
  * Output: bench=gather_* lines with key=value pairs (ns), and "# " summary lines.
  */
-#include "weft.h"
-
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "bench_util.h"
+#include "weft.h"
 
 static void check(int rc, const char *what)
 {
@@ -59,15 +52,9 @@ static int hold(void *arg, void **result)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static uint64_t pct(uint64_t *v, size_t n, double p)
 {
-    qsort(v, n, sizeof(*v), cmp_u64);
+    qsort(v, n, sizeof(*v), bench_cmp_u64);
     size_t i = (size_t)(p * (double)(n - 1) + 0.5);
     return v[i];
 }
@@ -82,14 +69,14 @@ static void gather_ready(weft_pool *pool, size_t n, int rounds)
         check(weft_future_wait(fs[i], WEFT_FOREVER), "wait");
     }
     for (int r = 0; r < reps; r++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         weft_future *g;
         void *res;
         check(weft_gather(fs, n, 0, &g), "gather");
         check(weft_future_result(g, &res), "result");
         int ordered = ((void **)res)[n - 1] == (void *)(uintptr_t)(n - 1); /* owned by g */
         weft_future_release(g);
-        t[r] = now_ns() - t0;
+        t[r] = bench_now_ns() - t0;
         if (!ordered) {
             fprintf(stderr, "bench_gather: wrong result order\n");
             exit(1);
@@ -120,14 +107,14 @@ static void gather_pending(size_t n, int rounds)
         check(weft_submit(pool, hold, NULL, &blocker), "submit");
         for (size_t i = 0; i < n; i++)
             check(weft_submit(pool, value, (void *)(uintptr_t)i, &fs[i]), "submit");
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         check(weft_gather(fs, n, 0, &g), "gather");
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         for (size_t i = 0; i < n; i++)
             weft_future_release(fs[i]); /* the gather holds its own */
         atomic_store_explicit(&gate, 1, memory_order_release);
         check(weft_future_result(g, NULL), "result");
-        uint64_t t2 = now_ns();
+        uint64_t t2 = bench_now_ns();
         tc[r] = t1 - t0;
         tr[r] = t2 - t0;
         weft_future_release(g);
@@ -151,10 +138,10 @@ static _Atomic uint64_t finished_at;
 static int last_child(void *arg, void **result)
 {
     (void)result;
-    uint64_t spin_until = now_ns() + (uint64_t)(uintptr_t)arg;
-    while (now_ns() < spin_until) /* long enough for the waiter to fall asleep */
+    uint64_t spin_until = bench_now_ns() + (uint64_t)(uintptr_t)arg;
+    while (bench_now_ns() < spin_until) /* long enough for the waiter to fall asleep */
         ;
-    atomic_store_explicit(&finished_at, now_ns(), memory_order_release);
+    atomic_store_explicit(&finished_at, bench_now_ns(), memory_order_release);
     return 0;
 }
 
@@ -170,7 +157,7 @@ static void one_wake(weft_pool *child_pool, uint64_t *lat)
     size_t ndone;
     check(weft_submit(child_pool, last_child, (void *)(uintptr_t)200000, &f), "submit");
     check(weft_wait(&f, 1, WEFT_ALL_COMPLETED, WEFT_FOREVER, &done, &ndone), "wait");
-    uint64_t woke = now_ns();
+    uint64_t woke = bench_now_ns();
     *lat = woke - atomic_load_explicit(&finished_at, memory_order_acquire);
     weft_future_release(f);
 }

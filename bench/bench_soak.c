@@ -17,16 +17,16 @@
  *   -q  print only the summary lines
  * Exit status 1 when an invariant breaks or memory is not flat.
  */
-#include "weft.h"
-
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench_util.h"
+#include "weft.h"
 
 /* AddressSanitizer keeps freed memory in quarantine on purpose, so RSS is not judged there
  * (LeakSanitizer checks for leaks instead). */
@@ -107,13 +107,6 @@ static long rss_kib(void)
         resident = -1;
     fclose(fp);
     return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* One round: submit b futures (some cancelled at once), collect them one of four ways. */
@@ -234,7 +227,7 @@ int main(int argc, char **argv)
     uint64_t submitted = 0, cancelled = 0, round = 0;
     uint64_t warm = total / 20, next_sample = warm, step = total / 20;
     long rss_first = -1, rss_max = 0, rss_last = 0;
-    double t0 = now_s();
+    uint64_t t0 = bench_now_ns();
     while (submitted < total) {
         submitted += round_of(round, submitted, batch, fs, out, &cancelled);
         round++;
@@ -247,12 +240,12 @@ int main(int argc, char **argv)
             rss_last = rss;
             if (!quiet)
                 printf("bench=soak_sample tasks=%llu rss_kib=%ld elapsed_s=%.1f\n",
-                       (unsigned long long)submitted, rss, now_s() - t0);
+                       (unsigned long long)submitted, rss, (double)(bench_now_ns() - t0) * 1e-9);
             fflush(stdout);
             next_sample += step;
         }
     }
-    double secs = now_s() - t0;
+    double secs = (double)(bench_now_ns() - t0) * 1e-9;
     if ((rc = weft_pool_destroy(pool)) != 0)
         die("weft_pool_destroy", rc);
     free(fs);

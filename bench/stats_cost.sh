@@ -10,14 +10,16 @@
 # Reading the counters is not part of the cost: nothing is read unless weft_pool_stats is called.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tools/lib.sh
+source "$root/tools/lib.sh"
 out=${1:-$root/build/stats-cost}
 mkdir -p "$out"
 for variant in on off; do
     flag=ON
     [[ $variant == off ]] && flag=OFF
-    cmake -S "$root" -B "$out/$variant" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+    weft_configure "$out/$variant" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
         -DWEFT_STATS=$flag >/dev/null
-    cmake --build "$out/$variant" --target bench_fib --parallel "$(nproc)" >/dev/null
+    weft_build "$out/$variant" --target bench_fib >/dev/null
 done
 
 instructions() {

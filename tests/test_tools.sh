@@ -2,10 +2,11 @@
 # Usage: test_tools.sh info WEFT_INFO
 #        test_tools.sh scale WEFT_SCALE WEFT_WORK
 #        test_tools.sh scale_fail WEFT_SCALE
-#        test_tools.sh profile PROFILE_SCRIPT WEFT_SCALE WEFT_WORK WEFT_INFO
+#        test_tools.sh profile RUN_ALL WEFT_SCALE WEFT_WORK WEFT_INFO
 #
-# Tests of the programs in tools/, registered from tools/CMakeLists.txt as tools_info,
-# tools_scale, tools_scale_fail and tools_profile:
+# Tests of the tools (tools/weft-info, tools/weft-scale) and of the benchmark driver
+# (bench/run_all.sh), registered from tools/CMakeLists.txt as tools_info, tools_scale,
+# tools_scale_fail and tools_profile:
 #   info        weft-info runs; --json is valid JSON with the expected keys, and follows
 #               $WEFT_THREADS and -t
 #   scale       weft-scale on weft-work and on commands whose output is known: the CSV header
@@ -15,7 +16,8 @@
 #   scale_fail  a command failing at every or at one thread count, one that cannot be run, a
 #               timeout, a signal, a missing metric: weft-scale exits 1 and names the counts;
 #               usage errors exit 2
-#   profile     tools/profile over a build tree of stand-ins: outputs, trace, failure report
+#   profile     bench/run_all.sh over a build tree of stand-ins, as it is (-N): the scaling
+#               profile (-s: outputs, trace, failure report) and the comparison table
 # Needs python3 (JSON and XML checks); exits 77, which CTest reports as skipped, without it.
 set -euo pipefail
 
@@ -285,26 +287,28 @@ test_scale_fail() {
 }
 
 test_profile() {
-    local profile=$1 scale=$2 work=$3 info=$4 build=$tmp/build
+    local run_all=$1 scale=$2 work=$3 info=$4 build=$tmp/build
     mkdir -p "$build/tools" "$build/bench"
     ln -s "$scale" "$build/tools/weft-scale"
-    ln -s "$work" "$build/tools/weft-work"
+    ln -s "$work" "$build/bench/weft-work"
     ln -s "$info" "$build/tools/weft-info"
-    # A stand-in benchmark whose weft row takes 1 ms / p, and one that always fails.
+    # A stand-in benchmark whose weft row takes 1 ms / p (p = $WEFT_THREADS, else 1), and one
+    # that always fails.
     cat >"$build/bench/bench_fake" <<'EOF'
 #!/bin/sh
+p=${WEFT_THREADS:-1}
 echo "# a stand-in"
 echo "bench=fake case=a impl=serial variant=default threads=1 median_ns=1000000"
-echo "bench=fake case=a impl=weft variant=default threads=$WEFT_THREADS median_ns=$((1000000 / WEFT_THREADS))"
+echo "bench=fake case=a impl=weft variant=default threads=$p median_ns=$((1000000 / p))"
 EOF
     printf '#!/bin/sh\necho "bench_broken: wrong result" >&2\nexit 1\n' >"$build/bench/bench_broken"
     chmod +x "$build/bench/bench_fake" "$build/bench/bench_broken"
 
     export WEFT_PROFILE_REPS=1 WEFT_PROFILE_THREADS=1,2 WEFT_PROFILE_WORK='-n 20000 -k 8'
-    if expect_status 1 bash "$profile" -b "$build" -o "$tmp/p"; then
+    if expect_status 1 bash "$run_all" -s -N -b "$build" -o "$tmp/p"; then
         grep -q 'failed: bench_broken' "$tmp/out" || fail "profile: the failure is not reported"
     fi
-    if expect_status 0 bash "$profile" -b "$build" -o "$tmp/q" bench_fake weft-work; then
+    if expect_status 0 bash "$run_all" -s -N -b "$build" -o "$tmp/q" bench_fake weft-work; then
         for f in summary.txt info.txt info.json bench_fake.csv bench_fake.json bench_fake.svg \
             weft-work.csv weft-work.svg trace.json stats.json; do
             [[ -s $tmp/q/$f ]] || fail "profile: no $f"
@@ -324,6 +328,17 @@ s = json.load(open(d + "/stats.json"))
 assert s["total"]["tasks_run"] + s["total"]["joins"] > 0, s["total"]
 ' "$tmp/q"
     fi
+
+    # The comparison: every program once, one summary line per case, the failure reported.
+    if expect_status 1 bash "$run_all" -N -b "$build" "$tmp/c"; then
+        grep -q '^bench_broken  *FAILED' "$tmp/out" || fail "run_all: the failure is not reported"
+        grep -q '^bench_fake  *ok' "$tmp/out" || fail "run_all: bench_fake not reported ok"
+        grep -q '^fake/a  ' "$tmp/out" || fail "run_all: no summary line for fake/a"
+        grep -q '^bench=fake case=a impl=weft ' "$tmp/c" || fail "run_all: no bench= lines"
+        grep -q '^==> bench_fake' "$tmp/c.log" || fail "run_all: no full output"
+    fi
+    expect_status 2 bash "$run_all" -s -N -b "$build" -t 2 || true
+    expect_status 2 bash "$run_all" -N -b "$build" -o "$tmp/x" "$tmp/y" || true
 }
 
 case $mode in

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/lib.sh
+source "$root/tools/lib.sh"
 seconds=${WEFT_FUZZ_SECONDS:-60}
 if (($# > 0)) && [[ $1 =~ ^[0-9]+$ ]]; then
     seconds=$1
@@ -54,19 +56,15 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 
 if [[ ! -f $dir/CMakeCache.txt ]]; then
-    generator=()
-    if command -v ninja >/dev/null 2>&1; then
-        generator=(-G Ninja)
-    fi
     # -fsanitize=fuzzer-no-link on everything: libFuzzer then sees the library's coverage, not
     # only the harness's. assert() stays on (no -DNDEBUG), as in the other sanitizer builds.
-    cmake -S "$root" -B "$dir" "${generator[@]}" \
+    weft_configure "$dir" \
         -DCMAKE_C_COMPILER="$cc" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g" \
         -DWEFT_WERROR=OFF "${flags[@]}"
 fi
-cmake --build "$dir" --target fuzz_api --parallel "${WEFT_JOBS:-$(nproc)}"
+weft_build "$dir" --target fuzz_api
 
 corpus=$dir/corpus-new
 artifacts=$dir/artifacts

@@ -1,6 +1,6 @@
 /*
  * weft-work: a fixed, deterministic amount of CPU work spread over a weft pool, for weft-scale's
- * tests and for tools/profile's trace.
+ * tests and for the trace of the scaling profile (bench/run_all.sh -s).
  *
  * Usage: weft-work [-m reduce|tree] [-n ITEMS] [-k STEPS] [-g GRAIN] [-s STATS.json]
  *
@@ -16,8 +16,6 @@
  * statistics as JSON (weft_stats_write_json) after the work. Exit status 1 if anything fails,
  * 2 for a usage error.
  */
-#include "weft.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,19 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench_util.h"
+#include "weft.h"
 
 typedef struct work {
     uint64_t steps;
 } work;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t item(uint64_t i, uint64_t steps)
 {
@@ -161,11 +154,11 @@ int main(int argc, char **argv)
     }
 
     work w = {.steps = steps};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     uint64_t expect = 0;
     for (size_t i = 0; i < items; i++)
         expect += item(i, steps);
-    uint64_t serial_ns = now_ns() - t0;
+    uint64_t serial_ns = bench_now_ns() - t0;
 
     weft_pool *pool;
     int rc = weft_pool_create(NULL, &pool);
@@ -175,7 +168,7 @@ int main(int argc, char **argv)
     }
     const uint64_t zero = 0;
     uint64_t sum = 0;
-    t0 = now_ns();
+    t0 = bench_now_ns();
     if (strcmp(mode, "tree") == 0) {
         range root = {0, items, grain != 0 ? grain : 1024, &w, 0};
         rc = tree_sum(pool, &root);
@@ -184,7 +177,7 @@ int main(int argc, char **argv)
         rc = weft_parallel_reduce(pool, 0, items, grain, sizeof(sum), &zero, body, combine, &w,
                                   &sum);
     }
-    uint64_t work_ns = now_ns() - t0;
+    uint64_t work_ns = bench_now_ns() - t0;
     int status = 0;
     if (rc != 0) {
         fprintf(stderr, "weft-work: %s: %s\n", mode, weft_strerror(rc));
