@@ -249,6 +249,41 @@ WEFT_API void weft_scope_init(weft_scope *s);
 WEFT_API void weft_scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)(void *), void *arg);
 WEFT_API void weft_scope_wait(weft_scope *s);
 
+/* Inline fork-join, for recursion where every call may be a task:
+ *
+ *     weft_frame fr;
+ *     weft_offer(&fr, fn, arg);   // fn(arg) is now available to thieves
+ *     ...                         // the caller's own part of the work
+ *     if (weft_reclaim(&fr))      // nobody took it:
+ *         fn(arg);                //   a direct call, which the compiler can inline
+ *
+ * On a worker, weft_offer makes fn(arg) available to the other workers; fr lives on the
+ * caller's stack and must stay valid until weft_reclaim(fr) returns. The same thread reclaims
+ * its frames in the reverse order of its offers. weft_reclaim returns true when no thief took
+ * the frame: the caller must then call fn(arg) itself. It returns false when a thief took it:
+ * fn(arg) has then returned and its effects are visible to the caller; while it waited, the
+ * caller ran other tasks. Outside any pool weft_offer only records and weft_reclaim returns
+ * true. Neither allocates nor fails: an offer that does not fit in the worker's deque stays
+ * private (weft_reclaim then returns true). Inside fn, weft_cancel_requested() answers for the
+ * task that offered. fn must not leave by longjmp. */
+typedef struct weft_frame {
+    void *opaque_[12];
+} weft_frame;
+
+/* The out-of-line parts of weft_offer and weft_reclaim; call those. */
+WEFT_API void weft_frame_offer(weft_frame *fr, void (*fn)(void *), void *arg);
+WEFT_API bool weft_frame_reclaim(weft_frame *fr);
+
+static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
+{
+    weft_frame_offer(fr, fn, arg);
+}
+
+static inline bool weft_reclaim(weft_frame *fr)
+{
+    return weft_frame_reclaim(fr);
+}
+
 /* Calls body(lo, hi, ctx) on disjoint, non-empty ranges that cover [begin, end) exactly once,
  * each at most grain long (grain 0: chosen automatically, about 16 ranges per worker at most),
  * and returns when all are done. The ranges are split lazily: a worker splits what is left of its

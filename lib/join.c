@@ -94,42 +94,41 @@ static void join_disarm(void *ctx, struct weft__worker *w)
 
 static const struct weft__help_ops join_ops = {join_ready, join_arm, join_disarm};
 
-void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
+/* Fills in a frame of worker w for fn(arg) and offers it to thieves. False when the deque is
+ * full (a frame never grows it): fn(arg) then stays the caller's to run. */
+static bool offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg)
 {
-    struct weft__worker *w = weft__self;
-    struct join_frame fr;
-    if (w != NULL) {
-        fr.task.run = run_frame; /* task.next is set only if shutdown requeues it */
-        fr.task.flags = 0;
-        fr.fn = b;
-        fr.arg = b_arg;
-        fr.owner = w;
-        fr.ctx = weft__current_task();
-        atomic_init(&fr.state, 0);
-        fr.scope = NULL;
-    }
-    if (w == NULL || !weft__deque_try_push(&w->deque, &fr.task)) {
-        /* outside any pool, or a full deque (a join never grows it): run in order */
-        a(a_arg);
-        b(b_arg);
-        return;
-    }
+    fr->task.run = run_frame; /* task.next is set only if shutdown requeues it */
+    fr->task.flags = 0;
+    fr->fn = fn;
+    fr->arg = arg;
+    fr->owner = w;
+    fr->ctx = weft__current_task();
+    atomic_init(&fr->state, 0);
+    fr->scope = NULL;
+    if (!weft__deque_try_push(&w->deque, &fr->task))
+        return false;
     WEFT_COUNT(w, joins, 1);
-    /* A missed wake-up here costs parallelism only: the owner runs b itself if nobody took it.
-     * So idle workers are woken only when the idle set looks non-empty, without a fence. */
+    /* A missed wake-up here costs parallelism only: the owner runs the frame itself if nobody
+     * took it. So idle workers are woken only when the idle set looks non-empty, without a
+     * fence. */
     weft__park_notify_if_idle(&w->pool->park);
-    a(a_arg);
+    return true;
+}
+
+/* Takes frame fr back off w's deque: true if nobody stole it (its function is then the
+ * caller's to run), false once the thief has run it. */
+static bool reclaim(struct weft__worker *w, struct join_frame *fr)
+{
+    WEFT_ASSERT(w == weft__self); /* reclaimed on the thread that offered */
     for (;;) {
-        if (weft__deque_bottom_is(&w->deque, &fr.task)) {
+        if (weft__deque_bottom_is(&w->deque, &fr->task)) {
             /* The common case: the frame is at the bottom, nothing above it. */
-            struct weft__task *t = weft__deque_take(&w->deque);
-            if (t == &fr.task) {
-                b(b_arg);
-                return;
-            }
+            if (weft__deque_take(&w->deque) == &fr->task)
+                return true;
             break; /* it was stolen: the deque is empty */
         }
-        /* Left above the frame by a (detached submissions): take it the way the scheduler does,
+        /* Left above the frame (detached submissions): take it the way the scheduler does,
          * with taking up, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
         struct weft__task *t = weft__take_own(w);
         if (t == NULL)
@@ -137,7 +136,47 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
         if (t != WEFT_TASK_SKIP)
             weft__run_task(w, t);
     }
-    weft__help(w, &join_ops, &fr, -1); /* stolen: help until the thief is done */
+    weft__help(w, &join_ops, fr, -1); /* stolen: help until the thief is done */
+    return false;
+}
+
+void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
+{
+    struct weft__worker *w = weft__self;
+    struct join_frame fr;
+    if (w == NULL || !offer(w, &fr, b, b_arg)) {
+        /* outside any pool, or a full deque: run in order */
+        a(a_arg);
+        b(b_arg);
+        return;
+    }
+    a(a_arg);
+    if (reclaim(w, &fr))
+        b(b_arg);
+}
+
+/* --- inline fork-join: weft_offer / weft_reclaim --- */
+
+_Static_assert(sizeof(struct join_frame) <= sizeof(weft_frame),
+               "weft_frame too small: grow opaque_");
+_Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
+
+void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
+{
+    struct join_frame *fr = (struct join_frame *)slot;
+    struct weft__worker *w = weft__self;
+    if (w == NULL || !offer(w, fr, fn, arg)) {
+        /* Outside any pool, or a full deque: the frame stays private. */
+        fr->owner = NULL;
+    }
+}
+
+bool weft_frame_reclaim(weft_frame *slot)
+{
+    struct join_frame *fr = (struct join_frame *)slot;
+    if (fr->owner == NULL)
+        return true; /* private: never offered to anyone */
+    return reclaim(fr->owner, fr);
 }
 
 /* --- scopes: spawn many, wait for all --- */
@@ -154,28 +193,17 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
 {
     struct scope *s = (struct scope *)sc;
     struct weft__worker *w = weft__self;
-    if (w == NULL || w != s->owner) {
-        fn(arg); /* outside a pool, or on another thread than the scope's */
-        return;
-    }
     struct join_frame *fr = (struct join_frame *)slot;
-    fr->task.run = run_frame;
-    fr->task.flags = 0;
-    fr->fn = fn;
-    fr->arg = arg;
-    fr->owner = w;
-    fr->ctx = weft__current_task();
-    atomic_init(&fr->state, 0);
-    fr->scope = s;
-    if (!weft__deque_try_push(&w->deque, &fr->task)) {
-        fn(arg); /* a full deque: a spawn never grows it */
+    if (w == NULL || w != s->owner || !offer(w, fr, fn, arg)) {
+        fn(arg); /* outside a pool, on another thread than the scope's, or a full deque */
         return;
     }
+    /* Only this thread reads these two (thieves read fn, arg, owner and ctx), so they may be
+     * written after the push. */
+    fr->scope = s;
     fr->prev = s->last;
     s->last = fr;
     s->pushed++;
-    WEFT_COUNT(w, joins, 1);
-    weft__park_notify_if_idle(&w->pool->park); /* as in weft_join */
 }
 
 void weft_scope_wait(weft_scope *sc)

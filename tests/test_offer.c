@@ -1,0 +1,291 @@
+/*
+ * Inline fork-join: weft_frame, weft_offer, weft_reclaim.
+ *
+ *  - fib and n-ary recursion with an offer per call give the serial answers on pools of 1, 2
+ *    and 4 workers and outside any pool; every offered function runs exactly once, either by a
+ *    thief (weft_reclaim false) or by the caller after weft_reclaim returned true.
+ *  - A stolen frame: weft_reclaim returns false only after fn(arg) has returned, with its effects
+ *    visible; while it waits, nothing it offered later is lost.
+ *  - Offers beyond the deque's capacity stay private and are reclaimed with true.
+ *  - Inside fn, weft_cancel_requested() answers for the task that offered.
+ *  - Offers allocate nothing (the join suite's allocation check covers the frames' path).
+ * Sizes scale with $WEFT_STRESS_SCALE.
+ */
+#include "joinutil.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * fib, every call offered
+ */
+
+typedef struct pfib {
+    int n;
+    long r;
+} pfib;
+
+static atomic_long stolen_runs;  /* frames run by a thief */
+static atomic_long inline_runs;  /* frames run by their caller after a true reclaim */
+static atomic_long thief_misses; /* reclaim said false but fn had not run */
+
+static void pfib_fn(void *p);
+
+static void pfib_stolen(void *p)
+{
+    atomic_fetch_add(&stolen_runs, 1);
+    pfib_fn(p);
+}
+
+static void pfib_fn(void *p)
+{
+    pfib *x = p;
+    if (x->n < 2) {
+        x->r = x->n;
+        return;
+    }
+    pfib a = {x->n - 1, -1}, b = {x->n - 2, -1};
+    weft_frame fr;
+    weft_offer(&fr, pfib_stolen, &b);
+    pfib_fn(&a);
+    if (weft_reclaim(&fr)) {
+        atomic_fetch_add(&inline_runs, 1);
+        pfib_fn(&b);
+    } else if (b.r < 0) {
+        atomic_fetch_add(&thief_misses, 1);
+    }
+    x->r = a.r + b.r;
+}
+
+static long fib_serial(int n)
+{
+    return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+/* Offers made by fib(n): one per call with n >= 2. */
+static long fib_offers(int n)
+{
+    return n < 2 ? 0 : 1 + fib_offers(n - 1) + fib_offers(n - 2);
+}
+
+static void pfib_root(void *arg)
+{
+    pfib_fn(arg);
+}
+
+START_TEST(test_offer_fib_every_pool_size)
+{
+    int n = 22 + (tu_stress_scale() > 1 ? 2 : 0);
+    long want = fib_serial(n), offers = fib_offers(n);
+    unsigned sizes[] = {1, 2, 4};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        atomic_store(&stolen_runs, 0);
+        atomic_store(&inline_runs, 0);
+        atomic_store(&thief_misses, 0);
+        weft_pool *p = jt_pool_new(sizes[k]);
+        pfib x = {n, -1};
+        jt_run(p, pfib_root, &x);
+        ck_assert_int_eq(x.r, want);
+        /* every offer ran once: by a thief or by its caller */
+        ck_assert_int_eq(atomic_load(&stolen_runs) + atomic_load(&inline_runs), offers);
+        ck_assert_int_eq(atomic_load(&thief_misses), 0);
+        if (sizes[k] == 1)
+            ck_assert_int_eq(atomic_load(&stolen_runs), 0);
+        tu_pool_free(p);
+    }
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+START_TEST(test_offer_outside_pool)
+{
+    atomic_store(&stolen_runs, 0);
+    atomic_store(&inline_runs, 0);
+    pfib x = {18, -1};
+    pfib_fn(&x); /* the test thread is no worker: offers only record */
+    ck_assert_int_eq(x.r, fib_serial(18));
+    ck_assert_int_eq(atomic_load(&stolen_runs), 0);
+    ck_assert_int_eq(atomic_load(&inline_runs), fib_offers(18));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A frame that is surely stolen: the offering task keeps its worker busy until another worker
+ * has started the frame.
+ */
+
+typedef struct steal_ctx {
+    atomic_int started; /* fn began, on a thief */
+    atomic_int thief;   /* the worker index fn ran on, + 1 */
+    long payload;       /* written by fn, read by the offerer after reclaim */
+    bool reclaimed;     /* what weft_reclaim answered */
+    int offerer;
+} steal_ctx;
+
+static void steal_fn(void *arg)
+{
+    steal_ctx *c = arg;
+    atomic_store(&c->thief, weft_worker_index() + 1);
+    atomic_store(&c->started, 1);
+    tu_sleep_ms(20);     /* the offerer reaches weft_reclaim while this runs */
+    c->payload = 424242; /* plain write: reclaim's false answer must make it visible */
+}
+
+static void steal_root(void *arg)
+{
+    steal_ctx *c = arg;
+    c->offerer = weft_worker_index();
+    weft_frame fr;
+    weft_offer(&fr, steal_fn, c);
+    TU_EXPECT(jt_spin_until(&c->started, TU_PATIENCE_S)); /* only a thief can start it */
+    c->reclaimed = weft_reclaim(&fr);
+    if (!c->reclaimed)
+        TU_EXPECT(c->payload == 424242);
+}
+
+START_TEST(test_offer_stolen_frame_reclaims_false)
+{
+    weft_pool *p = jt_pool_new(2);
+    for (int round = 0; round < 5; round++) {
+        steal_ctx c = {.payload = 0};
+        atomic_init(&c.started, 0);
+        atomic_init(&c.thief, 0);
+        jt_run(p, steal_root, &c);
+        ck_assert(!c.reclaimed);
+        ck_assert_int_eq(c.payload, 424242);
+        ck_assert_int_ne(atomic_load(&c.thief) - 1, c.offerer);
+    }
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Many frames at once, reclaimed in reverse order; more than a deque holds
+ */
+
+enum { MANY = 3000 };
+
+typedef struct many_ctx {
+    atomic_int runs[MANY];
+    weft_frame frames[MANY];
+    long true_answers;
+} many_ctx;
+
+typedef struct many_arg {
+    many_ctx *c;
+    int i;
+} many_arg;
+
+static many_arg many_args[MANY];
+
+static void many_fn(void *arg)
+{
+    many_arg *a = arg;
+    jt_work((uint64_t)a->i, 200);
+    atomic_fetch_add(&a->c->runs[a->i], 1);
+}
+
+static void many_root(void *arg)
+{
+    many_ctx *c = arg;
+    for (int i = 0; i < MANY; i++) {
+        many_args[i] = (many_arg){c, i};
+        weft_offer(&c->frames[i], many_fn, &many_args[i]);
+    }
+    for (int i = MANY - 1; i >= 0; i--) {
+        if (weft_reclaim(&c->frames[i])) {
+            c->true_answers++;
+            many_fn(&many_args[i]);
+        }
+    }
+}
+
+START_TEST(test_offer_many_frames_each_once)
+{
+    static many_ctx c;
+    unsigned sizes[] = {1, 2, 4};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (int i = 0; i < MANY; i++)
+            atomic_init(&c.runs[i], 0);
+        c.true_answers = 0;
+        weft_pool *p = jt_pool_new(sizes[k]);
+        jt_run(p, many_root, &c);
+        for (int i = 0; i < MANY; i++)
+            ck_assert_msg(atomic_load(&c.runs[i]) == 1, "frame %d ran %d times", i,
+                          atomic_load(&c.runs[i]));
+        if (sizes[k] == 1) /* nobody to steal: every frame, pushed or private, comes back */
+            ck_assert_int_eq(c.true_answers, MANY);
+        tu_pool_free(p);
+    }
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * weft_cancel_requested() inside fn answers for the offering task
+ */
+
+typedef struct cancel_ctx {
+    atomic_int in_task; /* the offering task is running */
+    atomic_int go;      /* the test thread has requested the cancel */
+    atomic_int seen;    /* fn saw the request, +1 */
+    atomic_int stolen;  /* fn ran on a thief */
+    int offerer;
+} cancel_ctx;
+
+static void cancel_fn(void *arg)
+{
+    cancel_ctx *c = arg;
+    if (weft_worker_index() != c->offerer)
+        atomic_store(&c->stolen, 1);
+    atomic_store(&c->seen, weft_cancel_requested() ? 2 : 1);
+}
+
+static int cancel_task(void *arg, void **result)
+{
+    (void)result;
+    cancel_ctx *c = arg;
+    c->offerer = weft_worker_index();
+    atomic_store(&c->in_task, 1);
+    TU_EXPECT(jt_spin_until(&c->go, TU_PATIENCE_S));
+    weft_frame fr;
+    weft_offer(&fr, cancel_fn, c);
+    if (weft_reclaim(&fr))
+        cancel_fn(c);
+    return weft_cancel_requested() ? -ECANCELED : 0;
+}
+
+START_TEST(test_offer_cancel_requested_answers_for_the_offerer)
+{
+    weft_pool *p = jt_pool_new(2);
+    for (int round = 0; round < 20; round++) {
+        cancel_ctx c;
+        atomic_init(&c.in_task, 0);
+        atomic_init(&c.go, 0);
+        atomic_init(&c.seen, 0);
+        atomic_init(&c.stolen, 0);
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_submit(p, cancel_task, &c, &f), 0);
+        ck_assert(jt_spin_until(&c.in_task, TU_PATIENCE_S));
+        ck_assert_int_eq(weft_future_cancel(f), 0); /* running: a request */
+        atomic_store(&c.go, 1);
+        ck_assert_int_eq(weft_future_result(f, NULL), -ECANCELED);
+        ck_assert_int_eq(atomic_load(&c.seen), 2);
+        weft_future_release(f);
+    }
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("offer");
+    TCase *tc = tcase_create("offer");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_offer_fib_every_pool_size);
+    tcase_add_test(tc, test_offer_outside_pool);
+    tcase_add_test(tc, test_offer_stolen_frame_reclaims_false);
+    tcase_add_test(tc, test_offer_many_frames_each_once);
+    tcase_add_test(tc, test_offer_cancel_requested_answers_for_the_offerer);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
