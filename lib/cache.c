@@ -10,12 +10,34 @@
  *
  * In a server the event loop submits (allocates) and releases (frees) futures while workers
  * finish them, so blocks cycle through the loop thread's cache; workers that drop the last
- * reference send the block home. Either way no malloc happens once the caches are warm.
+ * reference send the block home. Either way no malloc happens once the caches are warm, as long
+ * as no more blocks are out than the bounds below.
  *
- * Lifetime: `live` counts the blocks of a cache that have not gone back to malloc. When its
- * thread exits, the cache frees its local and remote blocks and swaps `remote` to ABANDONED;
- * a block freed later elsewhere sees ABANDONED and goes to malloc. Whoever brings `live` to zero
- * after the abandonment frees the cache itself.
+ * Bounds. A cache keeps at most LOCAL_MAX blocks on its local list and REMOTE_MAX on its remote
+ * stack; a block freed when its list or stack is full goes back to malloc, so a thread holds at
+ * most LOCAL_MAX + REMOTE_MAX blocks of 144 bytes, some 72 KiB, for as long as it lives. The
+ * remote bound matters most, because workers free what a submitting thread allocated: without
+ * it, a burst of a million detached tasks left a million blocks (158 MB) on the submitting
+ * thread's stack, then on its local list, for as long as that thread lived.
+ *
+ * `nremote` keeps the remote bound. A remote freer increments it before it pushes (a
+ * reservation, undone at once when the count was already at the bound); the owner subtracts
+ * the number of blocks it took, after its exchange. Invariant: a stack the owner takes holds at
+ * most REMOTE_MAX blocks. Each block on it was reserved before it was pushed, the push is a
+ * release and the take an acquire, so each of those reservations happens before the take and
+ * hence before the owner's subtraction; right after the last of them, all of them stand in
+ * `nremote` at once (other terms are never negative), and that last one found the count below
+ * REMOTE_MAX. So the owner's walk over what it took is bounded by construction, and since
+ * REMOTE_MAX <= LOCAL_MAX and the owner takes only when its local list is empty, all it takes
+ * fits the local list: nothing taken goes back to malloc at once. `nremote` orders nothing
+ * else, so all its accesses are relaxed.
+ *
+ * Lifetime: `live` counts the blocks of a cache that have not gone back to malloc, plus one for
+ * the owner thread while it runs (remote freers give blocks back to malloc while the owner runs,
+ * when the stack is full, and must not bring `live` to zero then). When its thread exits, the
+ * cache frees its local and remote blocks, swaps `remote` to ABANDONED and drops those blocks and
+ * its own count from `live`; a block freed later elsewhere sees ABANDONED and goes to malloc.
+ * Whoever brings `live` to zero frees the cache itself.
  *
  * Builds with AddressSanitizer bypass the caches, so that a use after free of a future is
  * reported instead of hidden by reuse.
@@ -24,7 +46,9 @@
 
 #include "alloc.h"
 #include "atomic.h"
+#include "platform.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,7 +64,11 @@
 #define WEFT_NO_BLOCK_CACHE 1 /* thread-exit destructors below are glibc's */
 #endif
 
-#define LOCAL_MAX 256 /* blocks a cache keeps on its local list; more go back to malloc */
+#define LOCAL_MAX  256 /* blocks a cache keeps on its local list; more go back to malloc */
+#define REMOTE_MAX 256 /* blocks other threads may park on a cache's remote stack; likewise */
+
+_Static_assert(REMOTE_MAX <= LOCAL_MAX,
+               "a remote stack taken whole must fit the empty local list: lower REMOTE_MAX");
 
 struct cache;
 
@@ -53,11 +81,18 @@ struct block {
 #ifndef WEFT_NO_BLOCK_CACHE
 
 struct cache {
-    struct block *local; /* owner only */
+    /* Owner only. */
+    WEFT_ALIGNED struct block *local;
     unsigned nlocal;
-    _Atomic(struct block *) remote; /* blocks freed elsewhere; ABANDONED once the owner exited */
+    /* Written by the threads that free this cache's blocks, and by the owner. */
+    WEFT_ALIGNED _Atomic(struct block *) remote; /* ABANDONED once the owner exited */
+    _Atomic unsigned nremote;                    /* >= the blocks on `remote`; see above */
     _Atomic uint64_t live;
 };
+
+_Static_assert(offsetof(struct cache, remote) == WEFT_CACHE_LINE &&
+                   sizeof(struct cache) == 2 * WEFT_CACHE_LINE,
+               "the owner's fields and the remote freers' must sit on separate cache lines");
 
 #define ABANDONED ((struct block *)1)
 
@@ -66,6 +101,7 @@ extern void *__dso_handle;
 
 static WEFT_TLS struct cache *tls_cache;
 
+/* Frees a list of at most LOCAL_MAX blocks and adds their number to *n. */
 static void release_blocks(struct block *b, uint64_t *n)
 {
     while (b != NULL) {
@@ -79,15 +115,15 @@ static void release_blocks(struct block *b, uint64_t *n)
 static void cache_exit(void *arg)
 {
     struct cache *c = arg;
-    uint64_t n = 0;
+    uint64_t n = 1; /* the owner's own count */
     release_blocks(c->local, &n);
-    /* acq_rel: acquire the blocks pushed so far (pairs with the release CAS in block_free);
+    /* acq_rel: acquire the blocks pushed so far (pairs with the release CAS in remote_push);
      * release the abandonment to the remote freers that will see it */
     struct block *remote = xchg_acq_rel(&c->remote, ABANDONED);
     release_blocks(remote, &n);
     tls_cache = NULL;
-    /* acq_rel: the last decrement, here or in a remote free, frees the cache */
-    if (atomic_fetch_sub_explicit(&c->live, n, memory_order_acq_rel) == n)
+    /* acq_rel: pairs with the decrements in weft__block_free; the last one frees the cache */
+    if (sub_acq_rel(&c->live, n) == n)
         weft__free(c);
 }
 
@@ -96,11 +132,14 @@ static struct cache *mine(void)
     struct cache *c = tls_cache;
     if (c != NULL)
         return c;
-    c = weft__calloc(1, sizeof(*c));
+    c = weft__aligned_alloc(_Alignof(struct cache), sizeof(*c));
     if (c == NULL)
         return NULL;
+    c->local = NULL;
+    c->nlocal = 0;
     atomic_init(&c->remote, NULL);
-    atomic_init(&c->live, 0);
+    atomic_init(&c->nremote, 0);
+    atomic_init(&c->live, 1); /* the owner's count, dropped by cache_exit */
     if (__cxa_thread_atexit_impl(cache_exit, c, &__dso_handle) != 0) {
         weft__free(c);
         return NULL;
@@ -109,18 +148,31 @@ static struct cache *mine(void)
     return c;
 }
 
+/* Owner: moves the remote stack (non-empty) onto the local list (empty). */
+static void take_remote(struct cache *c)
+{
+    /* acq_rel (acquire is what matters): pairs with the release CAS of each remote_push, so
+     * b->next, the block's last uses and the reservation in `nremote` happen before this */
+    struct block *b = xchg_acq_rel(&c->remote, NULL);
+    unsigned n = 0;
+    for (struct block *x = b; x != NULL; x = x->next)
+        n++; /* at most REMOTE_MAX: see the invariant at the top */
+    WEFT_ASSERT(n <= REMOTE_MAX);
+    /* relaxed: the reservations being released happen before this through the exchange above;
+     * nothing else is ordered by `nremote` */
+    sub_relaxed(&c->nremote, n);
+    c->local = b;
+    c->nlocal = n;
+}
+
 void *weft__block_alloc(void)
 {
     struct cache *c = mine();
     if (c != NULL) {
+        /* relaxed: only a hint that the exchange in take_remote is worth doing */
+        if (c->local == NULL && ld_relaxed(&c->remote) != NULL)
+            take_remote(c);
         struct block *b = c->local;
-        if (b == NULL && ld_relaxed(&c->remote) != NULL) {
-            /* acquire: pairs with the release CAS of each remote free */
-            b = xchg_acq_rel(&c->remote, NULL);
-            c->nlocal = 0;
-            for (struct block *x = b; x != NULL; x = x->next)
-                c->nlocal++;
-        }
         if (b != NULL) {
             c->local = b->next;
             c->nlocal--;
@@ -131,9 +183,40 @@ void *weft__block_alloc(void)
     if (b == NULL)
         return NULL;
     b->home = c;
+    /* relaxed: only the decrements decide, with acq_rel; this one happens before the block's own
+     * decrement through whatever handed the block over, which keeps the coherence order right */
     if (c != NULL)
-        add_relaxed(&c->live, 1); /* relaxed: only the decrements decide, with acq_rel */
+        add_relaxed(&c->live, 1);
     return b->data;
+}
+
+/* Another thread than c's owner: parks b on c's remote stack. False when the stack is full or
+ * abandoned; b is then the caller's to free. */
+static bool remote_push(struct cache *c, struct block *b)
+{
+    /* relaxed: the CAS below checks the head again */
+    struct block *head = ld_relaxed(&c->remote);
+    if (head == ABANDONED)
+        return false;
+    /* relaxed, both: `nremote` only bounds memory (see the top); the load spares a full stack
+     * the increment and its undo */
+    if (ld_relaxed(&c->nremote) >= REMOTE_MAX)
+        return false;
+    if (add_relaxed(&c->nremote, 1) >= REMOTE_MAX) {
+        sub_relaxed(&c->nremote, 1); /* relaxed: undoes the reservation just made */
+        return false;
+    }
+    for (;;) {
+        /* Abandoned after the reservation: the count no longer matters, the cache is freed by
+         * `live`, which still counts b. */
+        if (head == ABANDONED)
+            return false;
+        b->next = head;
+        /* release: the owner's acquire exchange (take_remote, cache_exit) sees b->next, the
+         * reservation above and everything done with b */
+        if (cas_release(&c->remote, &head, b))
+            return true;
+    }
 }
 
 void weft__block_free(void *p)
@@ -154,25 +237,19 @@ void weft__block_free(void *p)
             return;
         }
         weft__free(b);
-        /* acq_rel: as in cache_exit; the owner is alive, so this never reaches zero for good */
-        atomic_fetch_sub_explicit(&c->live, 1, memory_order_acq_rel);
+        /* relaxed: the owner's own count keeps `live` above zero, and the owner's acq_rel
+         * decrement in cache_exit, later in this thread, releases this one with it */
+        sub_relaxed(&c->live, 1);
         return;
     }
-    struct block *head = ld_relaxed(&c->remote);
-    for (;;) {
-        if (head == ABANDONED) {
-            weft__free(b);
-            /* acq_rel: pairs with the other decrements; the last one frees the cache */
-            if (atomic_fetch_sub_explicit(&c->live, 1, memory_order_acq_rel) == 1)
-                weft__free(c);
-            return;
-        }
-        b->next = head;
-        /* release: the owner's acquire exchange sees b->next and everything done with b */
-        if (atomic_compare_exchange_weak_explicit(&c->remote, &head, b, memory_order_release,
-                                                  memory_order_relaxed))
-            return;
-    }
+    if (remote_push(c, b))
+        return;
+    weft__free(b);
+    /* acq_rel: release orders this thread's uses of c before the free of c; acquire, on the
+     * last decrement, orders that free after everyone's uses. Pairs with the other decrements,
+     * cache_exit's among them. Zero is possible only after the owner's exit. */
+    if (sub_acq_rel(&c->live, 1) == 1)
+        weft__free(c);
 }
 
 #else /* WEFT_NO_BLOCK_CACHE */
