@@ -211,6 +211,42 @@ WEFT_API void weft_future_release(weft_future *f);
 WEFT_API bool weft_cancel_requested(void);
 
 /* ---------------------------------------------------------------------------------------------
+ * Futures completed by the caller (promises) and continuations
+ */
+
+/* A new PENDING future that no task will run: the caller (any thread: a worker, an event-loop
+ * thread, a callback) completes it once with weft_future_set_result or weft_future_set_error.
+ * Waits, gathers, weft_wait, completion sets and on_done callbacks treat it like any other
+ * future, and weft_future_cancel on it while PENDING makes it CANCELLED and returns 1. *out
+ * holds one reference. Comes from the block caches: no malloc once warm.
+ * Errors: -EINVAL (out NULL), -ENOMEM. */
+WEFT_API int weft_future_create(weft_future **out);
+
+/* PENDING -> DONE with result, or PENDING -> FAILED with code (nonzero). Of concurrent calls
+ * (and a concurrent cancel), exactly one wins, and every reader sees its outcome.
+ * Errors: -EINVAL (f NULL or not made by weft_future_create, code 0), -EALREADY (f had already
+ * finished, cancelled included: nothing changes). */
+WEFT_API int weft_future_set_result(weft_future *f, void *result);
+WEFT_API int weft_future_set_error(weft_future *f, int code);
+
+/* A continuation: returns 0 on success with its value in *result, or a failure code. */
+typedef int (*weft_then_fn)(weft_future *prev, void *arg, void **result);
+
+/* Once prev has finished, whatever its outcome, fn(prev, arg, &result) runs as a task of pool,
+ * and its return value and result decide *out as for a submitted task. prev stays valid during
+ * the call (the continuation holds a reference). If prev has already finished, the task is
+ * submitted at once; otherwise nothing waits: prev's completion queues it, so chains of any
+ * length, and continuations of gathers, block no thread and do not deepen any stack.
+ * Cancelling *out before fn started makes it CANCELLED and fn never runs; it does not cancel
+ * prev. If pool has been shut down by the time prev finishes, *out ends CANCELLED and fn never
+ * runs. *out holds one reference. From outside the pool, a continuation counts against
+ * max_pending from this call until it starts.
+ * Errors: -EINVAL (prev, pool, fn or out NULL), -ESHUTDOWN, -ENOMEM, -EAGAIN (as weft_submit
+ * from outside the pool, with max_pending). On error nothing runs and *out is untouched. */
+WEFT_API int weft_future_then(weft_future *prev, weft_pool *pool, weft_then_fn fn, void *arg,
+                              weft_future **out);
+
+/* ---------------------------------------------------------------------------------------------
  * Fork-join and loops
  */
 

@@ -23,7 +23,8 @@ const char *weft_version(void)
     X(-ESHUTDOWN, "pool is shut down")                                                             \
     X(-EAGAIN, "resource temporarily unavailable (thread start or max_pending)")                   \
     X(-EDEADLK, "the call would wait on itself")                                                   \
-    X(-ENOENT, "no more futures")
+    X(-ENOENT, "no more futures")                                                              \
+    X(-EALREADY, "the future has already finished")
 
 const char *weft_strerror(int code)
 {

@@ -64,9 +64,7 @@ static void task_future_free(weft_future *f)
     weft__block_free(f);
 }
 
-static int task_future_cancel(weft_future *f, int32_t *pid);
-
-static const struct weft__future_ops task_future_ops = {task_future_cancel, task_future_free};
+static const struct weft__future_ops task_future_ops = {weft__task_future_cancel, task_future_free};
 
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs)
 {
@@ -161,9 +159,10 @@ bool weft__future_cancel_quiet(weft_future *f)
 {
     uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
     for (;;) {
-        if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
-            return false; /* started, or already finished */
-        /* acq_rel: pairs with the CAS in weft__future_start; exactly one of them wins */
+        if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING || (s & WEFT_FS_SETTING))
+            return false; /* started, being set, or already finished */
+        /* acq_rel: pairs with the CAS in weft__future_start or a promise's claim; exactly one
+         * of them wins */
         if (cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | WEFT_CANCELLED))
             break;
     }
@@ -284,13 +283,16 @@ void weft_future_retain(weft_future *f)
         add_relaxed(&f->refs, 1); /* relaxed: the caller already holds a reference */
 }
 
-void weft_future_release(weft_future *f)
+bool weft__future_unref(weft_future *f)
 {
-    if (f == NULL)
-        return;
     /* acq_rel: the release orders this holder's uses before the free; the acquire on the last
      * decrement orders the free after every other holder's uses. */
-    if (sub_acq_rel(&f->refs, 1) == 1)
+    return sub_acq_rel(&f->refs, 1) == 1;
+}
+
+void weft_future_release(weft_future *f)
+{
+    if (f != NULL && weft__future_unref(f))
         f->ops->free(f);
 }
 
@@ -301,8 +303,7 @@ int weft_future_cancel(weft_future *f)
     return f->ops->cancel(f, &(int32_t){0});
 }
 
-/* weft_future_cancel of a task's future. */
-static int task_future_cancel(weft_future *f, int32_t *pid)
+int weft__task_future_cancel(weft_future *f, int32_t *pid)
 {
     uint32_t s = ld_acquire(&f->state); /* acquire: pairs with the release CAS in finish */
     for (;;) {
@@ -352,6 +353,68 @@ int weft__future_outcome(const weft_future *f, void **result)
         return -EAGAIN;
     }
 }
+
+/* --- promises: futures completed by the caller --- */
+
+static int promise_cancel(weft_future *f, int32_t *pid)
+{
+    (void)pid; /* no pool, no fork rule: a promise is completed by whoever holds it */
+    return weft__future_cancel_pending(f) ? 1 : 0;
+}
+
+static const struct weft__future_ops promise_ops = {promise_cancel, task_future_free};
+
+int weft_future_create(weft_future **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    weft_future *f = weft__block_alloc();
+    if (f == NULL)
+        return -ENOMEM;
+    weft__future_init(f, &promise_ops, NULL, NULL, NULL, 1);
+    *out = f;
+    return 0;
+}
+
+/* PENDING -> st, for a promise. The setter first claims the future (the SETTING flag, which a
+ * cancel and other setters respect), so that only it writes result and code, then publishes
+ * them with the final CAS as a task's runner does. */
+static int promise_complete(weft_future *f, weft_state st, int code, void *result)
+{
+    if (f == NULL || f->ops != &promise_ops)
+        return -EINVAL;
+    uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
+    for (;;) {
+        if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING || (s & WEFT_FS_SETTING))
+            return -EALREADY;
+        /* acq_rel: pairs with a cancel's CAS and other setters' claims: one of them wins */
+        if (cas_acq_rel(&f->state, &s, s | WEFT_FS_SETTING))
+            break;
+    }
+    f->result = result; /* only the claimant writes these; the CAS below publishes them */
+    f->code = code;
+    s |= WEFT_FS_SETTING;
+    /* acq_rel: release publishes result and code to whoever acquires the final state; the loop
+     * only re-reads flags that waiters and nodes add meanwhile */
+    while (!cas_acq_rel(&f->state, &s, (s & ~(WEFT_FS_STATE_MASK | WEFT_FS_SETTING)) | st))
+        ;
+    announce(f, s);
+    return 0;
+}
+
+int weft_future_set_result(weft_future *f, void *result)
+{
+    return promise_complete(f, WEFT_DONE, 0, result);
+}
+
+int weft_future_set_error(weft_future *f, int code)
+{
+    if (code == 0)
+        return -EINVAL;
+    return promise_complete(f, WEFT_FAILED, code, NULL);
+}
+
+/* --- callbacks --- */
 
 struct callback_node {
     struct weft__fnode node;

@@ -19,6 +19,7 @@
 #define WEFT_FS_CANCEL_REQ 0x8u  /* cancellation requested while RUNNING */
 #define WEFT_FS_HAS_NODES  0x10u /* the node list may be non-empty */
 #define WEFT_FS_WAITERS    0x20u /* threads sleep in futex_wait on the state word */
+#define WEFT_FS_SETTING    0x40u /* a promise's setter has claimed it (still PENDING to readers) */
 
 static inline bool weft__state_final(uint32_t s)
 {
@@ -68,6 +69,10 @@ struct weft_future {
     const struct weft__future_ops *ops;
 };
 
+/* The cancel of a task's future (its ops->cancel), for futures that differ from a task's only
+ * in how they are freed (continuations, then.c). */
+int weft__task_future_cancel(weft_future *f, int32_t *pid);
+
 /* A task's future, as weft_submit makes it: PENDING, with `refs` references, not yet queued
  * (the caller sets task.run). NULL when out of memory. */
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs);
@@ -101,6 +106,10 @@ bool weft__future_add_node(weft_future *f, struct weft__fnode *n);
 /* Takes n back off f's list. If it was already taken off for firing, waits until its fire()
  * has called weft__fnode_fired. */
 void weft__future_remove_node(weft_future *f, struct weft__fnode *n);
+
+/* Gives back one reference without freeing: true when it was the last, and the caller must
+ * then free f (f->ops->free), for instance in a loop rather than by recursion. */
+bool weft__future_unref(weft_future *f);
 
 /* Waits from a thread that is not a worker: sleeps on the state word. 0 or -ETIMEDOUT. */
 int weft__future_block(weft_future *f, int64_t deadline);

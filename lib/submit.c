@@ -9,23 +9,20 @@
 
 #include <errno.h>
 
-int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
+int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool outside,
+                   weft_future **out)
 {
-    if (pool == NULL || fn == NULL)
-        return -EINVAL;
-    struct weft__worker *self = weft__me();
-    bool inside = self != NULL && self->pool == pool;
     /* acquire: pairs with the release in weft_pool_shutdown; a fast refusal only, the checks
-     * that decide are below */
+     * that decide are in weft__enqueue */
     if ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool))
         return -ESHUTDOWN;
-    weft_future *f = weft__future_new(pool, fn, arg, out != NULL ? 2 : 1);
+    weft_future *f = weft__future_new(pool, fn, arg, refs);
     if (f == NULL)
         return -ENOMEM;
     f->task.run = weft__run_submitted;
     struct weft__page *page = pool->page;
     f->pid = page->pid;
-    if (!inside && pool->max_pending != 0) {
+    if (outside && pool->max_pending != 0) {
         /* relaxed: a budget, not a publication; the injection queue publishes the task. The
          * pool's own hold keeps this from reaching zero. */
         if ((add_relaxed(&page->holds, 1) & ~WEFT_PAGE_HOLD) >= pool->max_pending) {
@@ -35,7 +32,22 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
         }
         f->counted_in = page;
     }
-    int rc;
+    *out = f;
+    return 0;
+}
+
+void weft__task_discard(weft_future *f)
+{
+    if (f->counted_in != NULL)
+        sub_relaxed(&f->counted_in->holds, 1); /* relaxed: as in weft__task_new; never the last */
+    weft__block_free(f);
+}
+
+int weft__enqueue(weft_pool *pool, weft_future *f)
+{
+    struct weft__worker *self = weft__me();
+    bool inside = self != NULL && self->pool == pool;
+    int rc = -ENOMEM;
     if (inside) {
         /* The push is made with taking up, like a take, so that a CANCEL shutdown's sweep
          * cannot miss it (cancel_everything_queued). seq_cst store then seq_cst load: pairs
@@ -48,18 +60,33 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
         st_release(&self->taking, 0); /* release: the push is visible to the sweep */
         if (rc == 0)
             WEFT_COUNT(self, submitted, 1);
-    } else {
+    }
+    if (rc == -ENOMEM) /* from outside, or the deque could not grow: the injection queue never
+                          needs memory */
         rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task,
                                &pool->shutdown, WEFT_SHUT_CLOSED);
-    }
-    if (rc != 0) {
-        if (f->counted_in != NULL)
-            sub_relaxed(&page->holds, 1); /* relaxed: as above */
-        weft__block_free(f);
+    if (rc != 0)
         return rc;
-    }
     if (!inside || pool->nworkers > 1) /* a lone worker has nobody to wake but itself */
         weft__park_notify_one(&pool->park);
+    return 0;
+}
+
+int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
+{
+    if (pool == NULL || fn == NULL)
+        return -EINVAL;
+    struct weft__worker *self = weft__me();
+    bool outside = self == NULL || self->pool != pool;
+    weft_future *f;
+    int rc = weft__task_new(pool, fn, arg, out != NULL ? 2 : 1, outside, &f);
+    if (rc != 0)
+        return rc;
+    rc = weft__enqueue(pool, f);
+    if (rc != 0) {
+        weft__task_discard(f);
+        return rc;
+    }
     if (out != NULL)
         *out = f;
     return 0;

@@ -80,6 +80,20 @@ void *weft__worker_main(void *arg);
 /* The run function of a submitted task (task.run of the futures weft_submit makes). */
 void weft__run_submitted(struct weft__worker *w, struct weft__task *t);
 
+/* submit.c. A new task future of pool for fn(arg), PENDING and not queued, with refs
+ * references; from outside the pool it counts against max_pending. 0, -ESHUTDOWN, -ENOMEM or
+ * -EAGAIN. */
+int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool outside,
+                   weft_future **out);
+
+/* Frees a future from weft__task_new that was never queued, giving back its count. */
+void weft__task_discard(weft_future *f);
+
+/* Queues f, a PENDING task future of pool whose references include one for the queue: on this
+ * worker's own deque when the caller is one of pool's workers, else on the injection queue.
+ * 0, or -ESHUTDOWN (pool shut down: nothing queued). */
+int weft__enqueue(weft_pool *pool, weft_future *f);
+
 /* A condition a worker waits for while helping. ready() is polled between tasks. Before the
  * worker parks, arm() registers whatever will call weft__unpark_worker(w) once ready() may have
  * become true (false: it already is); disarm() undoes that after the worker wakes, and must not
