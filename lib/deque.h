@@ -101,14 +101,30 @@ static inline void *weft__deque_take(struct weft__deque *d)
     return x;
 }
 
-/* Owner only: whether item is the one at the bottom, the next weft__deque_take would try. A
- * true answer may be stale (the item was stolen since and the deque is empty): take decides.
- * A false answer is exact about the bottom slot when the deque is not empty. */
-static inline bool weft__deque_bottom_is(struct weft__deque *d, const void *item)
+#define WEFT_TAKE_OTHER ((void *)1)
+
+/* Owner only: weft__deque_take, but only of `item`. Returns item when it took it, NULL when the
+ * deque is empty (item was stolen), WEFT_TAKE_OTHER when another item is at the bottom (nothing
+ * taken). The bottom slot is read first, without any barrier: it holds item or another item
+ * when the deque is not empty, and an old value when it is empty, which take then finds. */
+static inline void *weft__deque_take_if(struct weft__deque *d, const void *item)
 {
-    int64_t b = ld_relaxed(&d->bottom) - 1;           /* relaxed: only the owner writes bottom */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf);  /* relaxed: only the owner writes buf */
-    return ld_relaxed(&a->slot[b & a->mask]) == item; /* relaxed: the owner's own write */
+    int64_t b = ld_relaxed(&d->bottom) - 1;          /* relaxed: only the owner writes bottom */
+    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
+    if (ld_relaxed(&a->slot[b & a->mask]) != item)   /* relaxed: the owner's own write */
+        return WEFT_TAKE_OTHER;
+    /* From here on, weft__deque_take: the same accesses in the same order. */
+    st_seq_cst(&d->bottom, b);
+    int64_t t = ld_seq_cst(&d->top);
+    WEFT_ASSERT(t <= b + 1);
+    if (__builtin_expect(t < b, 1))
+        return (void *)item;
+    void *x = NULL;
+    /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
+    if (t == b && cas_seq_cst(&d->top, &t, t + 1))
+        x = (void *)item;
+    st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
+    return x;
 }
 
 /* Owner only: how many more items fit without growing. */

@@ -96,7 +96,8 @@ static const struct weft__help_ops join_ops = {join_ready, join_arm, join_disarm
 
 /* Fills in a frame of worker w for fn(arg) and offers it to thieves. False when the deque is
  * full (a frame never grows it): fn(arg) then stays the caller's to run. */
-static bool offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg)
+static inline __attribute__((always_inline)) bool
+offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg)
 {
     fr->task.run = run_frame; /* task.next is set only if shutdown requeues it */
     fr->task.flags = 0;
@@ -118,16 +119,17 @@ static bool offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void
 
 /* Takes frame fr back off w's deque: true if nobody stole it (its function is then the
  * caller's to run), false once the thief has run it. */
-static bool reclaim(struct weft__worker *w, struct join_frame *fr)
+static inline __attribute__((always_inline)) bool reclaim(struct weft__worker *w,
+                                                          struct join_frame *fr)
 {
     WEFT_ASSERT(w == weft__self); /* reclaimed on the thread that offered */
     for (;;) {
-        if (weft__deque_bottom_is(&w->deque, &fr->task)) {
-            /* The common case: the frame is at the bottom, nothing above it. */
-            if (weft__deque_take(&w->deque) == &fr->task)
-                return true;
+        /* The common case: the frame is at the bottom, nothing above it. */
+        void *x = weft__deque_take_if(&w->deque, &fr->task);
+        if (x == &fr->task)
+            return true;
+        if (x == NULL)
             break; /* it was stolen: the deque is empty */
-        }
         /* Left above the frame (detached submissions): take it the way the scheduler does,
          * with taking up, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
         struct weft__task *t = weft__take_own(w);

@@ -43,9 +43,8 @@ void weft__task_discard(weft_future *f)
     weft__block_free(f);
 }
 
-int weft__enqueue(weft_pool *pool, weft_future *f, bool may_fail)
+int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bool may_fail)
 {
-    struct weft__worker *self = weft__me();
     bool inside = self != NULL && self->pool == pool;
     int rc = -ENOMEM;
     if (inside) {
@@ -62,7 +61,7 @@ int weft__enqueue(weft_pool *pool, weft_future *f, bool may_fail)
             WEFT_COUNT(self, submitted, 1);
     }
     if (rc == -ENOMEM && inside && may_fail)
-        return rc; /* the deque could not grow: the caller reports it */
+        return rc;     /* the deque could not grow: the caller reports it */
     if (rc == -ENOMEM) /* from outside, or the deque could not grow for a caller that cannot
                           report it: the injection queue never needs memory */
         rc = weft__inject_push(&pool->inject, weft__inject_home(&pool->inject), &f->task,
@@ -84,7 +83,7 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
     int rc = weft__task_new(pool, fn, arg, out != NULL ? 2 : 1, outside, &f);
     if (rc != 0)
         return rc;
-    rc = weft__enqueue(pool, f, true);
+    rc = weft__enqueue(pool, f, self, true);
     if (rc != 0) {
         weft__task_discard(f);
         return rc;

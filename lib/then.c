@@ -69,7 +69,8 @@ static void cont_launch(struct cont *c)
 {
     weft_future *next = c->next;
     weft_pool *pool = next->pool;
-    if (weft_future_state(next) == WEFT_PENDING && weft__enqueue(pool, next, false) == 0)
+    if (weft_future_state(next) == WEFT_PENDING &&
+        weft__enqueue(pool, next, weft__me(), false) == 0)
         return; /* the queue has the reference now */
     /* Cancelled by its owner already, or the pool was shut down: it never runs. */
     if (weft__future_cancel_pending(next))

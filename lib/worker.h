@@ -89,11 +89,12 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
 /* Frees a future from weft__task_new that was never queued, giving back its count. */
 void weft__task_discard(weft_future *f);
 
-/* Queues f, a PENDING task future of pool whose references include one for the queue: on this
- * worker's own deque when the caller is one of pool's workers, else on the injection queue.
+/* Queues f, a PENDING task future of pool whose references include one for the queue: on the
+ * deque of self (the caller's weft__me()) when it is one of pool's workers, else on the
+ * injection queue.
  * 0, -ESHUTDOWN (pool shut down: nothing queued), or with may_fail -ENOMEM (the worker's deque
  * could not grow); without may_fail such a push goes to the injection queue instead. */
-int weft__enqueue(weft_pool *pool, weft_future *f, bool may_fail);
+int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bool may_fail);
 
 /* A condition a worker waits for while helping. ready() is polled between tasks. Before the
  * worker parks, arm() registers whatever will call weft__unpark_worker(w) once ready() may have
