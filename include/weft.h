@@ -106,6 +106,13 @@ typedef struct weft_config {
  * environment at weft_pool_create()). A zeroed weft_config is equivalent. */
 WEFT_API void weft_config_init(weft_config *cfg);
 
+/* Checks cfg (NULL: defaults) and the environment ($WEFT_THREADS, $WEFT_BIND,
+ * $WEFT_STACK_SIZE, $WEFT_TRACE_EVENTS) as weft_pool_create does, without creating anything.
+ * Returns 0 and "ok", or -EINVAL and a sentence naming the field or variable, its value and
+ * what is accepted, written into buf (len bytes, always NUL-terminated; buf may be NULL).
+ * weft_pool_create fails with the same -EINVAL, and prints the sentence under $WEFT_DEBUG. */
+WEFT_API int weft_config_check(const weft_config *cfg, char *buf, size_t len);
+
 /* Creates a pool and starts its workers. cfg NULL means all defaults.
  * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, threads > WEFT_MAX_THREADS, a
  * $WEFT_THREADS or $WEFT_BIND that cannot be parsed, stack_size below PTHREAD_STACK_MIN),
@@ -175,6 +182,9 @@ WEFT_API int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **o
  * PENDING -> CANCELLED, or RUNNING -> CANCELLED when the task returns -ECANCELED after a
  * cancellation was requested. NULL reads as WEFT_CANCELLED. */
 WEFT_API weft_state weft_future_state(const weft_future *f);
+
+/* "PENDING", "RUNNING", "DONE", "FAILED" or "CANCELLED"; "unknown" for any other value. */
+WEFT_API const char *weft_state_name(weft_state s);
 
 /* True once the future is DONE, FAILED or CANCELLED; false for NULL. */
 WEFT_API bool weft_future_done(const weft_future *f);
@@ -380,6 +390,15 @@ WEFT_API int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft
  * result is not NULL) to its value when it is DONE. Does not wait.
  * Errors: -EINVAL (g NULL or not a gather, i >= n), -EAGAIN (child i has not finished). */
 WEFT_API int weft_gather_child(const weft_future *g, size_t i, void **result);
+
+/* Which child failed a gather that fails fast (no WEFT_RETURN_EXCEPTIONS): *index receives
+ * the position of the child whose failure or cancellation made the gather FAILED (its code is
+ * the gather's, and weft_gather_child gives it too).
+ * Errors: -EINVAL (g NULL or not a gather, index NULL), -EAGAIN (g has not finished), -ENOENT
+ * (g finished otherwise: DONE, or CANCELLED by a cancel of its own). A task's failure code and
+ * an API error share the errno space: the API's codes come back from the call itself, a task's
+ * from weft_future_result or weft_gather_child of a FAILED future, never the other way. */
+WEFT_API int weft_gather_failed_child(const weft_future *g, size_t *index);
 
 /* ---------------------------------------------------------------------------------------------
  * wait: done and pending sets (asyncio.wait)

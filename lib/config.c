@@ -6,9 +6,11 @@
 #include "config.h"
 
 #include "platform.h"
+#include "trace.h"
 #include "topology.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -29,23 +31,59 @@ static const char *env(const char *name)
     return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
-static int env_threads(unsigned *out)
+/* Says what is wrong: into why (when given) and, under $WEFT_DEBUG, on stderr. -EINVAL. */
+__attribute__((format(printf, 3, 4))) static int bad(char *why, size_t len, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (why != NULL && len > 0)
+        snprintf(why, len, "%s", msg);
+    weft__debug("%s", msg);
+    return -EINVAL;
+}
+
+/* A whole number in [lo, hi], with an optional K, M or G (powers of 1024) when sized. */
+static bool parse_count(const char *v, bool sized, unsigned long long lo, unsigned long long hi,
+                        unsigned long long *out)
+{
+    if (!isdigit((unsigned char)v[0]))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned shift = 0;
+    if (sized && *end != '\0' && strchr("kKmMgG", *end) != NULL) {
+        shift = strchr("kK", *end) != NULL ? 10 : strchr("mM", *end) != NULL ? 20 : 30;
+        end++;
+    }
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno != 0 || *end != '\0' || n > (ULLONG_MAX >> shift))
+        return false;
+    n <<= shift;
+    if (n < lo || n > hi)
+        return false;
+    *out = n;
+    return true;
+}
+
+static int env_threads(unsigned *out, char *why, size_t len)
 {
     const char *v = env("WEFT_THREADS");
     if (v == NULL)
         return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    while (isspace((unsigned char)*end))
-        end++;
-    if (errno != 0 || end == v || *end != '\0' || n < 1 || n > (long)WEFT_MAX_THREADS)
-        return -EINVAL;
+    unsigned long long n;
+    if (!parse_count(v, false, 1, WEFT_MAX_THREADS, &n))
+        return bad(why, len, "WEFT_THREADS='%s': expected a whole number of workers, 1 to %u", v,
+                   WEFT_MAX_THREADS);
     *out = (unsigned)n;
     return 0;
 }
 
-static int env_bind(weft_bind *out)
+static int env_bind(weft_bind *out, char *why, size_t len)
 {
     const char *v = env("WEFT_BIND");
     if (v == NULL)
@@ -57,41 +95,42 @@ static int env_bind(weft_bind *out)
     else if (strcasecmp(v, "spread") == 0)
         *out = WEFT_BIND_SPREAD;
     else
-        return -EINVAL;
+        return bad(why, len,
+                   "WEFT_BIND='%s': expected none, compact or spread (OpenMP's close is compact, "
+                   "its spread is spread)",
+                   v);
     return 0;
 }
 
-static int env_stack(size_t *out)
+static int env_stack(size_t *out, char *why, size_t len)
 {
     const char *v = env("WEFT_STACK_SIZE");
     if (v == NULL)
         return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        break;
+    unsigned long long n;
+    if (!parse_count(v, true, 0, SIZE_MAX, &n) || (n != 0 && n < (size_t)PTHREAD_STACK_MIN))
+        return bad(why, len,
+                   "WEFT_STACK_SIZE='%s': expected bytes, at least %zu (0: the default), "
+                   "optionally with K, M or G (e.g. 64M)",
+                   v, (size_t)PTHREAD_STACK_MIN);
+    *out = (size_t)n;
+    return 0;
+}
+
+static int env_trace_events(uint32_t *out, char *why, size_t len)
+{
+    const char *v = env("WEFT_TRACE_EVENTS");
+    if (v == NULL) {
+        *out = WEFT_TRACE_EVENTS_DEFAULT;
+        return 0;
     }
-    if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > (SIZE_MAX >> shift))
-        return -EINVAL;
-    *out = (size_t)n << shift;
+    unsigned long long n;
+    if (!parse_count(v, true, 16, WEFT_TRACE_EVENTS_MAX, &n))
+        return bad(why, len,
+                   "WEFT_TRACE_EVENTS='%s': expected events per worker, 16 to %u, optionally "
+                   "with K or M (e.g. 64K)",
+                   v, (unsigned)WEFT_TRACE_EVENTS_MAX);
+    *out = (uint32_t)n;
     return 0;
 }
 
@@ -121,30 +160,46 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
             pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "");
 }
 
-int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out)
+int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
+                           size_t len)
 {
-    if ((unsigned)cfg->bind > WEFT_BIND_SPREAD || cfg->threads > WEFT_MAX_THREADS)
-        return -EINVAL;
+    if ((unsigned)cfg->bind > WEFT_BIND_SPREAD)
+        return bad(why, len, "weft_config.bind = %d: not a weft_bind", (int)cfg->bind);
+    if (cfg->threads > WEFT_MAX_THREADS)
+        return bad(why, len, "weft_config.threads = %u: at most %u", cfg->threads,
+                   WEFT_MAX_THREADS);
     if (cfg->stack_size != 0 && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
-        return -EINVAL;
-    struct weft__settings st = {cfg->threads, cfg->bind, cfg->stack_size, cfg->trace_path};
+        return bad(why, len, "weft_config.stack_size = %zu: at least %zu (PTHREAD_STACK_MIN)",
+                   cfg->stack_size, (size_t)PTHREAD_STACK_MIN);
+    struct weft__settings st = {cfg->threads, cfg->bind, cfg->stack_size, cfg->trace_path, 0};
     int rc;
-    if (st.threads == 0 && (rc = env_threads(&st.threads)) != 0)
+    if (st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
         return rc;
-    if (st.bind == WEFT_BIND_NONE && (rc = env_bind(&st.bind)) != 0)
+    if (st.bind == WEFT_BIND_NONE && (rc = env_bind(&st.bind, why, len)) != 0)
         return rc;
-    if (st.stack == 0) {
-        if ((rc = env_stack(&st.stack)) != 0)
-            return rc;
-        if (st.stack != 0 && st.stack < (size_t)PTHREAD_STACK_MIN)
-            return -EINVAL;
-        if (st.stack == 0)
-            st.stack = WEFT_DEFAULT_STACK_SIZE;
-    }
+    if (st.stack == 0 && (rc = env_stack(&st.stack, why, len)) != 0)
+        return rc;
+    if (st.stack == 0)
+        st.stack = WEFT_DEFAULT_STACK_SIZE;
     if (st.threads == 0)
         st.threads = weft__default_threads();
     if (st.trace == NULL)
         st.trace = env("WEFT_TRACE");
+    if (st.trace != NULL && (rc = env_trace_events(&st.trace_events, why, len)) != 0)
+        return rc;
+    if (why != NULL && len > 0)
+        snprintf(why, len, "ok");
     *out = st;
     return 0;
+}
+
+int weft_config_check(const weft_config *cfg, char *buf, size_t len)
+{
+    weft_config defaults;
+    if (cfg == NULL) {
+        weft_config_init(&defaults);
+        cfg = &defaults;
+    }
+    struct weft__settings st;
+    return weft__settings_resolve(cfg, &st, buf, len);
 }

@@ -9,16 +9,21 @@
 #include "pool.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct weft__settings {
-    unsigned threads;  /* resolved: never 0 */
-    weft_bind bind;    /* resolved */
-    size_t stack;      /* bytes, resolved: never 0 */
-    const char *trace; /* the trace file, NULL when not tracing */
+    unsigned threads;      /* resolved: never 0 */
+    weft_bind bind;        /* resolved */
+    size_t stack;          /* bytes, resolved: never 0 */
+    const char *trace;     /* the trace file, NULL when not tracing */
+    uint32_t trace_events; /* events per worker's ring ($WEFT_TRACE_EVENTS), when tracing */
 };
 
-/* Checks cfg and completes it from the environment. 0 or -EINVAL (cfg or a variable bad). */
-int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out);
+/* Checks cfg and completes it from the environment. 0, or -EINVAL (cfg or a variable bad)
+ * with a sentence saying what and what is accepted in why (len bytes; why may be NULL), also
+ * printed under $WEFT_DEBUG. */
+int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
+                           size_t len);
 
 /* $WEFT_DISPLAY_ENV=1: prints the settings pool was created with on stderr. */
 void weft__display_env(const weft_pool *pool, const weft_config *cfg);

@@ -354,6 +354,23 @@ int weft__future_outcome(const weft_future *f, void **result)
     }
 }
 
+const char *weft_state_name(weft_state s)
+{
+    switch (s) {
+    case WEFT_PENDING:
+        return "PENDING";
+    case WEFT_RUNNING:
+        return "RUNNING";
+    case WEFT_DONE:
+        return "DONE";
+    case WEFT_FAILED:
+        return "FAILED";
+    case WEFT_CANCELLED:
+        return "CANCELLED";
+    }
+    return "unknown";
+}
+
 /* --- promises: futures completed by the caller --- */
 
 static int promise_cancel(weft_future *f, int32_t *pid)

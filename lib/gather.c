@@ -51,6 +51,7 @@ struct gather {
     unsigned flags;
     _Atomic size_t remaining;
     _Atomic bool swept; /* a sweep reached every child (see above) */
+    size_t failed;      /* the child that failed the gather; written by the claimant */
     weft_future **children;
     void **results;
     struct gather_node *nodes;
@@ -65,10 +66,11 @@ struct sweep_frame {
 static WEFT_TLS const struct sweep_frame *sweeping;
 
 /* Claims and finishes g: false if it had been claimed or cancelled already. */
-static bool finish_gather(struct gather *g, weft_state st, int code)
+static bool finish_gather(struct gather *g, weft_state st, int code, size_t child)
 {
     if (!weft__future_start(&g->fut)) /* claim: see above */
         return false;
+    g->failed = child; /* the claimant's alone; published by the final CAS below */
     weft__future_finish(&g->fut, st, code, st == WEFT_DONE ? (void *)g->results : NULL);
     return true;
 }
@@ -132,14 +134,14 @@ static void child_done(struct gather *g, size_t i)
         g->results[i] = c->result;
     } else if (!(g->flags & WEFT_RETURN_EXCEPTIONS)) {
         /* Only the child that fails the gather sweeps it (see the top of the file). */
-        if (finish_gather(g, WEFT_FAILED, cs == WEFT_FAILED ? c->code : -ECANCELED) &&
+        if (finish_gather(g, WEFT_FAILED, cs == WEFT_FAILED ? c->code : -ECANCELED, i) &&
             (g->flags & WEFT_CANCEL_ON_ERROR))
             sweep(g, &(int32_t){0});
     }
     /* acq_rel: the release publishes results[i]; the acquire in the last decrement makes every
      * slot visible to the thread that finishes the gather. */
     if (sub_acq_rel(&g->remaining, 1) == 1)
-        finish_gather(g, WEFT_DONE, 0);
+        finish_gather(g, WEFT_DONE, 0, SIZE_MAX);
 }
 
 static void node_fire(struct weft__fnode *n, weft_future *f)
@@ -171,6 +173,7 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
     g->flags = flags;
     atomic_init(&g->remaining, n);
     atomic_init(&g->swept, false);
+    g->failed = SIZE_MAX;
     g->nodes = (struct gather_node *)(g + 1);
     g->children = (weft_future **)(g->nodes + n);
     g->results = (void **)(g->children + n);
@@ -190,7 +193,7 @@ int weft_gather(weft_future *const fs[], size_t n, unsigned flags, weft_future *
         }
     }
     if (n == 0)
-        finish_gather(g, WEFT_DONE, 0);
+        finish_gather(g, WEFT_DONE, 0, SIZE_MAX);
     *out = f;
     weft_future_release(f); /* this call's reference; the caller's remains */
     return 0;
@@ -222,4 +225,22 @@ int weft_gather_child(const weft_future *f, size_t i, void **result)
     if (i >= g->n)
         return -EINVAL;
     return weft__future_outcome(g->children[i], result);
+}
+
+int weft_gather_failed_child(const weft_future *f, size_t *index)
+{
+    if (f == NULL || f->ops != &gather_ops || index == NULL)
+        return -EINVAL;
+    const struct gather *g = as_gather((weft_future *)f);
+    /* acquire: pairs with the final CAS that published `failed` */
+    switch ((weft_state)(ld_acquire(&((weft_future *)f)->state) & WEFT_FS_STATE_MASK)) {
+    case WEFT_FAILED:
+        *index = g->failed;
+        return 0;
+    case WEFT_DONE:
+    case WEFT_CANCELLED:
+        return -ENOENT;
+    default:
+        return -EAGAIN;
+    }
 }

@@ -121,14 +121,14 @@ static int init_workers(weft_pool *pool)
     return 0;
 }
 
-static int init_traces(weft_pool *pool, const char *path)
+static int init_traces(weft_pool *pool, const char *path, uint32_t events)
 {
     pool->trace_path = weft__malloc(strlen(path) + 1);
     pool->traces = weft__calloc(pool->nworkers, sizeof(*pool->traces));
     if (pool->trace_path == NULL || pool->traces == NULL)
         return -ENOMEM;
     strcpy(pool->trace_path, path);
-    uint32_t cap = weft__trace_capacity();
+    uint32_t cap = weft__trace_capacity(events);
     for (unsigned i = 0; i < pool->nworkers; i++) {
         int rc = weft__trace_init(&pool->traces[i], cap);
         if (rc != 0)
@@ -160,7 +160,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         cfg = &defaults;
     }
     struct weft__settings st;
-    int rc = weft__settings_resolve(cfg, &st);
+    int rc = weft__settings_resolve(cfg, &st, NULL, 0);
     if (rc != 0)
         return rc;
 
@@ -191,7 +191,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     if (rc == 0)
         rc = init_workers(pool);
     if (rc == 0 && st.trace != NULL)
-        rc = init_traces(pool, st.trace);
+        rc = init_traces(pool, st.trace, st.trace_events);
     if (rc == 0 && st.bind != WEFT_BIND_NONE)
         rc = init_binding(pool);
     if (rc == 0)

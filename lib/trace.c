@@ -19,16 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-uint32_t weft__trace_capacity(void)
+uint32_t weft__trace_capacity(uint32_t events)
 {
-    const char *v = getenv("WEFT_TRACE_EVENTS");
-    unsigned long n = v != NULL ? strtoul(v, NULL, 10) : 0;
-    if (n < 16)
-        n = 65536;
-    if (n > (1ul << 26))
-        n = 1ul << 26;
     uint32_t cap = 16;
-    while (cap < n)
+    while (cap < events)
         cap <<= 1;
     return cap;
 }

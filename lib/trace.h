@@ -30,8 +30,11 @@ struct weft__trace {
     uint64_t count; /* events ever recorded; those beyond cap overwrote the oldest */
 };
 
-/* The ring capacity from $WEFT_TRACE_EVENTS (default 65536 per worker). */
-uint32_t weft__trace_capacity(void);
+#define WEFT_TRACE_EVENTS_DEFAULT 65536u     /* events per worker without $WEFT_TRACE_EVENTS */
+#define WEFT_TRACE_EVENTS_MAX     (1u << 26) /* the most $WEFT_TRACE_EVENTS may ask for */
+
+/* The ring capacity for a requested number of events: the power of two at or above it. */
+uint32_t weft__trace_capacity(uint32_t events);
 
 int weft__trace_init(struct weft__trace *t, uint32_t cap);
 void weft__trace_free(struct weft__trace *t);

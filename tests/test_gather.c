@@ -1416,6 +1416,50 @@ START_TEST(test_gather_wide_cancel_two_threads)
 }
 END_TEST
 
+/* weft_gather_failed_child names the child that failed a fail-fast gather. */
+START_TEST(test_gather_failed_child_index)
+{
+    enum { N = 6 };
+    weft_future *ps[N], *g = NULL;
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(weft_future_create(&ps[i]), 0);
+    ck_assert_int_eq(weft_gather(ps, N, 0, &g), 0);
+    size_t idx = 99;
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), -EAGAIN);
+    ck_assert_int_eq(weft_gather_failed_child(g, NULL), -EINVAL);
+    ck_assert_int_eq(weft_gather_failed_child(ps[0], &idx), -EINVAL);
+    ck_assert_int_eq(weft_gather_failed_child(NULL, &idx), -EINVAL);
+    ck_assert_int_eq(weft_future_set_result(ps[0], NULL), 0);
+    ck_assert_int_eq(weft_future_set_error(ps[4], -EPIPE), 0);
+    ck_assert_int_eq(weft_future_set_error(ps[2], -EIO), 0); /* later: not the one */
+    ck_assert_int_eq(weft_future_result(g, NULL), -EPIPE);
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), 0);
+    ck_assert_uint_eq(idx, 4);
+    ck_assert_int_eq(weft_gather_child(g, idx, NULL), -EPIPE);
+    weft_future_release(g);
+    /* a cancelled child fails it too; DONE and cancelled gathers have no failed child */
+    ck_assert_int_eq(weft_gather(ps + 1, 2, 0, &g), 0); /* ps[1] pending, ps[2] failed */
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), 0);
+    ck_assert_uint_eq(idx, 1);
+    weft_future_release(g);
+    ck_assert_int_eq(weft_gather(ps, 1, 0, &g), 0); /* ps[0] DONE */
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), -ENOENT);
+    weft_future_release(g);
+    ck_assert_int_eq(weft_gather(ps + 1, 1, 0, &g), 0);
+    ck_assert_int_eq(weft_future_cancel(g), 1);
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), -ENOENT);
+    weft_future_release(g);
+    ck_assert_int_eq(weft_gather(ps + 5, 1, 0, &g), 0); /* a cancelled child */
+    ck_assert_int_eq(weft_future_cancel(ps[5]), 1);
+    ck_assert_int_eq(weft_gather_failed_child(g, &idx), 0);
+    ck_assert_uint_eq(idx, 0);
+    ck_assert_int_eq(weft_future_result(g, NULL), -ECANCELED);
+    weft_future_release(g);
+    for (int i = 0; i < N; i++)
+        weft_future_release(ps[i]);
+}
+END_TEST
+
 static Suite *gather_suite(void)
 {
     Suite *s = suite_create("gather");
@@ -1479,6 +1523,7 @@ static Suite *gather_suite(void)
     tc = tcase_create("helping");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_gather_on_worker_helps);
+    tcase_add_test(tc, test_gather_failed_child_index);
     suite_add_tcase(s, tc);
     return s;
 }

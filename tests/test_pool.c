@@ -4,6 +4,8 @@
  */
 #include "testutil.h"
 
+#include <string.h>
+
 #include <sched.h>
 #include <signal.h>
 
@@ -942,6 +944,75 @@ static int sig_task(void *arg, void **result)
     return all_signals_blocked() ? 0 : 1;
 }
 
+/* weft_config_check and weft_pool_create name what is wrong and what is accepted. */
+static void expect_check(const char *var, const char *value, const char *needle)
+{
+    tu_env_saved e = tu_env_set(var, value);
+    tu_env_saved t =
+        tu_env_set("WEFT_TRACE", strcmp(var, "WEFT_TRACE_EVENTS") == 0 ? "/dev/null" : NULL);
+    char why[256];
+    int rc = weft_config_check(NULL, why, sizeof(why));
+    weft_pool *p = NULL;
+    int create = weft_pool_create(NULL, &p);
+    tu_env_restore(&t);
+    tu_env_restore(&e);
+    if (needle == NULL) {
+        ck_assert_msg(rc == 0, "%s=%s: %s", var, value, why);
+        ck_assert_str_eq(why, "ok");
+        ck_assert_int_eq(create, 0);
+        tu_pool_free(p);
+        return;
+    }
+    ck_assert_msg(rc == -EINVAL, "%s=%s accepted", var, value);
+    ck_assert_int_eq(create, -EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(why, var) != NULL && strstr(why, needle) != NULL, "%s=%s: \"%s\"", var,
+                  value, why);
+}
+
+START_TEST(test_config_check_explains)
+{
+    expect_check("WEFT_THREADS", "abc", "1 to 1024");
+    expect_check("WEFT_THREADS", "0", "1 to 1024");
+    expect_check("WEFT_THREADS", "2", NULL);
+    expect_check("WEFT_BIND", "close", "none, compact or spread");
+    expect_check("WEFT_BIND", "Compact", NULL);
+    expect_check("WEFT_STACK_SIZE", "12Q", "K, M or G");
+    expect_check("WEFT_STACK_SIZE", "-5", "K, M or G");
+    expect_check("WEFT_STACK_SIZE", "8M", NULL);
+    expect_check("WEFT_TRACE_EVENTS", "abc", "16 to");
+    expect_check("WEFT_TRACE_EVENTS", "2", "16 to");
+    expect_check("WEFT_TRACE_EVENTS", "-5", "16 to");
+    expect_check("WEFT_TRACE_EVENTS", "128M", "16 to");
+    expect_check("WEFT_TRACE_EVENTS", "4K", NULL);
+    /* fields of weft_config too; buf may be NULL, and a short buffer is cut, terminated */
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = WEFT_MAX_THREADS + 1;
+    char why[256], tiny[8];
+    ck_assert_int_eq(weft_config_check(&cfg, why, sizeof(why)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "weft_config.threads"));
+    ck_assert_int_eq(weft_config_check(&cfg, NULL, 0), -EINVAL);
+    ck_assert_int_eq(weft_config_check(&cfg, tiny, sizeof(tiny)), -EINVAL);
+    ck_assert_uint_eq(strlen(tiny), sizeof(tiny) - 1);
+    cfg.threads = 0;
+    cfg.bind = (weft_bind)7;
+    ck_assert_int_eq(weft_config_check(&cfg, why, sizeof(why)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "weft_config.bind"));
+}
+END_TEST
+
+START_TEST(test_state_names)
+{
+    ck_assert_str_eq(weft_state_name(WEFT_PENDING), "PENDING");
+    ck_assert_str_eq(weft_state_name(WEFT_RUNNING), "RUNNING");
+    ck_assert_str_eq(weft_state_name(WEFT_DONE), "DONE");
+    ck_assert_str_eq(weft_state_name(WEFT_FAILED), "FAILED");
+    ck_assert_str_eq(weft_state_name(WEFT_CANCELLED), "CANCELLED");
+    ck_assert_str_eq(weft_state_name((weft_state)42), "unknown");
+}
+END_TEST
+
 START_TEST(test_workers_block_signals)
 {
     /* The test thread starts with these signals unblocked. */
@@ -1023,6 +1094,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_bind_policies);
     tcase_add_test(tc, test_bind_from_env);
     tcase_add_test(tc, test_workers_block_signals);
+    tcase_add_test(tc, test_config_check_explains);
+    tcase_add_test(tc, test_state_names);
     suite_add_tcase(s, tc);
     return s;
 }

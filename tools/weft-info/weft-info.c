@@ -364,6 +364,9 @@ static void print_text(const info *in)
         const char *v = getenv(weft_env[i]);
         printf("  %-18s %s\n", weft_env[i], v != NULL ? v : "(not set)");
     }
+    char why[256];
+    int rc = weft_config_check(NULL, why, sizeof(why));
+    printf("  => a pool with the defaults: %s%s\n", rc == 0 ? "" : "weft_pool_create fails: ", why);
 }
 
 static void json_cpus(const int *cpus, unsigned n)
@@ -418,6 +421,11 @@ static void print_json(const info *in)
         printf("%s\n    \"%s\": ", i > 0 ? "," : "", weft_env[i]);
         json_string(getenv(weft_env[i]));
     }
+    char why[256];
+    int rc = weft_config_check(NULL, why, sizeof(why));
+    printf(",\n    \"check\": {\"ok\": %s, \"message\": ", rc == 0 ? "true" : "false");
+    json_string(why);
+    printf("}");
     printf("\n  }\n}\n");
 }
 
