@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every allocation and thread start inside weft goes through these wrappers, so that failure
  * paths can be exercised by fault injection and so that one place owns the policy.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Per-thread caches of small fixed-size blocks: futures, callback nodes and completion-set
  * entries come from here, so a steady stream of tasks makes no calls to malloc. See cache.c.

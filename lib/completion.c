@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Completion sets: as_completed and open-ended sets with a pollable descriptor.
  *

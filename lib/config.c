@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Settings: a weft_config, completed from the environment ($WEFT_THREADS, $WEFT_BIND,
  * $WEFT_STACK_SIZE, $WEFT_TRACE), validated before anything is allocated; and their display

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A pool's settings, from its weft_config and the environment (config.c).
  */

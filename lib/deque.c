@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The work-stealing deque of Chase and Lev ("Dynamic circular work-stealing deque", SPAA 2005),
  * with the C11 memory orders proven correct by Lê, Pop, Cohen and Zappa Nardelli ("Correct and

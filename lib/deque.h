@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Chase-Lev work-stealing deque, single owner, many thieves.
  * See deque.c for the algorithm, its source and its invariants.

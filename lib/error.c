@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Version and error strings. The codes and their texts come from one table.
  */
@@ -23,7 +24,7 @@ const char *weft_version(void)
     X(-ESHUTDOWN, "pool is shut down")                                                             \
     X(-EAGAIN, "resource temporarily unavailable (thread start or max_pending)")                   \
     X(-EDEADLK, "the call would wait on itself")                                                   \
-    X(-ENOENT, "no more futures")                                                              \
+    X(-ENOENT, "no more futures")                                                                  \
     X(-EALREADY, "the future has already finished")
 
 const char *weft_strerror(int code)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Futures. See future.c for the state machine and its invariants.
  */

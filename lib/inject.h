@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The injection queue: how tasks submitted from threads outside the pool reach the workers.
  * See inject.c for the algorithm.

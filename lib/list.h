@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * An intrusive, circular, doubly linked list (as libuv's src/queue.h): a struct weft__list
  * member links an object into a list whose head is a struct weft__list of its own;

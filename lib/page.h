@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The pool's page: one page of its own (mmap) holding what must survive fork() or the pool
  * itself. See page.c.

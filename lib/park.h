@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Sleeping and waking workers. This file pair owns every sleep and wake-up of a worker thread.
  * See park.c for the protocol.

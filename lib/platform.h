@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Operating-system services: futex waits and wakes, monotonic time, stack limits.
  *

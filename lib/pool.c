@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool lifecycle: creation, shutdown (with the CANCEL sweep) and destruction.
  *

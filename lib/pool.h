@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The pool (internal): what every part of the library may know of it. The workers are in
  * worker.h; creation, shutdown and destruction in pool.c, submission in submit.c, settings from

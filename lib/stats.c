@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reading statistics: sums of the per-worker counters (which only their worker writes), the
  * spells in progress, and the pool-wide counts, as a struct or as JSON.

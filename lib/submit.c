@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Submission: weft_submit. From outside the pool a task goes to the injection queue; from one of
  * the pool's workers, to that worker's own deque. Both check the pool's closed bit in a way

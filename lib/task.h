@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The unit of scheduling. Deques and injection queues hold pointers to weft__task, and a task
  * carries its own behaviour: the scheduler calls t->run and knows nothing of what the task is.

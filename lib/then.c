@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Continuations: weft_future_then.
  *

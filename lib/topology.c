@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "topology.h"
 
 #include "alloc.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the machine looks like and where workers go. hwloc behind this interface, with a
  * fallback on sched_getaffinity when hwloc cannot load the topology; hwloc never appears

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Execution traces: per-worker ring buffers of events, written as a Chrome trace-event file
  * (loadable in Perfetto and chrome://tracing) when the pool is destroyed. See trace.c.

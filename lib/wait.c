@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Waiting on futures: weft_future_wait and weft_future_result on one, weft_wait on many.
  *

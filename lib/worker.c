@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Workers: the scheduling loop, running tasks, and waiting by helping.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Workers (internal): the threads of a pool, their scheduling loop, running tasks, and waiting
  * by helping. See worker.c.

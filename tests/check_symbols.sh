@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: check_symbols.sh LIBRARY
 # Fails when the shared library exports a defined symbol whose name does not start with
 # weft_, or exports no weft_ symbol at all. Uses $NM if set, else nm.

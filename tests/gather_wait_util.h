@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers for the gather, wait and completion-set suites (test_gather.c, test_wait.c,
  * test_completion.c, test_gather_wait_completion_stress.c), on top of testutil.h. Their prefix,

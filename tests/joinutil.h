@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers for the fork-join and loop suites (test_join.c, test_loops.c), on top of testutil.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Strict reading of the JSON that weft writes (weft_stats_write_json, WEFT_TRACE files), for
  * test_stats.c and test_trace.c, with jansson (Debian's libjansson-dev).

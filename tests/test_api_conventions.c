@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * API conventions: version, weft_strerror, NULL-tolerant functions, and every -EINVAL path of the
  * pool and future API, each followed by a check that the failed call changed nothing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Block caches (lib/cache.c): the per-thread caches that futures, callback nodes and completion
  * entries come from give memory back after a burst, reuse the blocks other threads free, and

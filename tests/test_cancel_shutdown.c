@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Cancellation against everything that runs at the same time: weft_future_cancel racing the
  * pool's destruction, weft_pool_shutdown(CANCEL) called from callbacks, and CANCEL shutdowns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * as_completed and completion sets: each future handed out exactly once in completion order
  * (those already finished first), -ETIMEDOUT and -ENOENT, empty sets, references (the set holds

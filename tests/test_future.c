@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tasks and futures: values and failure codes, the state machine, cancellation, timed waits,
  * waits inside the future's own task, completion callbacks, reference counting and detached

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gather (asyncio.gather): results in input order whatever the finishing order, the result
  * array owned by the gather, failure and cancellation of children, WEFT_RETURN_EXCEPTIONS and

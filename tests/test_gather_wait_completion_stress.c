@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stress for gather, wait and completion sets: invariants under races, sized by
  * $WEFT_STRESS_SCALE (default 1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Waiting inside a worker: a wait called on a worker runs other tasks of its pool instead of
  * blocking the thread (deep chains of tasks waiting on children on a single worker, waits on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Inline fork-join: weft_frame, weft_offer, weft_reclaim.
  *

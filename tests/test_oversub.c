@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Oversubscription: 64 workers on a machine with far fewer cores (two, in CI).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pool: creation and sizing, the environment, worker names and hooks, idleness, shutdown and
  * destroy, several pools side by side, binding, and the signal mask of workers.

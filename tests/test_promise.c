@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Futures completed by the caller (promises) and continuations (weft_future_then).
  *

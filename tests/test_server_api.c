@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The API a server builds on (the API contract's "Servers: event loops, back-pressure, fork and
  * signals"), tested as an event loop uses it:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shutdown under load: pools shut down and destroyed while tasks submit, cancel and wait, from
  * inside the pool and from outside.

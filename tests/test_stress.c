@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stress: many threads at once, checking invariants rather than timings. Sizes are multiplied
  * by $WEFT_STRESS_SCALE (default 1).

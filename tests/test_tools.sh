@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: test_tools.sh info WEFT_INFO
 #        test_tools.sh scale WEFT_SCALE WEFT_WORK
 #        test_tools.sh scale_fail WEFT_SCALE
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 if (($# < 2)); then
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '/SPDX-License-Identifier/d; $d; s/^# \{0,1\}//' >&2
     exit 2
 fi
 if ! command -v python3 >/dev/null 2>&1; then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Execution traces (weft_config.trace_path, $WEFT_TRACE, $WEFT_TRACE_EVENTS) and
  * $WEFT_DISPLAY_ENV.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft_wait (asyncio.wait): FIRST_COMPLETED, FIRST_EXCEPTION and ALL_COMPLETED; conditions
  * already true on entry; timeouts (not errors, cancelling nothing) and polls; the done/pending

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the Check suites: gates, deadlines, CPU-time measurement, environment
  * sizing, reading a descriptor to its end and a way for worker threads to record failures.

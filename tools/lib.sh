@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Helpers shared by the scripts that build weft (tools/run, tools/test, bench/run_all.sh,
 # bench/stats_cost.sh, tests/fuzz/run.sh); source it, it only defines things.

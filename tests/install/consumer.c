@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A program outside the weft tree, built against an installed weft by tests/install/run.sh
  * (with pkg-config, and with CMake's find_package). It uses only the public header.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: run.sh BUILD_DIR
 #
 # Installs BUILD_DIR into a temporary prefix and checks that programs outside the tree build

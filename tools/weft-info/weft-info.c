@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-info: the machine as weft sees it, and what a pool created here would do with it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scale_math.h: the arithmetic of weft-scale (header-only, so that its unit test includes the
  * very code the tool runs).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The table, CSV, JSON and SVG that weft-scale writes.
  *

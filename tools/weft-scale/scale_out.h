@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scale_out.h: weft-scale's results and the files it writes from them: a text table, CSV, JSON
  * and an SVG plot of speedup against threads.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scale_parse.h: what weft-scale reads (header-only, unit-tested by scale_test.c): thread-count
  * lists and KEY=value metrics in a program's output.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of weft-scale's arithmetic and parsing (scale_math.h, scale_parse.h), registered
  * as the CTest test tools_scale_math. Prints each failed check and exits 1 if any failed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-scale: runs a program that uses weft at several thread counts and reports how it scales.
  *
