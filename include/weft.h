@@ -179,6 +179,15 @@ typedef enum { WEFT_PENDING, WEFT_RUNNING, WEFT_DONE, WEFT_FAILED, WEFT_CANCELLE
  * tasks from outside the pool are already waiting to start). */
 WEFT_API int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out);
 
+/* Runs fn(arg, result) as a task of pool and waits for it: the way into a pool for code that
+ * forks and joins (weft_join, scopes, weft_offer and loops run serially outside any pool), as
+ * oneTBB's task_arena::execute or Lace's RUN. Called on one of pool's workers it calls fn at
+ * once. Returns what fn returned (0, or its failure code; *result, when result is not NULL,
+ * receives its value), or an error of its own: -EINVAL (pool or fn NULL), -ESHUTDOWN,
+ * -ENOMEM and -EAGAIN as weft_submit, -ECANCELED when a CANCEL shutdown cancelled the task
+ * before it started. */
+WEFT_API int weft_pool_run(weft_pool *pool, weft_fn fn, void *arg, void **result);
+
 /* The current state. A future changes state once: PENDING -> RUNNING -> DONE or FAILED, or
  * PENDING -> CANCELLED, or RUNNING -> CANCELLED when the task returns -ECANCELED after a
  * cancellation was requested. NULL reads as WEFT_CANCELLED. */

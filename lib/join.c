@@ -143,10 +143,26 @@ static inline __attribute__((always_inline)) bool reclaim(struct weft__worker *w
     return false;
 }
 
+/* Fork-join outside any pool runs serially, which a user may not expect: say so once per
+ * thread under $WEFT_DEBUG (the flag first, so that serial code pays one load per call). */
+static WEFT_TLS bool told_serial;
+
+__attribute__((cold, noinline)) static void outside_pool(const char *call)
+{
+    if (!told_serial) {
+        told_serial = true;
+        weft__debug("%s called outside any pool runs serially; enter a pool with "
+                    "weft_pool_run (said once per thread)",
+                    call);
+    }
+}
+
 void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 {
     struct weft__worker *w = weft__self;
     struct join_frame fr;
+    if (w == NULL)
+        outside_pool("weft_join");
     if (w == NULL || !offer(w, &fr, b, b_arg)) {
         /* outside any pool, or a full deque: run in order */
         a(a_arg);
@@ -168,6 +184,8 @@ void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
 {
     struct join_frame *fr = (struct join_frame *)slot;
     struct weft__worker *w = weft__self;
+    if (w == NULL)
+        outside_pool("weft_offer");
     if (w == NULL || !offer(w, fr, fn, arg)) {
         /* Outside any pool, or a full deque: the frame stays private. */
         fr->owner = NULL;
@@ -197,6 +215,8 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
     struct scope *s = (struct scope *)sc;
     struct weft__worker *w = weft__self;
     struct join_frame *fr = (struct join_frame *)slot;
+    if (w == NULL)
+        outside_pool("weft_scope_spawn");
     if (w == NULL || w != s->owner || !offer(w, fr, fn, arg)) {
         fn(arg); /* outside a pool, on another thread than the scope's, or a full deque */
         return;

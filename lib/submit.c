@@ -74,6 +74,28 @@ int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bo
     return 0;
 }
 
+int weft_pool_run(weft_pool *pool, weft_fn fn, void *arg, void **result)
+{
+    if (pool == NULL || fn == NULL)
+        return -EINVAL;
+    void *value = NULL;
+    struct weft__worker *self = weft__me();
+    int rc;
+    if (self != NULL && self->pool == pool) {
+        rc = fn(arg, &value); /* already inside: the caller's task is the one */
+    } else {
+        weft_future *f;
+        rc = weft_submit(pool, fn, arg, &f);
+        if (rc != 0)
+            return rc;
+        rc = weft_future_result(f, &value);
+        weft_future_release(f);
+    }
+    if (rc == 0 && result != NULL)
+        *result = value;
+    return rc;
+}
+
 int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
 {
     if (pool == NULL || fn == NULL)

@@ -14,6 +14,9 @@
  */
 #include "joinutil.h"
 
+#include <string.h>
+#include <unistd.h>
+
 /* ---------------------------------------------------------------------------------------------
  * fib, every call offered
  */
@@ -22,6 +25,8 @@ typedef struct pfib {
     int n;
     long r;
 } pfib;
+
+static int marker_unused;
 
 static atomic_long stolen_runs;  /* frames run by a thief */
 static atomic_long inline_runs;  /* frames run by their caller after a true reclaim */
@@ -277,6 +282,93 @@ START_TEST(test_offer_cancel_requested_answers_for_the_offerer)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * weft_pool_run: the way into a pool for fork-join code
+ */
+
+typedef struct run_probe {
+    pfib x;
+    int index; /* weft_worker_index() inside */
+} run_probe;
+
+static int run_pfib(void *arg, void **result)
+{
+    run_probe *p = arg;
+    p->index = weft_worker_index();
+    pfib_fn(&p->x);
+    *result = &p->x;
+    return p->x.r == fib_serial(p->x.n) ? 0 : -EDOM;
+}
+
+static int run_fails(void *arg, void **result)
+{
+    (void)arg;
+    *result = &marker_unused;
+    return -EPROTO;
+}
+
+static int run_nested(void *arg, void **result)
+{
+    weft_pool *pool = arg;
+    int outer = weft_worker_index();
+    run_probe p = {{16, -1}, -2};
+    int rc = weft_pool_run(pool, run_pfib, &p, result); /* on a worker: called at once */
+    return rc == 0 && p.index == outer ? 0 : -EDOM;
+}
+
+START_TEST(test_pool_run)
+{
+    weft_pool *pool = jt_pool_new(2);
+    run_probe p = {{22, -1}, -2};
+    void *v = NULL;
+    ck_assert_int_eq(weft_pool_run(pool, run_pfib, &p, &v), 0);
+    ck_assert_ptr_eq(v, &p.x);
+    ck_assert_int_ge(p.index, 0); /* ran on a worker: the joins were real */
+    ck_assert_int_eq(p.x.r, fib_serial(22));
+    v = NULL;
+    ck_assert_int_eq(weft_pool_run(pool, run_fails, NULL, &v), -EPROTO); /* fn's own code */
+    ck_assert_ptr_null(v);                                               /* untouched */
+    ck_assert_int_eq(weft_pool_run(pool, run_nested, pool, NULL), 0);
+    ck_assert_int_eq(weft_pool_run(NULL, run_fails, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(weft_pool_run(pool, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(weft_pool_shutdown(pool, WEFT_SHUTDOWN_DRAIN), 0);
+    ck_assert_int_eq(weft_pool_run(pool, run_pfib, &p, NULL), -ESHUTDOWN);
+    tu_pool_free(pool);
+}
+END_TEST
+
+/* Under $WEFT_DEBUG, fork-join outside any pool says once per thread that it runs serially. */
+START_TEST(test_outside_pool_is_reported_once)
+{
+    tu_env_saved e = tu_env_set("WEFT_DEBUG", "1");
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(fds[1], STDERR_FILENO), 0);
+    pfib x = {12, -1};
+    pfib_fn(&x); /* many offers outside any pool */
+    pfib_fn(&x);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    size_t len = 0;
+    char *text = tu_read_fd(fds[0], &len);
+    close(fds[0]);
+    tu_env_restore(&e);
+    ck_assert_ptr_nonnull(text);
+    const char *said = "weft_offer called outside any pool runs serially";
+    const char *first = strstr(text, said);
+    ck_assert_msg(first != NULL, "stderr: %s", text);
+    ck_assert_msg(strstr(first + strlen(said), "called outside any pool") == NULL,
+                  "said more than once: %s", text);
+    ck_assert_ptr_nonnull(strstr(text, "weft_pool_run"));
+    free(text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("offer");
@@ -287,6 +379,8 @@ int main(void)
     tcase_add_test(tc, test_offer_stolen_frame_reclaims_false);
     tcase_add_test(tc, test_offer_many_frames_each_once);
     tcase_add_test(tc, test_offer_cancel_requested_answers_for_the_offerer);
+    tcase_add_test(tc, test_pool_run);
+    tcase_add_test(tc, test_outside_pool_is_reported_once);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
