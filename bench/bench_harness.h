@@ -1,7 +1,7 @@
 /*
  * bench_harness.h: runs the implementations of one workload side by side in one process and
  * prints them as comparable rows (header-only, C; the programs that compare weft with its peers
- * use it, bench_submit does not).
+ * use it, and bench_promise for its weft-only rows; bench_submit does not).
  *
  * The implementations ("impls") of a workload:
  *   serial  plain sequential C, the baseline every other row is checked against and divided by
@@ -28,6 +28,9 @@
  *   bench=<workload> case=<case> impl=<serial|weft|omp|tbb> variant=<v> threads=<n> <params>
  *   reps=<r> median_ns= min_ns= speedup_vs_serial= speedup_vs_serial_best= ratio_vs_weft=
  *   cpus_used= cpus_denied= cpu_vs_serial=
+ * and, in a case that measures the cost of one operation (bench_case.ops set: every row's timed
+ * call does that many), ns_per_op_median= ns_per_op_best= right after min_ns= (the median and
+ * minimum times over ops), and an "ns/op" column in the table.
  * speedup_vs_serial is the serial median over this row's median (_best: over the minima);
  * ratio_vs_weft is this row's median over the median of the weft row at N workers (above 1:
  * slower than weft). The other three are over the row's timed calls, and tell noise from
@@ -108,6 +111,7 @@ typedef struct bench_case {
     const char *bench; /* bench= */
     const char *name;  /* case= */
     char params[256];  /* key=value pairs describing the size, printed in every line */
+    uint64_t ops;      /* 0, or the operations each timed call does: ns per operation printed */
     size_t nrows;
     bench_row rows[BENCH_MAX_ROWS];
 } bench_case;
@@ -397,6 +401,10 @@ static inline void bench_case_run(bench_case *c, bench_env *env)
                " min_ns=%" PRIu64,
                c->bench, c->name, row->impl, row->variant, row->threads, c->params[0] ? " " : "",
                c->params, reps, row->stats.median_ns, row->stats.min_ns);
+        if (c->ops > 0)
+            printf(" ns_per_op_median=%.1f ns_per_op_best=%.1f",
+                   (double)row->stats.median_ns / (double)c->ops,
+                   (double)row->stats.min_ns / (double)c->ops);
         bench_print_ratio("speedup_vs_serial", serial->stats.median_ns, row->stats.median_ns);
         bench_print_ratio("speedup_vs_serial_best", serial->stats.min_ns, row->stats.min_ns);
         if (weft != NULL)
@@ -410,8 +418,9 @@ static inline void bench_case_run(bench_case *c, bench_env *env)
 
     printf("# %s/%s (%s): medians of %zu interleaved repetitions\n", c->bench, c->name, c->params,
            reps);
-    printf("#   %-6s %-8s %7s %11s %11s %8s %8s %5s %6s %7s\n", "impl", "variant", "threads",
-           "median ms", "min ms", "speedup", "vs weft", "cpus", "denied", "cpu/ser");
+    printf("#   %-6s %-8s %7s %11s %11s %8s %8s %5s %6s %7s%s\n", "impl", "variant", "threads",
+           "median ms", "min ms", "speedup", "vs weft", "cpus", "denied", "cpu/ser",
+           c->ops > 0 ? "    ns/op" : "");
     for (size_t i = 0; i < c->nrows; i++) {
         const bench_row *row = &c->rows[i];
         printf("#   %-6s %-8s %7u %11.3f %11.3f %8.2f", row->impl, row->variant, row->threads,
@@ -422,8 +431,11 @@ static inline void bench_case_run(bench_case *c, bench_env *env)
         else
             printf(" %8s", "-");
         double wall = row->wall_ns ? (double)row->wall_ns : 1;
-        printf(" %5.2f %6.2f %7.2f\n", (double)row->cpu_ns / wall, (double)row->wait_ns / wall,
+        printf(" %5.2f %6.2f %7.2f", (double)row->cpu_ns / wall, (double)row->wait_ns / wall,
                serial->cpu_ns ? (double)row->cpu_ns / (double)serial->cpu_ns : 0);
+        if (c->ops > 0)
+            printf(" %9.1f", (double)row->stats.median_ns / (double)c->ops);
+        printf("\n");
     }
     fflush(stdout);
     for (size_t i = 0; i < c->nrows; i++) {

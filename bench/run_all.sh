@@ -24,10 +24,12 @@
 #   omp x, tbb x  the same speedup for OpenMP (its better schedule, if it has two) and oneTBB
 #   peer          the faster of omp and tbb on this case
 #   peer/weft     median of the faster peer over weft's on N workers: above 1, weft is faster
-# and the external-submission figures of bench_submit; the lines of the other weft-only programs
-# (bench_gather) are collected but not summarised. -t and -r go to every program whose usage
-# lists them (-t THREADS, -r REPS). A program that fails (wrong result, failing call, timeout) is
-# reported and the others still run; the script then exits with status 1.
+# and the external-submission figures of bench_submit. bench_promise's cases come in the same rows
+# and are summarised like the others (weft1/ser: a promise's or a continuation's cost over a
+# direct call); the lines of the other weft-only programs (bench_gather) are collected but not
+# summarised. -t and -r go to every program whose usage lists them (-t THREADS, -r REPS). A
+# program that fails (wrong result, failing call, timeout) is reported and the others still run;
+# the script then exits with status 1.
 #
 # Scaling profile (-s; tools/run runs it): for every bench_* program in BUILD_DIR/bench (with
 # BENCH names, only those), runs BUILD_DIR/tools/weft-scale at thread counts 1 to twice the
@@ -48,9 +50,10 @@
 #
 # Each benchmark runs at its default size with only its serial and weft rows (-i weft); bench_fib
 # measures its cutoff case (-m 0) and bench_submit its batched submissions (-w batched);
-# bench_gather and bench_soak (latency and endurance, not scaling) are left out. The trace comes
-# from weft-work rather than from a benchmark because a benchmark destroys two pools, and each
-# writes $WEFT_TRACE when destroyed: the file would end up holding the one-worker pool.
+# bench_gather, bench_promise and bench_soak (latency, the cost of one operation, endurance: not
+# scaling) are left out. The trace comes from weft-work rather than from a benchmark because a
+# benchmark destroys two pools, and each writes $WEFT_TRACE when destroyed: the file would end up
+# holding the one-worker pool.
 #
 # Environment, comparison: WEFT_BENCH_TIMEOUT, seconds allowed to each program (default 300);
 # WEFT_BENCH_SKIP, space-separated programs not to run (default: bench_soak, a soak test of
@@ -415,8 +418,8 @@ scaling_profile() {
     for program in "${programs[@]}"; do
         name=$(basename "$program")
         case $name in
-        bench_gather | bench_soak)
-            continue # latency and endurance measurements, not scaling ones
+        bench_gather | bench_promise | bench_soak)
+            continue # latency, per-operation and endurance measurements, not scaling ones
             ;;
         esac
         bench_setup "$name"

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Usage: check_demos.sh gather|wait PROGRAM [ARGS...]
+# Usage: check_demos.sh gather|wait|promise PROGRAM [ARGS...]
 #
 # Runs a weft-demo-* program and checks the facts of the story in its output: who started,
 # finished, was cancelled or failed, in which order relative to a cancel, and the results.
 # Never timings: the lines' timestamps are dropped before checking, and nothing assumes which of
-# two sleeps ends first. With ARGS the program runs once with them; without, it runs several
-# times at --scale 0.01 with different pool sizes, seeds (and, for wait, timeouts).
-# Registered as the CTest tests demo_gather and demo_wait (tools/examples/CMakeLists.txt).
+# two sleeps ends first (for promise: only the order libuv gives timers started together, by
+# duration). With ARGS the program runs once with them; without, it runs several times at
+# --scale 0.01 with different pool sizes, seeds (and, for wait, timeouts).
+# Registered as the CTest tests demo_gather, demo_wait and demo_promise
+# (tools/examples/CMakeLists.txt).
 set -euo pipefail
 
-if (($# < 2)) || [[ $1 != gather && $1 != wait ]]; then
+if (($# < 2)) || [[ $1 != gather && $1 != wait && $1 != promise ]]; then
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
 fi
@@ -285,9 +287,205 @@ END {
     exit nbad > 0
 }'
 
+# The facts of weft-demo-promise's output. Sections: [gather] three timers and two file reads,
+# [fail] the same and a missing file (the gather fails fast), [rx] WEFT_RETURN_EXCEPTIONS with
+# the missing file and t4, raced by a deadline. Each section: every callback once, with what
+# set_result or set_error returned; the timers in the order of their durations; the
+# continuation once, on a worker, after the completions its gather waited for, and the loop's
+# report after it; the results in input order, with the files' sizes, lines, words and digests
+# (the same in every section and every run); the final state of every promise.
+# shellcheck disable=SC2016 # awk program, not shell
+promise_awk='
+function bad(msg) { print "FAIL: " msg; nbad++ }
+# The text after the first occurrence of key in s, up to the next space or comma.
+function after(s, key,    i) {
+    i = index(s, key)
+    if (i == 0)
+        return ""
+    s = substr(s, i + length(key))
+    return substr(s, 1, match(s, /[ ,]|$/) - 1)
+}
+function completion(t, rc) {
+    ncalls[sec, t]++
+    callrc[sec, t] = rc
+    seq[sec] = seq[sec] (seq[sec] == "" ? "" : " ") t
+    if (rc == "0")
+        lastdone[sec] = NR
+}
+BEGIN {
+    nsecs = split("gather fail rx", secs, " ")
+    srcs["gather"] = "t1 t2 t3 alpha.txt beta.txt"
+    srcs["fail"] = srcs["gather"] " missing.txt"
+    srcs["rx"] = srcs["fail"] " t4"
+    flagtext["gather"] = "a gather"; flagtext["fail"] = "a gather"
+    flagtext["rx"] = "a gather with WEFT_RETURN_EXCEPTIONS"
+    ms["t1"] = 1500; ms["t2"] = 500; ms["t3"] = 1000; ms["t4"] = 2000
+    timers["gather"] = "t2 t3 t1"; timers["fail"] = "t2 t3 t1"
+    timers["rx"] = "t2 t4-deadline t3 t1 t4"
+    bytes["alpha.txt"] = 16500; lines["alpha.txt"] = 300; words["alpha.txt"] = 3300
+    bytes["beta.txt"] = 50000; lines["beta.txt"] = 1000; words["beta.txt"] = 10000
+    # FNV-1a 64 over the bytes, 256 rounds: the files are the same bytes at every run.
+    digest["alpha.txt"] = "fbae2d4caf4d1125"; digest["beta.txt"] = "dcad367a7949b325"
+    enoent = "-ENOENT (no such file or directory)"
+    cont["gather"] = "gather DONE, 5 results; digests of 2 files in parallel"
+    cont["fail"] = "gather FAILED with " enoent ": nothing to summarize"
+    cont["rx"] = "gather DONE, 7 results; digests of 2 files in parallel"
+    taken["gather"] = "gather DONE, 5 slots"
+    taken["fail"] = "gather FAILED with " enoent
+    taken["rx"] = "gather DONE, 7 slots"
+    promises["gather"] = "t1 DONE, t2 DONE, t3 DONE, alpha.txt DONE, beta.txt DONE"
+    promises["fail"] = promises["gather"] ", missing.txt FAILED -ENOENT"
+    promises["rx"] = promises["fail"] ", t4 FAILED -ETIMEDOUT"
+}
+{ sub(/^\[ *[0-9]+\.[0-9]+\] /, "") }
+/^weft .*: weft-demo-promise, / { threads = $(NF - 1) + 0; next }
+/^== \[[a-z]+\] / {
+    sec = substr($2, 2, length($2) - 2)
+    seen[sec]++
+    order = order (order == "" ? "" : " ") sec
+    next
+}
+/^== end ==$/ { ended = 1; sec = ""; next }
+sec == "" { bad("a line outside the sections: " $0); next }
+/^loop: [0-9]+ promises, / {
+    nsetup[sec]++
+    if ($0 != "loop: " split(srcs[sec], tmp, " ") " promises, " flagtext[sec] \
+        " and its continuation set up")
+        bad("[" sec "] set-up line: " $0)
+    next
+}
+/^loop: timer t[0-9] fired / {
+    t = $3
+    if ($5 != "(" ms[t])
+        bad("[" sec "] timer " t " fired after " $5 " ms, expected " ms[t])
+    completion(t, after($0, "set_result -> "))
+    next
+}
+/^loop: deadline of t[0-9] / {
+    t = $4 "-deadline"
+    if ($0 !~ /\(800 ms\): set_error -ETIMEDOUT -> /)
+        bad("[" sec "] deadline line: " $0)
+    completion(t, after($0, "set_error -ETIMEDOUT -> "))
+    next
+}
+/^loop: read [a-z.]+: [0-9]+ bytes: set_result -> / {
+    f = $3; sub(/:$/, "", f)
+    if ($4 != bytes[f])
+        bad("[" sec "] read " f ": " $4 " bytes, expected " bytes[f])
+    completion(f, after($0, "set_result -> "))
+    next
+}
+/^loop: open missing\.txt failed: / {
+    if (index($0, "failed: " enoent ": set_error -> ") == 0)
+        bad("[" sec "] missing.txt: " $0)
+    completion("missing.txt", after($0, "set_error -> "))
+    failline[sec] = NR
+    next
+}
+/^continuation on worker -?[0-9]+: / {
+    ncont[sec]++
+    contline[sec] = NR
+    worker = $4; sub(/:$/, "", worker)
+    if (worker !~ /^[0-9]+$/ || (threads > 0 && worker + 0 >= threads))
+        bad("[" sec "] the continuation ran on worker " worker ", not one of the " threads)
+    conttext[sec] = substr($0, index($0, ": ") + 2)
+    next
+}
+/^loop: report taken: / { ntaken[sec]++; takenline[sec] = NR; takentext[sec] = substr($0, 21); next }
+/^report slot [0-9]+: / {
+    i = $3 + 0
+    nslot[sec, i]++
+    slot[sec, i] = substr($0, index($0, ": ") + 2)
+    nslots[sec]++
+    next
+}
+/^report total: / { total[sec] = substr($0, 15); next }
+/^promises: / { nprom[sec]++; prom[sec] = substr($0, 11); next }
+{ bad("[" sec "] unexpected line: " $0) }
+END {
+    if (order != "gather fail rx")
+        bad("sections [" order "], expected [gather fail rx]")
+    if (!ended)
+        bad("no \"== end ==\" line")
+    if (threads < 1)
+        bad("no header line with the thread count")
+    for (k = 1; k <= nsecs; k++) {
+        s = secs[k]
+        if (nsetup[s] != 1)
+            bad("[" s "] " nsetup[s] + 0 " set-up lines, expected 1")
+        # Every callback once, with what weft returned.
+        n = split(srcs[s], names, " ")
+        for (i = 1; i <= n; i++) {
+            t = names[i]
+            want = (s == "rx" && t == "t4") ? "-EALREADY" : "0"
+            if (ncalls[s, t] != 1)
+                bad("[" s "] " t ": " ncalls[s, t] + 0 " completion lines, expected 1")
+            else if (callrc[s, t] != want)
+                bad("[" s "] " t ": completing its promise returned " callrc[s, t] \
+                    ", expected " want)
+        }
+        if (s == "rx" && (ncalls[s, "t4-deadline"] != 1 || callrc[s, "t4-deadline"] != "0"))
+            bad("[rx] the deadline of t4: " ncalls[s, "t4-deadline"] + 0 " lines, returned " \
+                callrc[s, "t4-deadline"] "; expected once, 0")
+        # The timers (and the deadline) in the order of their durations.
+        m = split(seq[s], events, " ")
+        got = ""
+        for (i = 1; i <= m; i++)
+            if (events[i] ~ /^t[0-9]/)
+                got = got (got == "" ? "" : " ") events[i]
+        if (got != timers[s])
+            bad("[" s "] timers fired in the order [" got "], expected [" timers[s] "]")
+        # The continuation: once, after what its gather waited for; the report after it.
+        if (ncont[s] != 1) {
+            bad("[" s "] " ncont[s] + 0 " continuation lines, expected 1")
+        } else {
+            if (conttext[s] != cont[s])
+                bad("[" s "] continuation: \"" conttext[s] "\", expected \"" cont[s] "\"")
+            if (s == "fail" && contline[s] < failline[s])
+                bad("[fail] the continuation ran before missing.txt failed")
+            if (s != "fail" && contline[s] < lastdone[s])
+                bad("[" s "] the continuation ran before the last promise completed")
+        }
+        if (ntaken[s] != 1)
+            bad("[" s "] " ntaken[s] + 0 " report lines, expected 1")
+        else if (takenline[s] < contline[s])
+            bad("[" s "] the loop took the report before the continuation ran")
+        else if (takentext[s] != taken[s])
+            bad("[" s "] report: \"" takentext[s] "\", expected \"" taken[s] "\"")
+        # The results, in input order.
+        if (s == "fail") {
+            if (nslots[s] + 0 != 0 || s in total)
+                bad("[fail] the failed gather has slots in its report")
+        } else {
+            if (nslots[s] != n)
+                bad("[" s "] " nslots[s] + 0 " report slots, expected " n)
+            for (i = 1; i <= n; i++) {
+                t = names[i]
+                if (t ~ /^t[0-9]$/ && !(s == "rx" && t == "t4"))
+                    want = t " timer " ms[t] " ms"
+                else if (t in bytes)
+                    want = t " " bytes[t] " bytes, " lines[t] " lines, " words[t] \
+                        " words, digest " digest[t]
+                else
+                    want = t " failed " (t == "t4" ? "-ETIMEDOUT" : "-ENOENT")
+                if (nslot[s, i] != 1 || slot[s, i] != want)
+                    bad("[" s "] slot " i ": \"" slot[s, i] "\", expected \"" want "\"")
+            }
+            if (total[s] != "timers 3000 ms, files 66500 bytes")
+                bad("[" s "] total: \"" total[s] "\"")
+        }
+        if (nprom[s] != 1 || prom[s] != promises[s])
+            bad("[" s "] promises: \"" prom[s] "\", expected \"" promises[s] "\"")
+    }
+    exit nbad > 0
+}'
+
 if [[ $demo == gather ]]; then
     program_awk=$gather_awk
     cases=("--scale 0.01" "--scale 0.01 --threads 2 --seed 7" "--scale 0.01 --threads 1 --seed 3")
+elif [[ $demo == promise ]]; then
+    program_awk=$promise_awk
+    cases=("--scale 0.01" "--scale 0.01 --threads 1" "--scale 0.02 --threads 4")
 else
     program_awk=$wait_awk
     cases=("--scale 0.01" "--scale 0.01 --timeout 0.5 --seed 7"
