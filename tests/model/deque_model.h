@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The Chase-Lev deque of lib/deque.h and lib/deque.c, transcribed for Relacy. Shared by
  * deque_relacy.cpp (which checks the deque) and park_relacy.cpp (whose workers use it).

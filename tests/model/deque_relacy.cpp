@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Relacy model of weft's Chase-Lev deque (lib/deque.h, lib/deque.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Running Relacy tests: one simulation with a chosen scheduler, its result and timing, and the
  * failing execution's history written to a file. Shared by the Relacy models in this directory.

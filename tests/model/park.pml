@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Spin model of weft's parking protocol (lib/park.c, lib/worker.c, lib/inject.c, lib/pool.c):
  * no lost wake-up. Promela is sequentially consistent, so this checks the protocol's logic
@@ -11,6 +12,8 @@
  *   left out (park_relacy.cpp has them). Each worker has a futex word `word[i]`; the idle set is
  *   the bitmap `idle`.
  *   Every statement is atomic in Promela; each lib/ atomic access is one statement here.
+ *   Left out, as in park_relacy.cpp: a CANCEL shutdown and the `taking` handshake it relies on
+ *   (acquire_task, decide), max_pending (the page's holds), and teardown's store of nthreads.
  *
  *   lib/                                     here
  *   worker.c weft__worker_main loop          proctype Worker
@@ -160,7 +163,10 @@ inline find_task(got) {
 inline run_task() {
     d_step { ran++; assert(ran <= NTASKS); last = (ran == NTASKS) };
     if
-    :: last -> exiting = 1; notify_all()
+    :: last ->
+        /* check_drift: begin pool.destroy (weft_pool_destroy, compared by check_drift.py) */
+        exiting = 1; notify_all()
+        /* check_drift: end pool.destroy */
     :: else -> skip
     fi
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Relacy model of weft's parking protocol: no lost wake-up.
  *
@@ -81,6 +82,12 @@
  *     unparks worker 0 as if its node were registered (an extra wake-up of worker 0 is at worst a
  *     spurious return for it).
  *   - Deques have 16 slots (lib/: 256), so take_injected takes at most room + 1 = 17 tasks.
+ *   - A CANCEL shutdown is not modelled (the property is about lost wake-ups), and so neither is
+ *     the `taking` handshake it relies on: acquire_task's st_seq_cst of taking and decide()'s
+ *     ld_seq_cst of the bits and st_release of taking are left out; find_task is called
+ *     directly. Nor is max_pending (the pool has no limit): weft__task_new's relaxed add and
+ *     sub on the page's holds are left out. teardown's relaxed store of nthreads (for the stop
+ *     hooks' barrier after the loop) is left out: the model's workers end with the loop.
  *
  * LINE-BY-LINE CORRESPONDENCE: each function below is named after the lib/ function it copies
  *   and keeps its statement order; each atomic access has the order of the lib/ line (atomic.h
@@ -371,9 +378,14 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
             out[n++] = t;
         }
         sh.consumer.unlock($);
+        return n; /* count stays up until weft__inject_taken (take_injected) */
+    }
+
+    /* weft__inject_taken */
+    void inject_taken(unsigned s, long n)
+    {
         if (n > 0)
-            sh.count.fetch_sub(n, rl::mo_release, $);
-        return n;
+            shard[s].count.fetch_sub(n, rl::mo_release, $);
     }
 
     /* weft__inject_maybe_nonempty */
@@ -475,8 +487,9 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         long n = inject_pop(s, batch, max);
         if (n == 0)
             return nullptr;
-        for (long i = 1; i < n; i++)
+        for (long i = n - 1; i >= 1; i--) /* newest first: taken from the bottom in order */
             w.deque.push(batch[i]);
+        inject_taken(s, n); /* all placed: the rest in the deque, batch[0] in hand */
         if (n > 1)
             notify_one();
         return batch[0];
@@ -578,9 +591,11 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         t->payload($) = -1;
         got[t->id]++;
         if (ndone.fetch_add(1, rl::mo_acq_rel, $) + 1 == ntasks) {
+            /* check_drift: begin pool.destroy (weft_pool_destroy, compared by check_drift.py) */
             shutdown.fetch_or(SHUT_CLOSED, rl::mo_seq_cst, $);             /* weft_pool_shutdown */
-            shutdown.fetch_or(SHUT_CLOSED | SHUT_EXIT, rl::mo_acq_rel, $); /* teardown */
+            shutdown.fetch_or(SHUT_CLOSED | SHUT_EXIT, rl::mo_seq_cst, $); /* teardown */
             notify_all();
+            /* check_drift: end pool.destroy */
         }
     }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs the Spin models tests/model/*.pml (or the files given as arguments).
 #
 # Each model lists its configurations in lines of its header comment of the form
