@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_fib: fine-grained fork-join, the classic work-stealing benchmark (Cilk, Lace): fib(n)
  * computed recursively, forking at every n >= CUTOFF and calling the plain recursive fib below

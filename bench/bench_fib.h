@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_fib.h: the kernel every fib variant shares (defined in bench_fib.c, called by
  * bench_fib_tbb.cpp too), so that all of them run the same code below the cutoff.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_fib: tbb::task_group, one run() per level above the cutoff. */
 #include "bench_fib.h"
 #include "bench_tbb.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_harness.h: runs the implementations of one workload side by side in one process and
  * prints them as comparable rows (header-only, C; the programs that compare weft with its peers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_integrate: adaptive Simpson quadrature of sin(1/x) over [A, B] to a tolerance
  * (bench_integrate.h). Every refined segment forks its two halves: an irregular binary tree

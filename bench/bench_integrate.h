@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_integrate.h: the kernel every adaptive-integration variant shares (defined in
  * bench_integrate.c, called by bench_integrate_tbb.cpp too; one out-of-line copy, see

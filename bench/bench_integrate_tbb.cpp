@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_integrate: a task_group per refined segment. */
 #include "bench_integrate.h"
 #include "bench_tbb.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_loops: data-parallel loops, where the peers are at their most idiomatic. The bodies are
  * in bench_loops.h.

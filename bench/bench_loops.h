@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_loops.h: the loop bodies every bench_loops variant shares (bench_loops.c,
  * bench_loops_tbb.cpp). Index i costs a call of lp_work: `steps` rounds of a multiply-xorshift

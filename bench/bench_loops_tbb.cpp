@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variants of bench_loops: tbb::parallel_for and tbb::parallel_reduce with their
  * defaults (blocked_range of grain 1, auto_partitioner). */
 #include "bench_loops.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_matmul: blocked dense matrix product C = A * B (n x n doubles), parallel over the
  * bs x bs tiles of C: a coarse-grained, regular loop whose cost is the arithmetic and the

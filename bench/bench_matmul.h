@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_matmul.h: the kernel every matmul variant shares (defined in bench_matmul.c, called by
  * bench_matmul_tbb.cpp too). C = A * B for n x n row-major doubles, cut into tiles of bs x bs

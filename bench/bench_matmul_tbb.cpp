@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_matmul: tbb::parallel_for over the tiles. */
 #include "bench_matmul.h"
 #include "bench_tbb.h"

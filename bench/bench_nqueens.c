@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_nqueens: counts the solutions of the n-queens problem. Above the cutoff depth every
  * variant forks one task per free column of the next row (n-ary fork-join, irregular: the

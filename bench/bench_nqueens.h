@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_nqueens.h: the kernel every nqueens variant shares (defined in bench_nqueens.c, called
  * by bench_nqueens_tbb.cpp too): the classic bitmask search, serial, that all of them run below

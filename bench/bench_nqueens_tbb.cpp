@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_nqueens: a task_group run per free column above the cutoff. */
 #include "bench_nqueens.h"
 #include "bench_tbb.h"

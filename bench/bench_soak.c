@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_soak: a long mixed workload that must leave memory flat.
  *

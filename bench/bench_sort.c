@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_sort: parallel merge sort of n random ints. Above the sort cutoff a variant sorts the
  * two halves in parallel, then merges them with a parallel merge (split at the middle of the

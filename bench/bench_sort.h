@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_sort.h: the kernels every merge sort variant shares (defined in bench_sort.c, called by
  * bench_sort_tbb.cpp too; one out-of-line copy each, see BENCH_KERNEL): the serial merge sort

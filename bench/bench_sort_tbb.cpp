@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_sort: a task_group per split of the sort and of the merge. */
 #include "bench_sort.h"
 #include "bench_tbb.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_submit: cost of external submission, i.e. weft_submit() from a thread that is not one of
  * the pool's workers (here the main thread), and of getting the result back.

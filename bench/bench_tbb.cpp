@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TBB arena every TBB variant runs in; see bench_tbb.h. */
 #include "bench_tbb.h"
 

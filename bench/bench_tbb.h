@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_tbb.h: the oneTBB side of the comparison benchmarks. The programs are C; each one's TBB
  * variant lives in a C++ file (bench_<name>_tbb.cpp) exposing extern "C" functions, and all of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_util.h: helpers shared by the benchmark programs in bench/ (header-only, not part of
  * the library): timing, argument parsing, statistics over repetitions, and the error check that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_uts: Unbalanced Tree Search, counting the nodes of a binomial tree (bench_uts.h says
  * which tree). Every node forks one task per child: no cutoff, since nobody knows in advance

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_uts.h: the tree every UTS variant walks (bench_uts.c, bench_uts_tbb.cpp); uts_kids is
  * defined in bench_uts.c.

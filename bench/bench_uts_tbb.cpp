@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The oneTBB variant of bench_uts: a task_group run per child of every node. */
 #include "bench_tbb.h"
 #include "bench_uts.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: bench/run_all.sh [-b BUILD_DIR] [-N] [-t THREADS] [-r REPS] OUTPUT
 #        bench/run_all.sh -s [-b BUILD_DIR] [-N] [-o RESULTS_DIR] [BENCH...]
 #
@@ -79,7 +80,7 @@ build_it=1
 args=()
 
 usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '/SPDX-License-Identifier/d; $d; s/^# \{0,1\}//'
 }
 
 usage_error() {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: bench/stats_cost.sh [OUT_DIR]
 #
 # What the per-worker statistics cost: builds the library and bench_fib twice, with the counters

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-work: a fixed, deterministic amount of CPU work spread over a weft pool, for weft-scale's
  * tests and for the trace of the scaling profile (bench/run_all.sh -s).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: check_demos.sh gather|wait|promise PROGRAM [ARGS...]
 #
 # Runs a weft-demo-* program and checks the facts of the story in its output: who started,
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 if (($# < 2)) || [[ $1 != gather && $1 != wait && $1 != promise ]]; then
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '/SPDX-License-Identifier/d; $d; s/^# \{0,1\}//' >&2
     exit 2
 fi
 demo=$1

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-demo-gather: asyncio.gather, nested, with cancellation and return_exceptions, in C.
  *

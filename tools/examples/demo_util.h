@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo_util.h: helpers shared by the weft-demo-* programs (header-only, each program includes
  * it once; not part of the library): options, output, sleeping, random sleeps, error texts.

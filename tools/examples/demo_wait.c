@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-demo-wait: asyncio.wait, in C, with its done and pending sets.
  *

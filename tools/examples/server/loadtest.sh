@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: loadtest.sh [options] WEFT_HTTPD [OUT.md]
 #
 # Load test of weft-httpd with wrk, on 127.0.0.1 only: the weft backend against the uv backend
@@ -30,7 +31,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '/SPDX-License-Identifier/d; $d; s/^# \{0,1\}//'
 }
 
 duration=3

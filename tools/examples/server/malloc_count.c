@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * malloc_count.so: counts a process's heap allocations, for loadtest.sh --allocs.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: test_server.sh WEFT_HTTPD [--backend weft|uv]
 #
 # End-to-end test of weft-httpd on 127.0.0.1 (free ports, --port 0), with curl and bash's
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 if (($# < 1)) || [[ ! -x $1 ]]; then
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '/SPDX-License-Identifier/d; $d; s/^# \{0,1\}//' >&2
     exit 2
 fi
 bin=$1

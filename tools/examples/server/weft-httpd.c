@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * weft-httpd: a small HTTP/1.1 server on libuv whose endpoints do CPU-bound work sized by the
  * request, run on a weft pool (or, with --backend uv, on libuv's own thread pool, the baseline).
