@@ -4,7 +4,7 @@
 #
 # Installs BUILD_DIR into a temporary prefix and checks that programs outside the tree build
 # and run against it: with `pkg-config --cflags --libs weft` (shared), with
-# `pkg-config --static` (libweft.a), and with CMake's find_package(weft CONFIG) (weft::weft
+# `pkg-config --static` of weft-static (libweft.a), and with CMake's find_package(weft CONFIG) (weft::weft
 # and weft::weft_static). Then moves the prefix elsewhere and does it all again, since both
 # weft.pc and the CMake package must be relocatable. Exits non-zero on the first failure.
 #
@@ -52,8 +52,9 @@ check_layout() {
     [[ -f $libdir/libweft.a ]] || die "no libweft.a in $libdir"
     [[ -L $libdir/libweft.so ]] || die "no libweft.so link in $libdir"
     [[ -f $libdir/cmake/weft/weft-config.cmake ]] || die "no CMake package in $libdir/cmake/weft"
-    if grep -q "$prefix" "$pc"; then
-        die "weft.pc names its prefix $prefix: not relocatable"
+    [[ -f $pcdir/weft-static.pc ]] || die "no weft-static.pc in $pcdir"
+    if grep -q "$prefix" "$pc" "$pcdir/weft-static.pc"; then
+        die "weft.pc or weft-static.pc names its prefix $prefix: not relocatable"
     fi
 }
 
@@ -65,9 +66,8 @@ build_with_pkg_config() {
         die "pkg-config's libdir is not $libdir"
     read -ra cflags <<<"$("$pkg_config" --cflags weft)"
     read -ra libs <<<"$("$pkg_config" --libs weft)"
-    read -ra static_libs <<<"$("$pkg_config" --static --libs weft)"
-    # The same flags, but -lweft taken from libweft.a.
-    static_libs=("${static_libs[@]/#-lweft/-l:libweft.a}")
+    # The README's static command, word for word but for the compiler's own warnings.
+    read -ra static_libs <<<"$("$pkg_config" --static --libs weft-static)"
 
     mkdir -p "$out"
     quiet "$CC" -std=c11 -Wall -Wextra -Werror -pedantic "${cflags[@]}" "$here/consumer.c" \
@@ -79,6 +79,9 @@ build_with_pkg_config() {
         -o "$out/app_static" "${static_libs[@]}"
     if readelf -d "$out/app_static" | grep -q 'libweft\.so'; then
         die "the static consumer needs libweft.so"
+    fi
+    if ldd "$out/app_static" | grep -q 'libweft'; then
+        die "ldd: the static consumer loads libweft: $(ldd "$out/app_static")"
     fi
     expect_ok "$out/app_static"
     echo "ok: pkg-config consumer, static ($prefix)"
