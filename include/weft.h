@@ -175,6 +175,11 @@ typedef enum { WEFT_PENDING, WEFT_RUNNING, WEFT_DONE, WEFT_FAILED, WEFT_CANCELLE
 /* Queues fn(arg) on the pool. With out non-NULL, *out receives a future holding one reference
  * for the caller; with out NULL the task runs detached. From one of the pool's workers the task
  * goes to that worker's own deque, from elsewhere to the pool's injection queue.
+ * Order: tasks one thread outside the pool submits start in the order it submitted them on a
+ * pool of one worker (first in, first out: a one-worker pool is a serial queue); with more
+ * workers they are taken in that order but run in parallel, so they may finish in any order.
+ * Tasks a worker submits go to its own deque, which it runs newest first (as fork-join wants)
+ * unless others steal them, oldest first. Nothing orders submissions of different threads.
  * Errors: -EINVAL (pool or fn NULL), -ESHUTDOWN (pool shut down), -ENOMEM, -EAGAIN (max_pending
  * tasks from outside the pool are already waiting to start). */
 WEFT_API int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out);

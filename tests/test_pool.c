@@ -1014,6 +1014,50 @@ START_TEST(test_state_names)
 }
 END_TEST
 
+/* A pool of one worker runs one outside thread's submissions in submission order, across the
+ * batches its worker takes from the injection queue and while it is busy. */
+typedef struct fifo_log {
+    atomic_int next;
+    int *order;
+} fifo_log;
+
+typedef struct fifo_arg {
+    fifo_log *log;
+    int i;
+} fifo_arg;
+
+static int fifo_task(void *arg, void **result)
+{
+    (void)result;
+    fifo_arg *a = arg;
+    int slot = atomic_fetch_add(&a->log->next, 1);
+    a->log->order[slot] = a->i;
+    if (a->i % 997 == 0)
+        tu_sleep_ms(1); /* let submissions pile up now and then */
+    return 0;
+}
+
+START_TEST(test_one_worker_runs_outside_submissions_in_order)
+{
+    enum { N = 20000 };
+    static fifo_arg args[N];
+    static int order[N];
+    fifo_log log = {.order = order};
+    atomic_init(&log.next, 0);
+    weft_pool *p = tu_pool_new(1, NULL);
+    for (int i = 0; i < N; i++) {
+        args[i] = (fifo_arg){&log, i};
+        ck_assert_int_eq(weft_submit(p, fifo_task, &args[i], NULL), 0);
+        if (i % 4096 == 0)
+            tu_sleep_ms(1); /* the worker catches up, parks, and is woken again */
+    }
+    tu_pool_free(p);
+    ck_assert_int_eq(atomic_load(&log.next), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(order[i] == i, "position %d ran task %d", i, order[i]);
+}
+END_TEST
+
 START_TEST(test_workers_block_signals)
 {
     /* The test thread starts with these signals unblocked. */
@@ -1097,6 +1141,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_workers_block_signals);
     tcase_add_test(tc, test_config_check_explains);
     tcase_add_test(tc, test_state_names);
+    tcase_add_test(tc, test_one_worker_runs_outside_submissions_in_order);
     suite_add_tcase(s, tc);
     return s;
 }
