@@ -243,7 +243,9 @@ WEFT_API bool weft_cancel_requested(void);
  * thread, a callback) completes it once with weft_future_set_result or weft_future_set_error.
  * Waits, gathers, weft_wait, completion sets and on_done callbacks treat it like any other
  * future, and weft_future_cancel on it while PENDING makes it CANCELLED and returns 1. *out
- * holds one reference. Comes from the block caches: no malloc once warm.
+ * holds one reference. Comes from the block caches: no malloc once warm. A promise that nobody
+ * completes keeps what waits on it (gathers, continuations, callbacks) alive, and they it:
+ * complete or cancel a promise before letting go of it.
  * Errors: -EINVAL (out NULL), -ENOMEM. */
 WEFT_API int weft_future_create(weft_future **out);
 
@@ -270,6 +272,40 @@ typedef int (*weft_then_fn)(weft_future *prev, void *arg, void **result);
  * from outside the pool, with max_pending). On error nothing runs and *out is untouched. */
 WEFT_API int weft_future_then(weft_future *prev, weft_pool *pool, weft_then_fn fn, void *arg,
                               weft_future **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Task groups
+ */
+
+/* A counted set of tasks of one pool with one wait and one cancel, as asyncio's TaskGroup or
+ * oneTBB's task_group: tasks may be detached, and the group still knows when they are done.
+ * Every call may come from any thread, a task of the group included. */
+typedef struct weft_group weft_group;
+
+/* A new, empty group for tasks of pool. Errors: -EINVAL (pool or out NULL), -ENOMEM. */
+WEFT_API int weft_group_create(weft_pool *pool, weft_group **out);
+
+/* weft_submit into the group: the group counts the task until it has finished (whatever its
+ * outcome); *out, when out is not NULL, receives a future as from weft_submit. Errors: those
+ * of weft_submit, and -EINVAL (g or fn NULL), -ENOMEM; on error nothing was submitted. */
+WEFT_API int weft_group_submit(weft_group *g, weft_fn fn, void *arg, weft_future **out);
+
+/* Tasks submitted to g that have not finished; 0 for NULL. */
+WEFT_API size_t weft_group_pending(const weft_group *g);
+
+/* Waits until every task submitted to g so far, and those they submit to g meanwhile, has
+ * finished, or timeout_ns passes (on a worker it helps, as weft_future_wait does). 0, or
+ * -ETIMEDOUT; -EINVAL (g NULL, bad timeout); -EDEADLK when called from a task of g, which
+ * would wait for itself. */
+WEFT_API int weft_group_wait(weft_group *g, int64_t timeout_ns);
+
+/* Cancels every task of g that has not started (running ones get a request they can read with
+ * weft_cancel_requested). Returns how many were cancelled, or -EINVAL (g NULL), -ENOMEM. */
+WEFT_API int weft_group_cancel(weft_group *g);
+
+/* Waits for every task of g (as weft_group_wait without a timeout), then frees g. NULL is a
+ * no-op returning 0. Errors: -EDEADLK from a task of g (nothing is done). */
+WEFT_API int weft_group_destroy(weft_group *g);
 
 /* ---------------------------------------------------------------------------------------------
  * Fork-join and loops
