@@ -5,6 +5,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <hwloc.h>
 #include <hwloc/glibc-sched.h>
 #include <limits.h>
@@ -115,24 +116,40 @@ static unsigned affinity_cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* Loads the topology and the process's allowed CPU set; false (with a debug message) when
- * hwloc cannot. */
+/* The machine's topology, loaded once per process and only when something needs it (loading
+ * takes milliseconds: a pool made with the default thread count paid that every time). It is
+ * the library's one process-wide object besides the thread-locals: immutable once loaded,
+ * read concurrently (hwloc allows concurrent reads of a loaded topology), never freed. The
+ * CPUs the process may use are read again at every use, since its affinity may change. */
+static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
+static hwloc_topology_t topo_shared; /* NULL: hwloc could not load it */
+
+static void topo_load_once(void)
+{
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0) {
+        weft__debug("hwloc_topology_init failed (%s); using sched_getaffinity", strerror(errno));
+        return;
+    }
+    if (hwloc_topology_load(topo) != 0) {
+        weft__debug("hwloc_topology_load failed (%s); using sched_getaffinity", strerror(errno));
+        hwloc_topology_destroy(topo);
+        return;
+    }
+    topo_shared = topo;
+}
+
+/* The topology and the process's allowed CPU set (the caller frees *allowed, never *topo);
+ * false (with a debug message, once) when hwloc cannot. */
 static bool load(hwloc_topology_t *topo, hwloc_bitmap_t *allowed)
 {
-    if (hwloc_topology_init(topo) != 0) {
-        weft__debug("hwloc_topology_init failed (%s); using sched_getaffinity", strerror(errno));
+    pthread_once(&topo_once, topo_load_once); /* its memory effects are seen by every caller */
+    if (topo_shared == NULL)
         return false;
-    }
-    if (hwloc_topology_load(*topo) != 0) {
-        weft__debug("hwloc_topology_load failed (%s); using sched_getaffinity", strerror(errno));
-        hwloc_topology_destroy(*topo);
-        return false;
-    }
+    *topo = topo_shared;
     *allowed = hwloc_bitmap_alloc();
-    if (*allowed == NULL) {
-        hwloc_topology_destroy(*topo);
+    if (*allowed == NULL)
         return false;
-    }
     if (hwloc_get_cpubind(*topo, *allowed, HWLOC_CPUBIND_PROCESS) != 0)
         hwloc_bitmap_copy(*allowed, hwloc_topology_get_allowed_cpuset(*topo));
     hwloc_bitmap_and(*allowed, *allowed, hwloc_topology_get_allowed_cpuset(*topo));
@@ -155,7 +172,6 @@ int weft_machine_query(weft_machine_info *out)
         out->pus = pus > 0 ? (unsigned)pus : 0;
         out->hwloc = true;
         hwloc_bitmap_free(allowed);
-        hwloc_topology_destroy(topo);
     }
     out->affinity_cpus = affinity_cpus();
     out->cgroup_cpus = weft__cgroup_cpu_limit();
@@ -200,7 +216,6 @@ unsigned weft__default_threads(void)
             cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU);
         n = cores > 0 ? (unsigned)cores : affinity_cpus();
         hwloc_bitmap_free(allowed);
-        hwloc_topology_destroy(topo);
     } else {
         n = affinity_cpus();
     }
@@ -277,6 +292,5 @@ int weft__bind_sets(weft_bind bind, unsigned n, cpu_set_t *sets)
         }
     }
     hwloc_bitmap_free(allowed);
-    hwloc_topology_destroy(topo);
     return rc;
 }
