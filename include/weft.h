@@ -488,6 +488,12 @@ WEFT_API int weft_completion_create(weft_completion **out);
  * has finished. Errors: -EINVAL (c or f NULL), -ENOMEM. */
 WEFT_API int weft_completion_add(weft_completion *c, weft_future *f);
 
+/* weft_submit straight into a completion set: the task's future goes to c, which hands it out
+ * once it has finished (the caller keeps no reference). All or nothing: on error nothing was
+ * submitted. Errors: those of weft_submit (-EAGAIN with max_pending among them), -EINVAL (c,
+ * pool or fn NULL), -ENOMEM. */
+WEFT_API int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void *arg);
+
 /* Hands out each future of the set exactly once, in the order they finish (those already
  * finished first), passing the set's reference to the caller, who releases it.
  * Returns 0 with *f set; -ETIMEDOUT when none finished in time; -ENOENT when every future added

@@ -110,15 +110,9 @@ int weft_completion_create(weft_completion **out)
     return 0;
 }
 
-int weft_completion_add(weft_completion *c, weft_future *f)
+/* Puts f on c with entry e; f's reference for the set is already counted. */
+static void add_entry(weft_completion *c, struct centry *e, weft_future *f)
 {
-    if (c == NULL || f == NULL)
-        return -EINVAL;
-    _Static_assert(sizeof(struct centry) <= WEFT_BLOCK_SIZE, "completion entry too big");
-    struct centry *e = weft__block_alloc();
-    if (e == NULL)
-        return -ENOMEM;
-    weft_future_retain(f);
     e->f = f;
     e->c = c;
     e->node.fire = entry_fire;
@@ -131,6 +125,35 @@ int weft_completion_add(weft_completion *c, weft_future *f)
         make_ready(c, e);
         pthread_mutex_unlock(&c->mu);
     }
+}
+
+int weft_completion_add(weft_completion *c, weft_future *f)
+{
+    if (c == NULL || f == NULL)
+        return -EINVAL;
+    _Static_assert(sizeof(struct centry) <= WEFT_BLOCK_SIZE, "completion entry too big");
+    struct centry *e = weft__block_alloc();
+    if (e == NULL)
+        return -ENOMEM;
+    weft_future_retain(f);
+    add_entry(c, e, f);
+    return 0;
+}
+
+int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void *arg)
+{
+    if (c == NULL || pool == NULL || fn == NULL)
+        return -EINVAL;
+    struct centry *e = weft__block_alloc(); /* first: once submitted, nothing may fail */
+    if (e == NULL)
+        return -ENOMEM;
+    weft_future *f;
+    int rc = weft_submit(pool, fn, arg, &f);
+    if (rc != 0) {
+        weft__block_free(e);
+        return rc;
+    }
+    add_entry(c, e, f); /* the set takes the caller's reference from weft_submit */
     return 0;
 }
 

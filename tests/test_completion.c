@@ -745,6 +745,52 @@ START_TEST(test_completion_on_worker_timeout)
 }
 END_TEST
 
+/* weft_completion_submit: a task straight into a set, all or nothing. */
+START_TEST(test_completion_submit)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.max_pending = 2;
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_completion *c = NULL;
+    ck_assert_int_eq(weft_completion_create(&c), 0);
+    tu_gate gate;
+    tu_gate_init(&gate);
+    ck_assert_int_eq(weft_completion_submit(c, p, tu_task_gate, &gate), 0);
+    static int marker;
+    int accepted = 1, refused = 0;
+    for (int i = 0; i < 10; i++) {
+        int rc = weft_completion_submit(c, p, tu_task_identity, &marker);
+        ck_assert(rc == 0 || rc == -EAGAIN);
+        if (rc == 0)
+            accepted++;
+        else
+            refused++;
+    }
+    ck_assert_int_gt(refused, 0); /* max_pending refused some, and they are not in the set */
+    ck_assert_int_eq(weft_completion_submit(NULL, p, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit(c, NULL, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit(c, p, NULL, NULL), -EINVAL);
+    tu_gate_open(&gate);
+    for (int i = 0; i < accepted; i++) {
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_completion_next(c, WEFT_FOREVER, &f), 0);
+        ck_assert_int_eq(weft_future_state(f), WEFT_DONE);
+        weft_future_release(f);
+    }
+    weft_future *none = NULL;
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_DRAIN), 0);
+    ck_assert_int_eq(weft_completion_submit(c, p, tu_task_identity, &marker), -ESHUTDOWN);
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    weft_completion_destroy(c);
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 static Suite *completion_suite(void)
 {
     Suite *s = suite_create("completion");
@@ -752,6 +798,7 @@ static Suite *completion_suite(void)
     TCase *tc = tcase_create("as_completed");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_ac_completion_order);
+    tcase_add_test(tc, test_completion_submit);
     tcase_add_test(tc, test_ac_finished_first);
     tcase_add_test(tc, test_ac_timeout);
     tcase_add_test(tc, test_ac_empty);
