@@ -543,7 +543,8 @@ typedef struct weft_worker_stats {
 typedef struct weft_stats {
     unsigned workers;           /* number of workers */
     uint64_t submitted_outside; /* tasks submitted from threads outside the pool */
-    uint64_t cancelled_queued;  /* queued tasks cancelled by a CANCEL shutdown's sweep */
+    uint64_t cancelled_queued;  /* queued tasks a CANCEL shutdown's sweep took off the queues:
+                                   cancelled by it, or by their owner before */
     weft_worker_stats total;    /* the sum over the workers */
 } weft_stats;
 

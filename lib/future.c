@@ -380,7 +380,26 @@ static int promise_cancel(weft_future *f, int32_t *pid)
     return weft__future_cancel_pending(f) ? 1 : 0;
 }
 
-static const struct weft__future_ops promise_ops = {promise_cancel, task_future_free};
+static void callback_fire(struct weft__fnode *n, weft_future *f);
+static void callback_free(struct weft__fnode *n);
+
+/* A promise may lose its last reference unfinished: nobody can complete it any more, and the
+ * on_done callbacks on it will never run. They are the only nodes that hold no reference to
+ * anything (a gather's, a continuation's or a completion set's node would have kept the
+ * promise alive, and waiters take theirs back before they return): free them with it. */
+static void promise_free(weft_future *f)
+{
+    for (struct weft__list *l = f->nodes.next; l != &f->nodes;) {
+        struct weft__list *next = l->next;
+        struct weft__fnode *n = weft__container_of(l, struct weft__fnode, link);
+        WEFT_ASSERT(n->fire == callback_fire);
+        callback_free(n);
+        l = next;
+    }
+    weft__block_free(f);
+}
+
+static const struct weft__future_ops promise_ops = {promise_cancel, promise_free};
 
 int weft_future_create(weft_future **out)
 {
@@ -439,6 +458,11 @@ struct callback_node {
     void (*cb)(weft_future *f, void *data);
     void *data;
 };
+
+static void callback_free(struct weft__fnode *n)
+{
+    weft__block_free(weft__container_of(n, struct callback_node, node));
+}
 
 static void callback_fire(struct weft__fnode *n, weft_future *f)
 {

@@ -123,8 +123,10 @@ int weft__future_outcome(const weft_future *f, void **result);
  * once, by whoever won the CAS out of PENDING. */
 static inline void weft__uncount(weft_future *f)
 {
-    if (f->counted_in != NULL)
-        weft__page_put(f->counted_in, 1);
+    if (f->counted_in != NULL) {
+        sub_relaxed(&f->counted_in->pending, 1); /* relaxed: a budget, as in weft__task_new */
+        weft__page_put(f->counted_in, 1);        /* then the page, which the count held */
+    }
 }
 
 /* True if any of fs[0..n) is NULL. */

@@ -16,12 +16,14 @@
  * `holds` to zero unmaps it.
  *
  * In a child after fork() nothing gives counts back (a cancel there leaves inherited futures
- * alone, and the pool's workers do not exist), so destroying the inherited pool unmaps the page
- * at once.
+ * alone, and the pool's workers do not exist), but an inherited continuation may still read
+ * the page when its predecessor finishes there, so destroying the inherited pool leaves the
+ * page mapped: one page per inherited pool, for the life of the child.
  */
 #include "page.h"
 
 #include "alloc.h"
+#include "platform.h"
 
 struct weft__page *weft__page_new(void)
 {
@@ -33,6 +35,9 @@ struct weft__page *weft__page_new(void)
     pg->wipes = wipes;
     pg->pid = getpid();
     atomic_init(&pg->holds, WEFT_PAGE_HOLD);
+    atomic_init(&pg->pending, 0);
+    atomic_init(&pg->launching, 0);
+    atomic_init(&pg->dead, 0);
     return pg;
 }
 
@@ -44,7 +49,16 @@ void weft__page_put(struct weft__page *pg, size_t n)
         weft__unmap_fork_page(pg);
 }
 
+void weft__page_pool_dying(struct weft__page *pg)
+{
+    st_seq_cst(&pg->dead, 1); /* seq_cst: see weft__launch_begin */
+    unsigned round = 0;
+    /* acquire: pairs with the release decrements; a launch is a few instructions long */
+    while (ld_seq_cst(&pg->launching) != 0)
+        weft__backoff(&round);
+}
+
 void weft__page_drop_forked(struct weft__page *pg)
 {
-    weft__unmap_fork_page(pg);
+    (void)pg; /* one page per inherited pool, kept for the life of the child */
 }

@@ -18,9 +18,16 @@ struct weft__page {
     _Atomic uint32_t alive; /* 1; reads 0 in a child after fork() where the kernel wipes */
     bool wipes;             /* the kernel wipes this page in a child (MADV_WIPEONFORK) */
     pid_t pid;              /* the creating process: the test where it does not wipe */
-    /* The max_pending budget: outside submissions not started (low bits), plus WEFT_PAGE_HOLD
-     * while the pool exists. Apart from the read-mostly line above. */
+    /* Holds on the page: WEFT_PAGE_HOLD while the pool exists, one per outside submission that
+     * counts against max_pending and has not started, one per waiting continuation. The last
+     * one to go unmaps the page. Apart from the read-mostly line above. */
     WEFT_ALIGNED _Atomic size_t holds;
+    _Atomic size_t pending; /* the max_pending budget: outside submissions not started */
+    /* Continuations waiting for their predecessor hold the page too (then.c), and queue their
+     * task only between launch_begin and launch_end: the pool's destruction sets `dead`, then
+     * waits for `launching` to fall, so a launch never touches a freed pool. */
+    _Atomic uint32_t launching;
+    _Atomic uint32_t dead;
 };
 
 #define WEFT_PAGE_HOLD ((size_t)1 << (sizeof(size_t) * 8 - 1))
@@ -41,7 +48,37 @@ static inline bool weft__page_forked(const struct weft__page *pg)
  * it. Any thread. */
 void weft__page_put(struct weft__page *pg, size_t n);
 
-/* In a fork() child: unmaps the page at once (nothing in the child holds it; see page.c). */
+/* In a fork() child, when the inherited pool is destroyed: the page stays mapped, since
+ * inherited continuations may still read it (they then cancel their task). */
 void weft__page_drop_forked(struct weft__page *pg);
+
+/* One more hold on the page, for a holder that already knows it is mapped. */
+static inline void weft__page_get(struct weft__page *pg)
+{
+    add_relaxed(&pg->holds, 1); /* relaxed: the caller's own hold (or the pool's) keeps it */
+}
+
+/* A continuation's launch: true when the pool still exists, and may be used until
+ * weft__launch_end; false when it is being destroyed (then call nothing). */
+static inline bool weft__launch_begin(struct weft__page *pg)
+{
+    if (weft__page_forked(pg))
+        return false; /* inherited through fork(): the pool's threads do not exist here */
+    /* seq_cst increment then seq_cst load: pairs with the pool's destruction, which stores
+     * `dead` then loads `launching` (page.c): one of the two sees the other */
+    add_seq_cst(&pg->launching, 1);
+    if (ld_seq_cst(&pg->dead) == 0)
+        return true;
+    sub_release(&pg->launching, 1); /* release: as in weft__launch_end */
+    return false;
+}
+
+static inline void weft__launch_end(struct weft__page *pg)
+{
+    sub_release(&pg->launching, 1); /* release: the launch is done before the pool is freed */
+}
+
+/* The pool is about to be freed: refuse new launches and wait for those in progress. */
+void weft__page_pool_dying(struct weft__page *pg);
 
 #endif

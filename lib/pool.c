@@ -70,6 +70,8 @@ static void teardown(weft_pool *pool, unsigned started)
         pthread_join(pool->workers[i].thread, NULL);
     if (pool->trace_path != NULL && started == pool->nworkers)
         weft__pool_write_trace(pool);
+    if (pool->page != NULL)
+        weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
     free_pool(pool, false);
 }
 
@@ -256,7 +258,10 @@ static void sweep_one(weft_pool *pool, struct weft__task *t, struct sweep *sw)
             st_relaxed(&t->next, sw->cancelled); /* relaxed: the task is ours now */
             sw->cancelled = t;
         } else {
-            weft_future_release(f); /* cancelled by its owner meanwhile: the queue's reference */
+            /* Cancelled by its owner while queued: a worker that popped it would count it as
+             * skipped; the sweep took it, so the sweep counts it. */
+            add_relaxed(&pool->swept, 1); /* relaxed: a statistic */
+            weft_future_release(f);       /* the queue's reference */
         }
     } else {
         st_relaxed(&t->next, sw->keep); /* relaxed: the task is ours until pushed back */

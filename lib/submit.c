@@ -26,11 +26,12 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
     if (outside && pool->max_pending != 0) {
         /* relaxed: a budget, not a publication; the injection queue publishes the task. The
          * pool's own hold keeps this from reaching zero. */
-        if ((add_relaxed(&page->holds, 1) & ~WEFT_PAGE_HOLD) >= pool->max_pending) {
-            sub_relaxed(&page->holds, 1);
+        if (add_relaxed(&page->pending, 1) >= pool->max_pending) {
+            sub_relaxed(&page->pending, 1);
             weft__block_free(f);
             return -EAGAIN;
         }
+        weft__page_get(page); /* the future's count holds the page, as its pointer does */
         f->counted_in = page;
     }
     *out = f;
@@ -39,8 +40,11 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
 
 void weft__task_discard(weft_future *f)
 {
-    if (f->counted_in != NULL)
-        sub_relaxed(&f->counted_in->holds, 1); /* relaxed: as in weft__task_new; never the last */
+    if (f->counted_in != NULL) {
+        /* relaxed: as in weft__task_new; the pool's own hold keeps these from the last */
+        sub_relaxed(&f->counted_in->pending, 1);
+        sub_relaxed(&f->counted_in->holds, 1);
+    }
     weft__block_free(f);
 }
 

@@ -15,6 +15,9 @@
  *     queue when it queues next (or drops, when it does not).
  *   - cont lives as long as next: next's free hook releases prev and frees cont. So prev stays
  *     valid for the whole call of fn, and a cancelled continuation leaves nothing behind.
+ *   - The pool may be destroyed while a continuation waits: cont holds the pool's page (which
+ *     outlives the pool, page.c) and queues next only inside weft__launch_begin/end, which the
+ *     pool's destruction waits for. A launch after it cancels next instead.
  *
  * Both blocks come from the block caches: no malloc per continuation once warm.
  */
@@ -30,6 +33,7 @@ struct cont {
     weft_future *next;
     weft_then_fn fn;
     void *arg;
+    struct weft__page *page; /* next's pool's page, one hold until the launch is over */
 };
 
 _Static_assert(sizeof(struct cont) <= WEFT_BLOCK_SIZE, "struct cont outgrew WEFT_BLOCK_SIZE");
@@ -69,14 +73,21 @@ static void cont_free(weft_future *next)
 static void cont_launch(struct cont *c)
 {
     weft_future *next = c->next;
-    weft_pool *pool = next->pool;
-    if (weft_future_state(next) == WEFT_PENDING &&
-        weft__enqueue(pool, next, weft__me(), false) == 0)
-        return; /* the queue has the reference now */
-    /* Cancelled by its owner already, or the pool was shut down: it never runs. */
+    struct weft__page *page = c->page; /* read now: once queued, next (and c) may be freed */
+    if (weft_future_state(next) == WEFT_PENDING && weft__launch_begin(page)) {
+        /* The pool exists until weft__launch_end: its destruction waits for this. */
+        int rc = weft__enqueue(next->pool, next, weft__me(), false);
+        weft__launch_end(page);
+        if (rc == 0) {
+            weft__page_put(page, 1);
+            return; /* the queue has the reference now */
+        }
+    }
+    /* Cancelled by its owner already, or the pool was shut down or destroyed: it never runs. */
     if (weft__future_cancel_pending(next))
         weft__uncount(next);
     weft_future_release(next);
+    weft__page_put(page, 1);
 }
 
 static void cont_fire(struct weft__fnode *n, weft_future *prev)
@@ -107,6 +118,8 @@ int weft_future_then(weft_future *prev, weft_pool *pool, weft_then_fn fn, void *
     c->next = next;
     c->fn = fn;
     c->arg = arg;
+    c->page = pool->page;
+    weft__page_get(c->page); /* the pool's own hold keeps the page while we take ours */
     c->node.fire = cont_fire;
     *out = next;
     if (!weft__future_add_node(prev, &c->node))

@@ -163,6 +163,37 @@ START_TEST(test_cancel_gives_budget_back)
 }
 END_TEST
 
+/* The statistics add up when a CANCEL shutdown sweeps a task its owner had cancelled:
+ * submitted = run + skipped + taken by the sweep. */
+START_TEST(test_stats_add_up_after_sweeping_cancelled)
+{
+    weft_pool *p = pool_with(1, 0);
+    tu_gate gate;
+    tu_gate_init(&gate);
+    weft_future *blocker = NULL, *f = NULL, *g = NULL;
+    ck_assert_int_eq(weft_submit(p, tu_task_gate, &gate, &blocker), 0);
+    while (weft_future_state(blocker) == WEFT_PENDING)
+        tu_sleep_ms(1);
+    ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, &f), 0);
+    ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, &g), 0);
+    ck_assert_int_eq(weft_future_cancel(f), 1); /* by its owner, still queued */
+    ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_CANCEL), 0); /* sweeps f and g */
+    tu_gate_open(&gate);
+    ck_assert_int_eq(weft_future_result(blocker, NULL), 0);
+    ck_assert_int_eq(weft_future_result(g, NULL), -ECANCELED);
+    weft_stats st;
+    ck_assert_int_eq(weft_pool_stats(p, &st, NULL, 0), 0);
+    ck_assert_uint_eq(st.submitted_outside + st.total.submitted, 3);
+    ck_assert_uint_eq(st.total.tasks_run + st.total.tasks_skipped + st.cancelled_queued, 3);
+    ck_assert_uint_eq(st.cancelled_queued, 2);
+    ck_assert_int_eq(weft_pool_destroy(p), 0);
+    weft_future_release(blocker);
+    weft_future_release(f);
+    weft_future_release(g);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Shutdown from callbacks
  */
@@ -417,6 +448,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cancel_races_destroy);
     tcase_add_test(tc, test_cancel_gives_budget_back);
+    tcase_add_test(tc, test_stats_add_up_after_sweeping_cancelled);
     suite_add_tcase(s, tc);
     tc = tcase_create("callbacks");
     tcase_set_timeout(tc, 60);

@@ -677,6 +677,43 @@ START_TEST(test_then_inside_the_pool)
 }
 END_TEST
 
+/* The pool of a waiting continuation is destroyed before the predecessor finishes: the
+ * continuation ends CANCELLED and its function never runs (nothing touches the freed pool). */
+START_TEST(test_then_pool_destroyed_first)
+{
+    for (int round = 0; round < 50; round++) {
+        weft_pool *pool = tu_pool_new(1 + (unsigned)(round % 2), NULL);
+        weft_future *prev = NULL, *next = NULL;
+        then_probe pr;
+        probe_init(&pr, 0);
+        ck_assert_int_eq(weft_future_create(&prev), 0);
+        ck_assert_int_eq(weft_future_then(prev, pool, then_record, &pr, &next), 0);
+        tu_pool_free(pool);
+        ck_assert_int_eq(weft_future_set_result(prev, &marker_a), 0);
+        ck_assert_int_eq(weft_future_result(next, NULL), -ECANCELED);
+        ck_assert_int_eq(atomic_load(&pr.runs), 0);
+        weft_future_release(next);
+        weft_future_release(prev);
+    }
+}
+END_TEST
+
+/* A promise released unfinished frees the callbacks on it, which never run. */
+START_TEST(test_promise_released_with_callbacks)
+{
+    atomic_int calls;
+    atomic_init(&calls, 0);
+    for (int i = 0; i < 100; i++) {
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_future_create(&f), 0);
+        ck_assert_int_eq(weft_future_on_done(f, cb_count, &calls), 0);
+        ck_assert_int_eq(weft_future_on_done(f, cb_count, &calls), 0);
+        weft_future_release(f); /* LeakSanitizer checks the callbacks' nodes went with it */
+    }
+    ck_assert_int_eq(atomic_load(&calls), 0);
+}
+END_TEST
+
 /* Once warm, promises and continuations come from the block caches: no malloc per use (a few
  * per 10^5 at most, see below). */
 static int then_identity(weft_future *prev, void *arg, void **result)
@@ -741,6 +778,8 @@ int main(void)
     tcase_add_test(tc, test_then_of_a_gather_of_100000);
     tcase_add_test(tc, test_then_races_prev_completion);
     tcase_add_test(tc, test_then_inside_the_pool);
+    tcase_add_test(tc, test_then_pool_destroyed_first);
+    tcase_add_test(tc, test_promise_released_with_callbacks);
     tcase_add_test(tc, test_promise_and_then_allocate_nothing_once_warm);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -235,9 +235,9 @@ DEVIATIONS = [
         "documented",
         "park_relacy.cpp WHAT IS MODELLED: weft_submit from outside the pool (the path from a "
         "worker pushes to its own deque, in weft__enqueue)"),
-    Dev("relacy", ("pool.submit",), "lib", "fetch_add relaxed holds; fetch_sub relaxed holds",
+    Dev("relacy", ("pool.submit",), "lib", "fetch_add relaxed pending; fetch_sub relaxed pending",
         "", "documented",
-        "weft__task_new's max_pending budget (relaxed add/sub on the page's holds) is not in the "
+        "weft__task_new's max_pending budget (relaxed add/sub on the page's pending count) is not in the "
         "model, and its header does not say so (relaxed, and the model's pool has no limit)"),
     Dev("relacy", ("pool.destroy",), "lib", "store relaxed nthreads", "", "documented",
         "teardown's st_relaxed(&pool->nthreads) (the count the workers' stop-hook barrier after "
@@ -278,7 +278,7 @@ DEVIATIONS = [
         "load state; call park.notify_one", "form",
         "the guards of one Promela `if` are evaluated in one step: `chosen && fdone` and "
         "`chosen && !fdone` read fdone once, as lib/'s if/else reads ready() once"),
-    Dev("spin", ("pool.submit",), "lib", "fetch_add holds; fetch_sub holds", "", "documented",
+    Dev("spin", ("pool.submit",), "lib", "fetch_add pending; fetch_sub pending", "", "documented",
         "weft__task_new's max_pending budget is not modelled (as for Relacy)"),
     Dev("spin", ("pool.submit",), "lib", "store taking; load shutdown; store taking", "",
         "documented", "park.pml: 'pool.c weft_submit (outside)' (the path from a worker, "
@@ -343,6 +343,9 @@ LIB_CALLS = {
     "free_pool": (IGNORE, "after every worker was joined"),
     "weft__pool_write_trace": (IGNORE, "tracing, after every worker was joined"),
     "weft__pool_forked": (IGNORE, "fork() child detection, not modelled"),
+    "weft__page_get": (IGNORE, "the max_pending budget holds the page (DEVIATIONS: not modelled)"),
+    "weft__page_pool_dying": (IGNORE, "continuations' launches, after every worker was joined; "
+                                      "not modelled"),
     "weft__me": (IGNORE, "the calling worker, with fork() child detection, not modelled"),
     "weft__futex_wait": (("futex", "futex_wait"), "platform.c"),
     "weft__futex_wake": (("futex", "futex_wake"), "platform.c"),

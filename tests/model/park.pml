@@ -13,7 +13,7 @@
  *   the bitmap `idle`.
  *   Every statement is atomic in Promela; each lib/ atomic access is one statement here.
  *   Left out, as in park_relacy.cpp: a CANCEL shutdown and the `taking` handshake it relies on
- *   (acquire_task, decide), max_pending (the page's holds), and teardown's store of nthreads.
+ *   (acquire_task, decide), max_pending (the page's pending count), and teardown's store of nthreads.
  *
  *   lib/                                     here
  *   worker.c weft__worker_main loop          proctype Worker

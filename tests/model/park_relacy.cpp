@@ -86,7 +86,7 @@
  *     the `taking` handshake it relies on: acquire_task's st_seq_cst of taking and decide()'s
  *     ld_seq_cst of the bits and st_release of taking are left out; find_task is called
  *     directly. Nor is max_pending (the pool has no limit): weft__task_new's relaxed add and
- *     sub on the page's holds are left out. teardown's relaxed store of nthreads (for the stop
+ *     sub on the page's pending count are left out. teardown's relaxed store of nthreads (for the stop
  *     hooks' barrier after the loop) is left out: the model's workers end with the loop.
  *
  * LINE-BY-LINE CORRESPONDENCE: each function below is named after the lib/ function it copies
