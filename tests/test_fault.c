@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fault injection: every allocation and thread start that a public call sequence reaches is made
  * to fail in turn, and the sequence must cope.
@@ -26,7 +27,9 @@
  * The countdown is process-wide: it is armed only while a sequence runs, and worker threads
  * count too (a submission from inside a task may grow the worker's deque).
  *
- * Each walk prints how many sites it injected; main() prints the table and the total.
+ * Each walk prints how many sites it injected; main() prints the table and the total. Calls
+ * that must never allocate (weft_offer/weft_reclaim) get a walk armed only around them, which
+ * must find no site at all.
  */
 #include "testutil.h"
 
@@ -1357,6 +1360,834 @@ START_TEST(test_loops)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Promises: weft_future_create, weft_future_set_result, weft_future_set_error
+ */
+
+static int marks[8]; /* values that promises and continuations are set to */
+
+static void count_cb(weft_future *f, void *data)
+{
+    TU_EXPECT(weft_future_done(f));
+    atomic_fetch_add((atomic_int *)data, 1);
+}
+
+/* Waits for the future its argument is (on a worker: the helping path) and ends as it did. */
+static int await_task(void *arg, void **result)
+{
+    return weft_future_result(arg, result);
+}
+
+/* a: created, set while a worker waits for it, read, sets refused; b: a callback while pending,
+ * then failed; c: cancelled, then a set refused. Only weft_future_create, weft_submit and
+ * weft_future_on_done allocate; every set, cancel and result runs whatever failed before. */
+static void seq_promise(run *r, void *arg)
+{
+    (void)arg;
+    weft_pool *p = pool_new(r, 2);
+    if (p == NULL)
+        return;
+    weft_future *const sentinel = (weft_future *)&marks[7];
+    weft_future *a = sentinel, *b = sentinel, *c = sentinel, *w = sentinel;
+    atomic_int calls;
+    atomic_init(&calls, 0);
+    int wrc = 1, aset = 1, ares = 1, aagain = 0, aerr = 0, wres = 1;
+    int orc = 1, bset = 1, bres = 0, ccancel = -1, cset = 0, cres = 0;
+    void *av = NULL, *wv = NULL;
+
+    arm(r);
+    int arc = weft_future_create(&a);
+    if (arc == 0) {
+        wrc = weft_submit(p, await_task, a, &w);
+        aset = weft_future_set_result(a, &marks[0]);
+        ares = weft_future_result(a, &av);
+        aagain = weft_future_set_result(a, &marks[1]);
+        aerr = weft_future_set_error(a, -EIO);
+        if (wrc == 0)
+            wres = weft_future_result(w, &wv);
+    }
+    int brc = weft_future_create(&b);
+    if (brc == 0) {
+        orc = weft_future_on_done(b, count_cb, &calls);
+        bset = weft_future_set_error(b, -EIO);
+        bres = weft_future_result(b, NULL);
+    }
+    int crc = weft_future_create(&c);
+    if (crc == 0) {
+        ccancel = weft_future_cancel(c);
+        cset = weft_future_set_result(c, &marks[2]);
+        cres = weft_future_result(c, NULL);
+    }
+    disarm(r);
+
+    if (ok_or_oom(r, "weft_future_create (a)", arc)) {
+        WCHECK(r, aset == 0 && ares == 0 && av == &marks[0]);
+        WCHECK(r, aagain == -EALREADY && aerr == -EALREADY);
+        WCHECK(r, weft_future_state(a) == WEFT_DONE);
+        if (ok_or_oom(r, "weft_submit (a waiter)", wrc)) {
+            WCHECK(r, wres == 0 && wv == &marks[0]);
+            weft_future_release(w);
+        } else {
+            WCHECK(r, w == sentinel);
+        }
+        weft_future_release(a);
+    } else {
+        WCHECK(r, a == sentinel);
+    }
+    if (ok_or_oom(r, "weft_future_create (b)", brc)) {
+        WCHECK(r, bset == 0 && bres == -EIO && weft_future_state(b) == WEFT_FAILED);
+        /* the setter fires the callbacks before it returns */
+        if (ok_or_oom(r, "weft_future_on_done (pending promise)", orc))
+            WCHECK(r, tu_ld(&calls) == 1);
+        else
+            WCHECK(r, tu_ld(&calls) == 0);
+        weft_future_release(b);
+    } else {
+        WCHECK(r, b == sentinel);
+    }
+    if (ok_or_oom(r, "weft_future_create (c)", crc)) {
+        WCHECK(r, ccancel == 1 && cset == -EALREADY && cres == -ECANCELED);
+        WCHECK(r, weft_future_state(c) == WEFT_CANCELLED);
+        weft_future_release(c);
+    } else {
+        WCHECK(r, c == sentinel);
+    }
+    pool_done(r, p);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Continuations: weft_future_then
+ */
+
+typedef struct then_link {
+    atomic_int runs;
+    weft_future *prev; /* the predecessor fn must be given (set before the call) */
+    atomic_int seen;   /* prev's state as fn saw it; -1 before */
+} then_link;
+
+static void then_link_init(then_link *l)
+{
+    atomic_init(&l->runs, 0);
+    l->prev = NULL;
+    atomic_init(&l->seen, -1);
+}
+
+/* A continuation: DONE with its predecessor's value plus one (a chain counts its links), or with
+ * &marks[5] when the predecessor did not end DONE. */
+static int link_fn(weft_future *prev, void *arg, void **result)
+{
+    then_link *l = arg;
+    atomic_fetch_add(&l->runs, 1);
+    TU_EXPECT(prev == l->prev);
+    TU_EXPECT(weft_future_done(prev));
+    atomic_store(&l->seen, (int)weft_future_state(prev));
+    void *v = NULL;
+    if (weft_future_result(prev, &v) == 0) /* finished: returns at once */
+        *result = (void *)((uintptr_t)v + 1);
+    else
+        *result = &marks[5];
+    return 0;
+}
+
+#define CHAIN       4
+#define NOT_CALLED  1 /* a code no call below returns */
+#define CHAIN_START ((uintptr_t)1000)
+
+/* What then_program did, for then_verify. */
+typedef struct then_rec {
+    weft_future *sentinel; /* what *out holds before each call */
+    slot s;
+    /* 1. prev finished already: a task waited for */
+    weft_future *t, *n1;
+    int trc, n1rc, n1res;
+    void *n1v;
+    then_link l1;
+    /* 2. prev an unfinished promise, with a chain of CHAIN links after it */
+    weft_future *q, *ch[CHAIN];
+    int qrc, qset, chrc[CHAIN], lastres;
+    void *lastv;
+    then_link cl[CHAIN];
+    /* 3. a continuation cancelled before its predecessor finishes: fn never runs */
+    weft_future *x, *nx;
+    int xrc, nxrc, nxcancel, xset, nxres;
+    then_link lx;
+    /* 4. the predecessor cancelled: fn runs all the same */
+    weft_future *y, *ny;
+    int yrc, nyrc, ycancel, nyres;
+    void *nyv;
+    then_link ly;
+} then_rec;
+
+static void then_rec_init(then_rec *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->sentinel = (weft_future *)&t->sentinel;
+    atomic_init(&t->s.runs, 0);
+    t->t = t->n1 = t->q = t->x = t->nx = t->y = t->ny = t->sentinel;
+    t->trc = t->n1rc = t->n1res = NOT_CALLED;
+    t->qrc = t->qset = t->lastres = NOT_CALLED;
+    t->xrc = t->nxrc = t->xset = t->nxres = NOT_CALLED;
+    t->yrc = t->nyrc = t->nyres = NOT_CALLED;
+    t->nxcancel = t->ycancel = -1;
+    then_link_init(&t->l1);
+    then_link_init(&t->lx);
+    then_link_init(&t->ly);
+    for (int k = 0; k < CHAIN; k++) {
+        t->ch[k] = t->sentinel;
+        t->chrc[k] = NOT_CALLED;
+        then_link_init(&t->cl[k]);
+    }
+}
+
+/* The calls, from outside the pool or inside one of its tasks. */
+static void then_program(weft_pool *p, then_rec *t)
+{
+    /* 1 */
+    t->trc = weft_submit(p, slot_task, &t->s, &t->t);
+    if (t->trc == 0) {
+        weft_future_wait(t->t, WEFT_FOREVER);
+        t->l1.prev = t->t;
+        t->n1rc = weft_future_then(t->t, p, link_fn, &t->l1, &t->n1);
+        if (t->n1rc == 0)
+            t->n1res = weft_future_result(t->n1, &t->n1v);
+    }
+    /* 2: a link that could not be made is skipped, the next one follows the one before */
+    t->qrc = weft_future_create(&t->q);
+    weft_future *last = t->qrc == 0 ? t->q : NULL;
+    for (int k = 0; k < CHAIN && last != NULL; k++) {
+        t->cl[k].prev = last;
+        t->chrc[k] = weft_future_then(last, p, link_fn, &t->cl[k], &t->ch[k]);
+        if (t->chrc[k] == 0)
+            last = t->ch[k];
+    }
+    /* 3 */
+    t->xrc = weft_future_create(&t->x);
+    if (t->xrc == 0) {
+        t->lx.prev = t->x;
+        t->nxrc = weft_future_then(t->x, p, link_fn, &t->lx, &t->nx);
+        if (t->nxrc == 0)
+            t->nxcancel = weft_future_cancel(t->nx);
+    }
+    /* 4 */
+    t->yrc = weft_future_create(&t->y);
+    if (t->yrc == 0) {
+        t->ly.prev = t->y;
+        t->nyrc = weft_future_then(t->y, p, link_fn, &t->ly, &t->ny);
+        t->ycancel = weft_future_cancel(t->y);
+    }
+    /* complete the predecessors, and wait */
+    if (t->qrc == 0) {
+        t->qset = weft_future_set_result(t->q, (void *)CHAIN_START);
+        t->lastres = weft_future_result(last, &t->lastv);
+    }
+    if (t->xrc == 0) {
+        t->xset = weft_future_set_error(t->x, -EIO);
+        if (t->nxrc == 0)
+            t->nxres = weft_future_result(t->nx, NULL);
+    }
+    if (t->yrc == 0 && t->nyrc == 0)
+        t->nyres = weft_future_result(t->ny, &t->nyv);
+}
+
+/* A weft_future_then that failed changed nothing: *out untouched, fn never runs. */
+static void then_refused(run *r, then_rec *t, weft_future *out, then_link *l)
+{
+    WCHECK(r, out == t->sentinel);
+    WCHECK(r, tu_ld(&l->runs) == 0);
+}
+
+/* Checks what then_program did, disarmed, and releases every future it made. */
+static void then_verify(run *r, then_rec *t)
+{
+    if (t->trc != NOT_CALLED && ok_or_oom(r, "weft_submit (then 1)", t->trc)) {
+        if (ok_or_oom(r, "weft_future_then (finished prev)", t->n1rc)) {
+            WCHECK(r, t->n1res == 0 && t->n1v == (void *)((uintptr_t)&t->s + 1));
+            WCHECK(r, tu_ld(&t->l1.seen) == WEFT_DONE);
+            weft_future_release(t->n1);
+        } else {
+            then_refused(r, t, t->n1, &t->l1);
+        }
+        WCHECK(r, weft_future_state(t->t) == WEFT_DONE);
+        weft_future_release(t->t);
+    }
+    if (t->qrc != NOT_CALLED && ok_or_oom(r, "weft_future_create (then 2)", t->qrc)) {
+        uintptr_t made = 0;
+        for (int k = 0; k < CHAIN; k++) {
+            if (!ok_or_oom(r, "weft_future_then (chain)", t->chrc[k])) {
+                then_refused(r, t, t->ch[k], &t->cl[k]);
+                continue;
+            }
+            made++;
+            WCHECK(r, weft_future_state(t->ch[k]) == WEFT_DONE);
+            void *v = NULL;
+            WCHECK(r, weft_future_result(t->ch[k], &v) == 0 && v == (void *)(CHAIN_START + made));
+            WCHECK(r, tu_ld(&t->cl[k].seen) == WEFT_DONE);
+        }
+        WCHECK(r, t->qset == 0 && weft_future_state(t->q) == WEFT_DONE);
+        WCHECK(r, t->lastres == 0 && t->lastv == (void *)(CHAIN_START + made));
+        for (int k = CHAIN - 1; k >= 0; k--) {
+            if (t->chrc[k] == 0)
+                weft_future_release(t->ch[k]);
+        }
+        weft_future_release(t->q);
+    }
+    if (t->xrc != NOT_CALLED && ok_or_oom(r, "weft_future_create (then 3)", t->xrc)) {
+        if (ok_or_oom(r, "weft_future_then (cancelled before prev)", t->nxrc)) {
+            WCHECK(r, t->nxcancel == 1 && t->nxres == -ECANCELED);
+            WCHECK(r, weft_future_state(t->nx) == WEFT_CANCELLED);
+            weft_future_release(t->nx);
+        } else {
+            then_refused(r, t, t->nx, &t->lx);
+        }
+        /* cancelling the continuation does not cancel its predecessor */
+        WCHECK(r, t->xset == 0 && weft_future_state(t->x) == WEFT_FAILED);
+        weft_future_release(t->x);
+    }
+    if (t->yrc != NOT_CALLED && ok_or_oom(r, "weft_future_create (then 4)", t->yrc)) {
+        WCHECK(r, t->ycancel == 1 && weft_future_state(t->y) == WEFT_CANCELLED);
+        if (ok_or_oom(r, "weft_future_then (prev cancelled)", t->nyrc)) {
+            WCHECK(r, t->nyres == 0 && t->nyv == &marks[5]);
+            WCHECK(r, tu_ld(&t->ly.seen) == WEFT_CANCELLED);
+            weft_future_release(t->ny);
+        } else {
+            then_refused(r, t, t->ny, &t->ly);
+        }
+        weft_future_release(t->y);
+    }
+}
+
+/* After the pool is destroyed: each continuation made ran exactly once (but the one cancelled),
+ * each one refused never. */
+static void then_verify_runs(run *r, then_rec *t)
+{
+    WCHECK(r, tu_ld(&t->s.runs) == (t->trc == 0 ? 1 : 0));
+    WCHECK(r, tu_ld(&t->l1.runs) == (t->n1rc == 0 ? 1 : 0));
+    for (int k = 0; k < CHAIN; k++)
+        WCHECK(r, tu_ld(&t->cl[k].runs) == (t->chrc[k] == 0 ? 1 : 0));
+    WCHECK(r, tu_ld(&t->lx.runs) == 0);
+    WCHECK(r, tu_ld(&t->ly.runs) == (t->nyrc == 0 ? 1 : 0));
+}
+
+#define BUDGET 32 /* the pools' max_pending here: continuations from outside count against it */
+
+static weft_pool *pool_new_budget(run *r, unsigned n, size_t max_pending)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = n;
+    cfg.name = "fault";
+    cfg.max_pending = max_pending;
+    weft_pool *p = NULL;
+    int rc = weft_pool_create(&cfg, &p);
+    if (rc != 0) {
+        wfail(r, __LINE__, "weft_pool_create(%u, max_pending %zu), disarmed = %d", n, max_pending,
+              rc);
+        return NULL;
+    }
+    return p;
+}
+
+typedef struct hold {
+    tu_gate gate;
+    atomic_int started;
+} hold;
+
+static int hold_task(void *arg, void **result)
+{
+    (void)result;
+    hold *h = arg;
+    atomic_fetch_add(&h->started, 1);
+    TU_EXPECT(tu_gate_wait(&h->gate));
+    return 0;
+}
+
+/* After a run, disarmed: the pool's whole max_pending budget is back (nothing the run left
+ * behind still counts against it). With each of its `threads` workers held by a task (which no
+ * longer counts once started), exactly `budget` more submissions from outside are accepted. */
+static void budget_intact(run *r, weft_pool *p, unsigned threads, size_t budget)
+{
+    hold h;
+    tu_gate_init(&h.gate);
+    atomic_init(&h.started, 0);
+    weft_future *held[4];
+    unsigned n = 0;
+    for (; n < threads && n < 4; n++) {
+        if (!WCHECK(r, weft_submit(p, hold_task, &h, &held[n]) == 0))
+            break;
+    }
+    WCHECK(r, tu_wait_atomic_ge(&h.started, (int)n, TU_PATIENCE_S));
+    weft_future *queued[BUDGET + 1];
+    size_t accepted = 0;
+    for (size_t i = 0; i <= budget && i <= BUDGET; i++) {
+        if (weft_submit(p, noop_task, NULL, &queued[accepted]) == 0)
+            accepted++;
+    }
+    WCHECK(r, accepted == budget);
+    tu_gate_open(&h.gate);
+    for (unsigned i = 0; i < n; i++) {
+        WCHECK(r, weft_future_result(held[i], NULL) == 0);
+        weft_future_release(held[i]);
+    }
+    /* started, all of them: the budget is free again for what follows */
+    for (size_t i = 0; i < accepted; i++) {
+        WCHECK(r, weft_future_result(queued[i], NULL) == 0);
+        weft_future_release(queued[i]);
+    }
+}
+
+static void seq_then_outside(run *r, void *arg)
+{
+    then_rec *t = arg;
+    then_rec_init(t);
+    weft_pool *p = pool_new_budget(r, 2, BUDGET);
+    if (p == NULL)
+        return;
+
+    arm(r);
+    then_program(p, t);
+    disarm(r);
+
+    then_verify(r, t);
+    budget_intact(r, p, 2, BUDGET);
+    pool_done(r, p);
+    then_verify_runs(r, t);
+}
+
+typedef struct ithen_ctx {
+    weft_pool *pool;
+    then_rec t;
+} ithen_ctx;
+
+static int then_task(void *arg, void **result)
+{
+    (void)result;
+    ithen_ctx *c = arg;
+    then_program(c->pool, &c->t);
+    return 0;
+}
+
+static void seq_then_inside(run *r, void *arg)
+{
+    ithen_ctx *c = arg;
+    then_rec_init(&c->t);
+    c->pool = pool_new_budget(r, 2, BUDGET);
+    if (c->pool == NULL)
+        return;
+    weft_future *const sentinel = c->t.sentinel;
+    weft_future *f = sentinel;
+
+    arm(r);
+    int rc = weft_submit(c->pool, then_task, c, &f);
+    int res = rc == 0 ? weft_future_result(f, NULL) : 0;
+    disarm(r);
+
+    if (ok_or_oom(r, "weft_submit (then_task, from outside)", rc)) {
+        WCHECK(r, res == 0);
+        weft_future_release(f);
+        WCHECK(r, c->t.trc != NOT_CALLED && c->t.qrc != NOT_CALLED);
+    } else {
+        WCHECK(r, f == sentinel);
+        WCHECK(r, c->t.trc == NOT_CALLED && c->t.qrc == NOT_CALLED);
+    }
+    then_verify(r, &c->t); /* the calls made inside: their errors count here */
+    budget_intact(r, c->pool, 2, BUDGET);
+    pool_done(r, c->pool);
+    then_verify_runs(r, &c->t);
+}
+
+START_TEST(test_promise)
+{
+    walk("promise create/set/result/cancel, a worker waiting", seq_promise, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_then)
+{
+    ithen_ctx *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    walk("weft_future_then, outside: done/pending prev, chain of 4", seq_then_outside, &c->t, 0);
+    walk("weft_future_then, inside a task: likewise", seq_then_inside, c, 0);
+    free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Promises in gathers, waits and completion sets
+ */
+
+#define PG_PROM 4
+#define PG_TASK 2
+#define PG_ALL  (PG_PROM + PG_TASK)
+
+/* Completes the promise its argument is, from a worker. */
+static int setter_task(void *arg, void **result)
+{
+    (void)result;
+    TU_EXPECT(weft_future_set_result(arg, &marks[3]) == 0);
+    return 0;
+}
+
+/* Drains completion set c: got[] receives what it hands out (at most max); returns the code
+ * that ended it and sets *n to how many it handed out. */
+static int drain(weft_completion *c, weft_future **got, size_t max, size_t *n)
+{
+    *n = 0;
+    for (;;) {
+        weft_future *f = NULL;
+        int rc = weft_completion_next(c, WEFT_FOREVER, &f);
+        if (rc != 0)
+            return rc;
+        if (*n < max)
+            got[*n] = f;
+        else
+            weft_future_release(f); /* (a bug: more than were added) */
+        (*n)++;
+    }
+}
+
+/* Each of got[0..n) is one of fs[0..m) with ok[i], each at most once; releases them. */
+static void check_handed_out(run *r, weft_future **got, size_t n, weft_future *const *fs,
+                             const bool *ok, size_t m)
+{
+    for (size_t k = 0; k < n; k++) {
+        bool member = false;
+        for (size_t i = 0; i < m; i++)
+            member = member || (ok[i] && got[k] == fs[i]);
+        WCHECK(r, member);
+        for (size_t j = 0; j < k; j++)
+            WCHECK(r, got[j] != got[k]);
+        WCHECK(r, weft_future_done(got[k]));
+        weft_future_release(got[k]);
+    }
+}
+
+static void seq_promise_sets(run *r, void *arg)
+{
+    (void)arg;
+    weft_pool *p = pool_new(r, 2);
+    if (p == NULL)
+        return;
+    slot s[PG_TASK];
+    weft_future *const sentinel = (weft_future *)&marks[6];
+    weft_completion *const csentinel = (weft_completion *)&marks[6];
+    weft_future *pr[PG_PROM], *t[PG_TASK];
+    int prc[PG_PROM], trc[PG_TASK];
+    weft_future *all[PG_ALL], *pfs[PG_PROM];
+    size_t n = 0, np = 0;
+    weft_future *g = sentinel, *gx = sentinel, *ng = sentinel, *setter = sentinel;
+    weft_completion *c = csentinel, *ac = csentinel;
+    int arc[PG_ALL];
+    bool added[PG_ALL];
+    then_link lg;
+    then_link_init(&lg);
+    for (int i = 0; i < PG_PROM; i++)
+        pr[i] = sentinel;
+    for (int i = 0; i < PG_TASK; i++) {
+        atomic_init(&s[i].runs, 0);
+        t[i] = sentinel;
+    }
+    for (int i = 0; i < PG_ALL; i++) {
+        arc[i] = NOT_CALLED;
+        added[i] = false;
+    }
+    int set0 = NOT_CALLED, set1 = NOT_CALLED, can2 = -1, set3 = NOT_CALLED, src = NOT_CALLED;
+    int setres = NOT_CALLED, ngrc = NOT_CALLED, ngres = NOT_CALLED;
+    int gres = NOT_CALLED, gxres = NOT_CALLED, clast = NOT_CALLED, aclast = NOT_CALLED;
+    void *gv = NULL, *gxv = NULL, *ngv = NULL;
+    weft_future *got[PG_ALL + 1], *agot[PG_PROM + 1];
+    size_t ngot = 0, nagot = 0;
+    size_t ndone = 12345;
+    weft_future *wout[PG_ALL];
+
+    arm(r);
+    for (int i = 0; i < PG_PROM; i++) {
+        prc[i] = weft_future_create(&pr[i]);
+        if (prc[i] == 0)
+            all[n++] = pfs[np++] = pr[i];
+    }
+    for (int i = 0; i < PG_TASK; i++) {
+        trc[i] = weft_submit(p, slot_task, &s[i], &t[i]);
+        if (trc[i] == 0)
+            all[n++] = t[i];
+    }
+    int grc = weft_gather(all, n, 0, &g);
+    int gxrc = weft_gather(all, n, WEFT_RETURN_EXCEPTIONS, &gx);
+    if (gxrc == 0) {
+        lg.prev = gx;
+        ngrc = weft_future_then(gx, p, link_fn, &lg, &ng); /* on a gather, unfinished */
+    }
+    int crc = weft_completion_create(&c);
+    for (size_t k = 0; crc == 0 && k < n; k++) {
+        arc[k] = weft_completion_add(c, all[k]);
+        added[k] = arc[k] == 0;
+    }
+    int acrc = weft_as_completed(pfs, np, &ac);
+    /* 0 DONE from here, 1 FAILED, 2 CANCELLED, 3 DONE from a worker */
+    if (prc[0] == 0)
+        set0 = weft_future_set_result(pr[0], &marks[0]);
+    if (prc[1] == 0)
+        set1 = weft_future_set_error(pr[1], -EIO);
+    if (prc[2] == 0)
+        can2 = weft_future_cancel(pr[2]);
+    if (prc[3] == 0) {
+        src = weft_submit(p, setter_task, pr[3], &setter);
+        if (src == 0)
+            setres = weft_future_result(setter, NULL);
+        else
+            set3 = weft_future_set_result(pr[3], &marks[3]);
+    }
+    int wrc = weft_wait(all, n, WEFT_ALL_COMPLETED, WEFT_FOREVER, wout, &ndone);
+    if (grc == 0)
+        gres = weft_future_result(g, &gv);
+    if (gxrc == 0)
+        gxres = weft_future_result(gx, &gxv);
+    if (ngrc == 0)
+        ngres = weft_future_result(ng, &ngv);
+    if (crc == 0) {
+        clast = drain(c, got, PG_ALL + 1, &ngot);
+        weft_completion_destroy(c);
+    }
+    if (acrc == 0) {
+        aclast = drain(ac, agot, PG_PROM + 1, &nagot);
+        weft_completion_destroy(ac);
+    }
+    disarm(r);
+
+    for (int i = 0; i < PG_PROM; i++) {
+        if (!ok_or_oom(r, "weft_future_create", prc[i]))
+            WCHECK(r, pr[i] == sentinel);
+    }
+    for (int i = 0; i < PG_TASK; i++) {
+        if (!ok_or_oom(r, "weft_submit", trc[i]))
+            WCHECK(r, t[i] == sentinel);
+    }
+    /* the promises ended as set, none left PENDING */
+    if (prc[0] == 0) {
+        void *v = NULL;
+        WCHECK(r, set0 == 0 && weft_future_result(pr[0], &v) == 0 && v == &marks[0]);
+    }
+    if (prc[1] == 0)
+        WCHECK(r, set1 == 0 && weft_future_result(pr[1], NULL) == -EIO);
+    if (prc[2] == 0)
+        WCHECK(r, can2 == 1 && weft_future_state(pr[2]) == WEFT_CANCELLED);
+    if (prc[3] == 0) {
+        if (ok_or_oom(r, "weft_submit (setter)", src)) {
+            WCHECK(r, setres == 0);
+            weft_future_release(setter);
+        } else {
+            WCHECK(r, setter == sentinel && set3 == 0);
+        }
+        void *v = NULL;
+        WCHECK(r, weft_future_result(pr[3], &v) == 0 && v == &marks[3]);
+    }
+    WCHECK(r, wrc == 0 && ndone == n); /* up to 64 futures: no allocation */
+    /* gather without RETURN_EXCEPTIONS: fails with the first child to fail, pr[1] then pr[2] */
+    if (ok_or_oom(r, "weft_gather", grc)) {
+        if (prc[1] == 0) {
+            WCHECK(r, gres == -EIO);
+        } else if (prc[2] == 0) {
+            WCHECK(r, gres == -ECANCELED);
+        } else {
+            WCHECK(r, gres == 0 && gv != NULL);
+            for (size_t k = 0; gres == 0 && k < n; k++) {
+                void *kv = NULL;
+                WCHECK(r, weft_future_result(all[k], &kv) == 0 && ((void **)gv)[k] == kv);
+            }
+        }
+        weft_future_release(g);
+    } else {
+        WCHECK(r, g == sentinel);
+    }
+    if (ok_or_oom(r, "weft_gather (RETURN_EXCEPTIONS)", gxrc)) {
+        WCHECK(r, gxres == 0 && gxv != NULL);
+        for (size_t k = 0; gxres == 0 && k < n; k++) {
+            void *kv = NULL, *cv = NULL;
+            int krc = weft_future_result(all[k], &kv);
+            WCHECK(r, weft_gather_child(gx, k, &cv) == krc);
+            WCHECK(r, ((void **)gxv)[k] == (krc == 0 ? kv : NULL));
+            if (krc == 0)
+                WCHECK(r, cv == kv);
+        }
+        if (ok_or_oom(r, "weft_future_then (on a gather)", ngrc)) {
+            WCHECK(r, ngres == 0 && ngv == (void *)((uintptr_t)gxv + 1));
+            WCHECK(r, tu_ld(&lg.seen) == WEFT_DONE);
+            weft_future_release(ng);
+        } else {
+            WCHECK(r, ng == sentinel);
+        }
+        weft_future_release(gx);
+    } else {
+        WCHECK(r, gx == sentinel);
+    }
+    if (ok_or_oom(r, "weft_completion_create", crc)) {
+        size_t nadded = 0;
+        for (size_t k = 0; k < n; k++) {
+            ok_or_oom(r, "weft_completion_add", arc[k]);
+            nadded += added[k];
+        }
+        WCHECK(r, clast == -ENOENT && ngot == nadded);
+        check_handed_out(r, got, ngot < PG_ALL + 1 ? ngot : PG_ALL + 1, all, added, n);
+    } else {
+        WCHECK(r, c == csentinel);
+    }
+    if (ok_or_oom(r, "weft_as_completed (promises)", acrc)) {
+        bool every[PG_PROM] = {true, true, true, true};
+        WCHECK(r, aclast == -ENOENT && nagot == np);
+        check_handed_out(r, agot, nagot < PG_PROM + 1 ? nagot : PG_PROM + 1, pfs, every, np);
+    } else {
+        WCHECK(r, ac == csentinel);
+    }
+    for (int i = 0; i < PG_PROM; i++) {
+        if (prc[i] == 0) {
+            WCHECK(r, weft_future_done(pr[i]));
+            weft_future_release(pr[i]);
+        }
+    }
+    for (int i = 0; i < PG_TASK; i++) {
+        if (trc[i] == 0) {
+            void *v = NULL;
+            WCHECK(r, weft_future_result(t[i], &v) == 0 && v == &s[i]);
+            weft_future_release(t[i]);
+        }
+    }
+    pool_done(r, p);
+    for (int i = 0; i < PG_TASK; i++)
+        WCHECK(r, tu_ld(&s[i].runs) == (trc[i] == 0 ? 1 : 0));
+    WCHECK(r, tu_ld(&lg.runs) == (ngrc == 0 ? 1 : 0));
+}
+
+START_TEST(test_promise_sets)
+{
+    walk("promises + tasks in gathers, wait, completion sets, then", seq_promise_sets, NULL, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Inline fork-join: weft_offer / weft_reclaim never allocate
+ */
+
+#define FIB_N  18
+#define FIB_V  2584 /* fib(18) */
+#define DEEP_N 320  /* more nested offers than a worker's deque has slots (256) */
+
+typedef struct fib_arg {
+    unsigned n;
+    unsigned long v;
+} fib_arg;
+
+static void fib_offer(void *arg)
+{
+    fib_arg *a = arg;
+    if (a->n < 2) {
+        a->v = a->n;
+        return;
+    }
+    fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
+    weft_frame fr;
+    weft_offer(&fr, fib_offer, &y);
+    fib_offer(&x);
+    if (weft_reclaim(&fr))
+        fib_offer(&y);
+    a->v = x.v + y.v;
+}
+
+typedef struct offer_ctx {
+    unsigned threads;
+    bool gated; /* the task waits for the gate: the run arms only around the offers */
+    tu_gate gate;
+    fib_arg fib;
+    atomic_int deep[DEEP_N];
+    long sites; /* sites reached, process-wide, while the task offered and reclaimed */
+} offer_ctx;
+
+static void deep_leaf(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void deep_offer(offer_ctx *c, unsigned k)
+{
+    if (k == DEEP_N)
+        return;
+    weft_frame fr;
+    weft_offer(&fr, deep_leaf, &c->deep[k]);
+    deep_offer(c, k + 1);
+    if (weft_reclaim(&fr))
+        deep_leaf(&c->deep[k]);
+}
+
+static int offer_task(void *arg, void **result)
+{
+    (void)result;
+    offer_ctx *c = arg;
+    if (c->gated)
+        TU_EXPECT(tu_gate_wait(&c->gate));
+    long before = weft__fault_sites();
+    fib_offer(&c->fib);
+    deep_offer(c, 0);
+    c->sites = weft__fault_sites() - before;
+    return 0;
+}
+
+static void seq_offer(run *r, void *arg)
+{
+    offer_ctx *c = arg;
+    weft_pool *p = pool_new(r, c->threads);
+    if (p == NULL)
+        return;
+    c->fib = (fib_arg){FIB_N, 0};
+    for (int k = 0; k < DEEP_N; k++)
+        atomic_init(&c->deep[k], 0);
+    c->sites = -1;
+    tu_gate_init(&c->gate);
+    weft_future *const sentinel = (weft_future *)&c->gate;
+    weft_future *f = sentinel;
+    int rc = 0;
+    if (c->gated)
+        rc = weft_submit(p, offer_task, c, &f); /* before arming: only the offers are armed */
+
+    arm(r);
+    if (!c->gated)
+        rc = weft_submit(p, offer_task, c, &f);
+    else
+        tu_gate_open(&c->gate);
+    int res = rc == 0 ? weft_future_result(f, NULL) : 0;
+    disarm(r);
+
+    if (c->gated ? WCHECK(r, rc == 0) : ok_or_oom(r, "weft_submit (offer_task)", rc)) {
+        WCHECK(r, res == 0);
+        weft_future_release(f);
+        WCHECK(r, c->sites == 0); /* neither weft_offer nor weft_reclaim allocates */
+        WCHECK(r, c->fib.v == FIB_V);
+        for (int k = 0; k < DEEP_N; k++)
+            WCHECK(r, tu_ld(&c->deep[k]) == 1);
+    } else {
+        WCHECK(r, f == sentinel && c->sites == -1);
+    }
+    pool_done(r, p);
+}
+
+START_TEST(test_offer)
+{
+    offer_ctx *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    c->threads = 1; /* no thief: the deque fills, later offers stay private */
+    walk("weft_offer/reclaim in a task, 1 worker (submit armed)", seq_offer, c, 0);
+    c->threads = 2;
+    walk("weft_offer/reclaim in a task, 2 workers (submit armed)", seq_offer, c, 0);
+    /* Armed only while the task offers and reclaims: not one site. */
+    c->gated = true;
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        c->threads = threads;
+        long walked = walk(threads == 1 ? "weft_offer/reclaim alone, 1 worker (0 sites)"
+                                        : "weft_offer/reclaim alone, 2 workers (0 sites)",
+                           seq_offer, c, W_MAY_BE_EMPTY | W_EXACT);
+        ck_assert_msg(walked == 0, "weft_offer/reclaim reached %ld allocation sites", walked);
+    }
+    free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics, shutdown
  */
 
@@ -1474,6 +2305,10 @@ static Suite *fault_suite(void)
     tcase_add_test(tc, test_wait);
     tcase_add_test(tc, test_completion);
     tcase_add_test(tc, test_loops);
+    tcase_add_test(tc, test_promise);
+    tcase_add_test(tc, test_then);
+    tcase_add_test(tc, test_promise_sets);
+    tcase_add_test(tc, test_offer);
     tcase_add_test(tc, test_stats_shutdown);
     suite_add_tcase(s, tc);
     return s;

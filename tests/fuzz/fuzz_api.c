@@ -1,12 +1,14 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_api: a libFuzzer harness that reads its input as a program of weft API calls.
  *
  * The input is a sequence of operations. Each starts with one opcode byte (taken modulo
  * OP_COUNT) followed by the argument bytes that operation reads; a missing byte reads as 0, so
  * every input is a valid program. At most MAX_OPS operations run per input. The harness keeps a
- * small table of live objects: up to MAX_POOLS pools (1 to 4 workers), MAX_SLOTS futures (tasks
- * and gathers, each with the references the harness holds) and MAX_SETS completion sets. An
- * argument naming a future picks among the live slots (byte modulo their number).
+ * small table of live objects: up to MAX_POOLS pools (1 to 4 workers), MAX_SLOTS futures (tasks,
+ * gathers, promises and continuations, each with the references the harness holds) and MAX_SETS
+ * completion sets. An argument naming a future picks among the live slots (byte modulo their
+ * number).
  *
  * Every call's return code is checked against the documented ones and every contract rule the
  * harness can observe is checked as it goes (see the CHECK()s): state transitions only move
@@ -17,6 +19,21 @@
  * nothing could cancel it), and the pool's statistics add up. A violation prints what failed and
  * aborts, which libFuzzer reports as a crash. At the end of an input everything is destroyed and
  * every reference released, so LeakSanitizer sees real leaks only.
+ *
+ * Promises (weft_future_create) are completed with set_result, set_error or cancel by the harness
+ * thread and by helper threads (op 34), often racing: of all the calls on one promise exactly one
+ * succeeds (the others get -EALREADY, or 0 from cancel), the promise is never RUNNING, its outcome
+ * is the winner's (each promise has one value and one failure code, so any winner's outcome is
+ * known), set_error(f, 0) and a set on a future that is not a promise are -EINVAL. The harness
+ * keeps a hidden reference to each promise and completes every one still PENDING when the input
+ * ends, so that every future resolves; before any wait without limit it completes the promises
+ * the awaited futures depend on (through gathers and continuations), so a hang is still a library
+ * bug. Continuations (weft_future_then, op 32) take any future as predecessor, promises and
+ * gathers included, and run a task of any kind; their function checks that it runs once, after
+ * its predecessor finished, and is given it. A continuation cancelled (cancel returned 1) never
+ * runs; one refused leaves *out untouched and never runs; one whose pool was shut down before its
+ * predecessor finished ends CANCELLED. Tasks of kind TK_PROMISE make promises and continuations
+ * from inside the pool.
  *
  * Tasks never wait for anything but their own children, and every sleep, spin and gate has a
  * deadline of at most a few milliseconds, so a hang is a library bug.
@@ -56,12 +73,29 @@
  *  28 burst          pool k kind p1  (1 + k % 32 submissions at once; k & 0x80: every other
  *                    one detached)
  *  29 sweep          (releases every reference to the futures that have settled)
+ *  30 prom_create    code  (a promise; code & 7 picks the code set_error gives it)
+ *  31 prom_set       fut how  (how % 4: set_result, set_error, cancel, set_error with code 0; on
+ *                    a future that is not a promise both sets are -EINVAL; how & 4: set again)
+ *  32 then           fut pool kind p1 p2 p3 flags  (a continuation of fut on pool running a task
+ *                    of that kind; flags as submit's)
+ *  33 abandon        flags  (a promise released unfinished: flags 1 with an on_done callback,
+ *                    2 a wait with timeout, 4 in a completion set destroyed; 8: a polled weft_wait)
+ *  34 helper_set     pool k kind mode n how fut*n  (a helper as op 27, which also completes up to
+ *                    4 of the chosen futures: set_result/set_error/cancel by how, before or after
+ *                    its submissions; on a future that is not a promise a set is -EINVAL)
+ * Task kinds (kind byte % 32): see kind_table; TK_PROMISE (kind 16) makes a promise inside the
+ * pool, continuations of it, of a gather over it and of a child task, completes it and checks.
  * tests/fuzz/gen_corpus.py writes the seed corpus with this encoding.
  *
  * Environment: WEFT_FUZZ_TRACE=1 prints each operation on stderr; WEFT_FUZZ_ALLOW=name,...
  * tolerates the named known deviations (the names in the CHECK_DEV()s below) so that fuzzing
  * can go past a bug already reported; WEFT_FUZZ_WATCHDOG=seconds prints every thread's stack
- * and aborts when one input runs that long (a hang).
+ * and aborts when one input runs that long (a hang). Two names kept the harness away from
+ * library bugs it could not check as an invariant (they crashed or leaked), both fixed since,
+ * with their reproducers in the corpus (regress-then-after-destroy,
+ * regress-abandon-callback-leak): then-after-destroy (a continuation whose pool is destroyed
+ * before its predecessor finishes) and abandon-callback-leak (a promise released unfinished
+ * with on_done callbacks on it). Without them the harness exercises both.
  */
 #include <weft.h>
 
@@ -98,6 +132,7 @@ void weft__fault_arm(long n);
 #define MAX_GATE_CLOSES 4
 #define MAX_WAIT_N      80
 #define MAX_REFS        8
+#define MAX_PROMS       512
 
 /* ---------------------------------------------------------------------------------------------
  * Failing
@@ -210,20 +245,25 @@ struct pinfo {
 enum tkind {
     TK_VALUE,
     TK_FAIL,
-    TK_SPIN,   /* polls weft_cancel_requested for a while */
-    TK_CHILD,  /* submits a child and waits for it */
-    TK_JOIN,   /* weft_join, parallel_for, parallel_reduce, scope */
-    TK_SLEEP,  /* a few microseconds */
-    TK_GATE,   /* waits for the gate (bounded) */
-    TK_SELF,   /* destroy and wait on itself: -EDEADLK */
-    TK_MULTI,  /* children and weft_wait / as_completed / gather / completion set on them */
-    TK_DETACH, /* submits a detached child */
-    TK_SHUT,   /* shuts its own pool down */
+    TK_SPIN,    /* polls weft_cancel_requested for a while */
+    TK_CHILD,   /* submits a child and waits for it */
+    TK_JOIN,    /* weft_join, parallel_for, parallel_reduce, scope */
+    TK_SLEEP,   /* a few microseconds */
+    TK_GATE,    /* waits for the gate (bounded) */
+    TK_SELF,    /* destroy and wait on itself: -EDEADLK */
+    TK_MULTI,   /* children and weft_wait / as_completed / gather / completion set on them */
+    TK_DETACH,  /* submits a detached child */
+    TK_SHUT,    /* shuts its own pool down */
+    TK_PROMISE, /* a promise, continuations and a gather on it, made and completed inside */
 };
 
-static const enum tkind kind_table[16] = {TK_VALUE,  TK_VALUE, TK_FAIL,  TK_FAIL, TK_SPIN, TK_CHILD,
-                                          TK_CHILD,  TK_JOIN,  TK_SLEEP, TK_GATE, TK_SELF, TK_MULTI,
-                                          TK_DETACH, TK_VALUE, TK_SPIN,  TK_SHUT};
+/* Indexed by the kind byte % 32; the first 16 as before continuations and promises existed. */
+#define KINDS 32
+static const enum tkind kind_table[KINDS] = {
+    TK_VALUE,   TK_VALUE, TK_FAIL, TK_FAIL,    TK_SPIN,   TK_CHILD, TK_CHILD, TK_JOIN,
+    TK_SLEEP,   TK_GATE,  TK_SELF, TK_MULTI,   TK_DETACH, TK_VALUE, TK_SPIN,  TK_SHUT,
+    TK_PROMISE, TK_VALUE, TK_FAIL, TK_PROMISE, TK_SPIN,   TK_CHILD, TK_MULTI, TK_JOIN,
+    TK_SLEEP,   TK_GATE,  TK_SELF, TK_PROMISE, TK_DETACH, TK_VALUE, TK_FAIL,  TK_VALUE};
 
 static const int fail_codes[8] = {1, -1, -EINVAL, -ECANCELED, -ETIMEDOUT, INT_MIN, INT_MAX, 7};
 
@@ -245,28 +285,53 @@ struct rec {
     _Atomic(weft_future *) self;
     atomic_int audit; /* 0, or 1 + the state its audit callback saw */
     atomic_int audited;
+    /* Continuations: the predecessor the function must be given (set before weft_future_then),
+     * and 1 + the state the function saw it in (0 before it ran). */
+    weft_future *then_prev;
+    atomic_int prev_seen;
 };
 
 static struct rec recs[MAX_RECS];
 static atomic_int nrecs;
 
-enum fkind { FI_TASK, FI_GATHER };
+/* A promise. The harness keeps one hidden reference (f) until the end of the input. Counters are
+ * bumped by whoever completed it, after the call returned: harness and helper threads. */
+struct prom {
+    weft_future *f;
+    void *value;                          /* what set_result sets */
+    int code;                             /* what set_error sets */
+    atomic_int set_ok, err_ok, cancel_ok; /* calls that won: set_result, set_error, cancel */
+    atomic_int calls;                     /* completion calls made on it */
+    atomic_int inflight;                  /* helpers holding it to complete it */
+    bool exposed;                         /* a gather's cancel may reach it */
+    bool async; /* ...on another thread (a CANCEL_ON_ERROR gather's failing child) */
+};
 
-/* One future the harness made (task or gather). Stays in the arena after its last release. */
+static struct prom proms[MAX_PROMS];
+static int nproms;
+
+enum fkind { FI_TASK, FI_GATHER, FI_PROMISE };
+
+/* One future the harness made: a task, a continuation (a task whose rec has then_prev), a gather
+ * or a promise. Stays in the arena after its last release. */
 struct finfo {
     weft_future *f; /* valid while the harness, a live gather or a live set holds it */
     enum fkind kind;
-    struct rec *rec; /* tasks */
-    size_t n;        /* gathers: children */
+    struct rec *rec;    /* tasks and continuations */
+    struct prom *prom;  /* promises */
+    struct finfo *prev; /* continuations: the predecessor */
+    bool hidden;        /* continuations: the harness holds a hidden reference (see the top) */
+    size_t n;           /* gathers: children */
     unsigned flags;
     struct finfo **kids;
-    int last;        /* last state seen, -1 none */
-    bool cancelled1; /* weft_future_cancel returned 1 */
-    bool exposed;    /* gathers: a cancel may have reached it */
-    bool late;       /* still PENDING when a CANCEL shutdown of its pool returned */
+    int last;           /* last state seen, -1 none */
+    bool cancelled1;    /* weft_future_cancel returned 1 */
+    bool exposed;       /* gathers: a cancel may have reached it */
+    bool late;          /* still PENDING when a CANCEL shutdown of its pool returned */
+    bool exposed_async; /* gathers: a cancel from another thread may reach it */
     /* Gathers share children, so walks over them remember where they have been (per walk):
      * without that, gathers of gathers of the same children cost exponential time. */
-    unsigned walk_check, walk_settled, walk_pending;
+    unsigned walk_check, walk_settled, walk_pending, walk_resolve;
     bool settled_val;
     int refs; /* references the harness holds (slots) */
 };
@@ -310,8 +375,15 @@ static struct cset sets[MAX_SETS];
 struct helper {
     pthread_t thread;
     bool running;
-    struct pinfo *pool;
+    struct pinfo *pool; /* NULL: it only completes futures */
     uint8_t k, kind, mode;
+    /* op helper_set: futures to complete, one reference each (the helper's), and their
+     * promises (NULL: not a promise, a set must be refused) */
+    int nset;
+    weft_future *sf[4];
+    struct prom *sp[4];
+    uint8_t how;
+    bool set_first; /* before its submissions, else after them */
 };
 
 #define MAX_HELPERS 2
@@ -324,6 +396,21 @@ static int nsubmits, ngate_closes;
 static _Atomic int64_t gate_until; /* gated tasks wait while now < gate_until */
 static int devnull = -1;
 static _Thread_local bool harness_thread;
+static atomic_int input_ending; /* finish() has begun */
+
+/* No pool left and no helper running: nothing but the harness thread touches futures. */
+static bool all_pools_gone(void)
+{
+    for (int i = 0; i < MAX_POOLS; i++) {
+        if (pools[i] != NULL)
+            return false;
+    }
+    for (int i = 0; i < MAX_HELPERS; i++) {
+        if (helpers[i].running)
+            return false;
+    }
+    return true;
+}
 
 static bool final_state(int s)
 {
@@ -387,12 +474,17 @@ static void check_outcome(struct rec *r, weft_state st, int rc, void *v)
             CHECK(atomic_load(&r->finished) && r->ret == -ECANCELED);
             CHECK(atomic_load(&r->exposed));
         } else {
-            CHECK(atomic_load(&r->exposed) || atomic_load(&r->pool->maybe_cancel));
+            /* a continuation whose pool was shut down before its predecessor finished ends
+             * CANCELLED, whatever the mode */
+            CHECK(atomic_load(&r->exposed) || atomic_load(&r->pool->maybe_cancel) ||
+                  (r->then_prev != NULL && atomic_load(&r->pool->maybe_closed)));
         }
         break;
     default:
         CHECK(!"not a final state");
     }
+    if (ran && r->then_prev != NULL)
+        CHECK(atomic_load(&r->prev_seen) != 0); /* its function checked its predecessor */
 }
 
 /* Reads the state of a future the harness knows, checking that it only moved forward. */
@@ -413,12 +505,25 @@ static weft_state observe(struct finfo *fi)
         CHECK(s == WEFT_CANCELLED);
         CHECK(ran == 0);
     }
+    if (fi->kind == FI_PROMISE)
+        CHECK(s != WEFT_RUNNING);    /* nothing runs a promise */
+    if (fi->prev != NULL && ran > 0) /* a continuation runs once its predecessor finished */
+        CHECK(weft_future_done(fi->prev->f));
     fi->last = (int)s;
     return s;
 }
 
+static bool all_pools_gone(void);
+
+/* No completion of promise p can be under way: no helper holds it and no cancel from another
+ * thread can reach it while a pool or helper exists. */
+static bool prom_quiet(struct prom *p)
+{
+    return atomic_load(&p->inflight) == 0 && (!p->async || all_pools_gone());
+}
+
 /* The current walks over futures, one counter per kind of walk (see struct finfo). */
-static unsigned walk, walk_s, walk_p;
+static unsigned walk, walk_s, walk_p, walk_r;
 
 static bool settled_walk(struct finfo *fi)
 {
@@ -429,6 +534,11 @@ static bool settled_walk(struct finfo *fi)
     if (v && !fi->cancelled1) {
         if (fi->kind == FI_TASK) {
             v = fi->rec->pool->destroyed;
+            /* a continuation may also be finished (cancelled) by its predecessor's finisher */
+            if (v && fi->prev != NULL)
+                v = settled_walk(fi->prev);
+        } else if (fi->kind == FI_PROMISE) {
+            v = prom_quiet(fi->prom);
         } else {
             for (size_t i = 0; v && i < fi->n; i++)
                 v = settled_walk(fi->kids[i]);
@@ -451,7 +561,12 @@ static void check_task(struct finfo *fi)
 {
     weft_state st = observe(fi);
     if (!final_state(st)) {
-        CHECK(!fi->rec->pool->destroyed); /* a destroyed pool ran or cancelled everything */
+        /* a destroyed pool ran or cancelled everything; a continuation waits for its
+         * predecessor even so (and ends CANCELLED once it finished) */
+        if (fi->prev == NULL)
+            CHECK(!fi->rec->pool->destroyed);
+        else if (fi->rec->pool->destroyed)
+            CHECK(!settled(fi->prev));
         return;
     }
     void *v = NULL;
@@ -459,6 +574,64 @@ static void check_task(struct finfo *fi)
     check_outcome(fi->rec, st, rc, v);
     CHECK(weft_future_wait(fi->f, 0) == 0);
     CHECK(weft_gather_child(fi->f, 0, NULL) == -EINVAL);
+    int rrc = weft_future_set_result(fi->f, NULL); /* not a promise */
+    CHECK_RC(rrc, rrc == -EINVAL);
+    CHECK(weft_future_set_error(fi->f, 5) == -EINVAL);
+    if (fi->prev != NULL) {
+        /* the function saw its predecessor finished, in the state it kept */
+        int seen = atomic_load(&fi->rec->prev_seen);
+        if (seen != 0) {
+            weft_state ps = weft_future_state(fi->prev->f);
+            CHECK(final_state(ps) && seen == 1 + (int)ps);
+        }
+    }
+}
+
+/* A promise: never RUNNING; its outcome is that of the one completion that won. */
+static void check_promise(struct finfo *fi)
+{
+    struct prom *p = fi->prom;
+    /* A winner bumps its counter after its call returned, when the promise had finished: read
+     * the counters first, the state after. */
+    int s = atomic_load(&p->set_ok), e = atomic_load(&p->err_ok), c = atomic_load(&p->cancel_ok);
+    CHECK(s + e + c <= 1);
+    weft_state st = observe(fi);
+    CHECK(weft_gather_child(fi->f, 0, NULL) == -EINVAL);
+    if (!final_state(st)) {
+        CHECK(s + e + c == 0);
+        int rc = weft_future_wait(fi->f, 0);
+        CHECK(rc == -ETIMEDOUT || (rc == 0 && !prom_quiet(p)));
+        return;
+    }
+    bool quiet = prom_quiet(p);
+    if (quiet) { /* every completion has returned and counted */
+        s = atomic_load(&p->set_ok);
+        e = atomic_load(&p->err_ok);
+        c = atomic_load(&p->cancel_ok);
+    }
+    void *v = (void *)&v;
+    int rc = weft_future_result(fi->f, &v);
+    switch (st) {
+    case WEFT_DONE:
+        CHECK(rc == 0 && v == p->value);
+        CHECK(e == 0 && c == 0 && (s == 1 || !quiet));
+        break;
+    case WEFT_FAILED:
+        CHECK_RC(rc, rc == p->code);
+        CHECK(v == (void *)&v); /* untouched */
+        CHECK(s == 0 && c == 0 && (e == 1 || !quiet));
+        break;
+    case WEFT_CANCELLED:
+        CHECK(rc == -ECANCELED);
+        CHECK(s == 0 && e == 0);
+        if (c == 0 && quiet)
+            CHECK(p->exposed); /* cancelled by a gather */
+        break;
+    default:
+        CHECK(!"not a final state");
+    }
+    CHECK(weft_future_wait(fi->f, 0) == 0);
+    CHECK(weft_future_wait(fi->f, WEFT_FOREVER) == 0);
 }
 
 static void check_gather(struct finfo *fi)
@@ -547,10 +720,15 @@ static void check_walk(struct finfo *fi)
     if (fi->walk_check == walk)
         return;
     fi->walk_check = walk;
-    if (fi->kind == FI_TASK)
+    if (fi->kind == FI_TASK) {
         check_task(fi);
-    else
+        if (fi->prev != NULL)
+            check_walk(fi->prev);
+    } else if (fi->kind == FI_PROMISE) {
+        check_promise(fi);
+    } else {
         check_gather(fi);
+    }
 }
 
 /* Checks everything the harness can about fi and, for a gather, its descendants. */
@@ -560,18 +738,32 @@ static void check_fut(struct finfo *fi)
     check_walk(fi);
 }
 
-/* Marks everything a cancel of fi may reach, before the cancel. */
-static void expose(struct finfo *fi)
+/* Marks everything a cancel of fi may reach, before the cancel; async: a cancel that may run on
+ * another thread than the harness's. (A continuation's cancel does not reach its predecessor.) */
+static void expose_(struct finfo *fi, bool async)
 {
     if (fi->kind == FI_TASK) {
         atomic_store(&fi->rec->exposed, 1);
         return;
     }
-    if (fi->exposed)
+    if (fi->kind == FI_PROMISE) {
+        fi->prom->exposed = true;
+        if (async)
+            fi->prom->async = true;
+        return;
+    }
+    if (async ? fi->exposed_async : fi->exposed)
         return; /* and so are its descendants */
     fi->exposed = true;
+    if (async)
+        fi->exposed_async = true;
     for (size_t i = 0; i < fi->n; i++)
-        expose(fi->kids[i]);
+        expose_(fi->kids[i], async);
+}
+
+static void expose(struct finfo *fi)
+{
+    expose_(fi, false);
 }
 
 static void no_pending_walk(struct finfo *fi)
@@ -581,7 +773,10 @@ static void no_pending_walk(struct finfo *fi)
         if (k->walk_pending == walk_p)
             continue;
         k->walk_pending = walk_p;
-        CHECK(observe(k) != WEFT_PENDING);
+        /* a promise that a helper is setting may still read PENDING for a moment: the cancel
+         * lost to the setter, which finishes it */
+        if (observe(k) == WEFT_PENDING)
+            CHECK(k->kind == FI_PROMISE && atomic_load(&k->prom->inflight) > 0);
         no_pending_walk(k);
     }
 }
@@ -873,6 +1068,30 @@ static void do_loops(weft_pool *pool, bool inside, struct pinfo *pi, uint8_t p1,
     }
 }
 
+/* Inline fork-join: the same tree with weft_offer / weft_reclaim. */
+struct ohalf {
+    int depth;
+    atomic_int *leaves;
+    struct rec *r;
+};
+
+static void offer_half(void *arg)
+{
+    struct ohalf *h = arg;
+    if (weft_cancel_requested())
+        atomic_store(&h->r->saw_cancel, 1);
+    if (h->depth == 0) {
+        atomic_fetch_add(h->leaves, 1);
+        return;
+    }
+    struct ohalf a = {h->depth - 1, h->leaves, h->r}, b = {h->depth - 1, h->leaves, h->r};
+    weft_frame fr;
+    weft_offer(&fr, offer_half, &b);
+    offer_half(&a);
+    if (weft_reclaim(&fr))
+        offer_half(&b); /* nobody took it */
+}
+
 static void task_join(struct rec *r)
 {
     atomic_int leaves = 0;
@@ -891,6 +1110,11 @@ static void task_join(struct rec *r)
         weft_scope_spawn(&s, &slot[i], scope_fn, &count);
     weft_scope_wait(&s);
     CHECK(atomic_load(&count) == k);
+
+    atomic_int oleaves = 0;
+    struct ohalf otop = {r->p2 % 6, &oleaves, r};
+    offer_half(&otop);
+    CHECK(atomic_load(&oleaves) == 1 << (r->p2 % 6)); /* every leaf once */
 }
 
 /* --- TK_MULTI: several children and one multi-future wait on them --- */
@@ -1013,6 +1237,184 @@ static void task_multi(struct rec *r)
     }
 }
 
+/* --- promises and continuations --- */
+
+/* One completion call on promise p, from any thread: how % 4 is set_result, set_error, cancel,
+ * set_error with code 0 (always -EINVAL). Checks the code and what a win leaves; returns the
+ * code. The counters are bumped after the call returned (see check_promise). */
+static int prom_complete(struct prom *p, unsigned how)
+{
+    int rc;
+    atomic_fetch_add(&p->calls, 1);
+    switch (how % 4) {
+    case 0:
+        rc = weft_future_set_result(p->f, p->value);
+        CHECK_RC(rc, rc == 0 || rc == -EALREADY);
+        if (rc == 0) {
+            void *v = NULL;
+            CHECK(weft_future_state(p->f) == WEFT_DONE); /* finished before the call returned */
+            CHECK(weft_future_result(p->f, &v) == 0 && v == p->value);
+            CHECK(atomic_fetch_add(&p->set_ok, 1) == 0);
+        }
+        break;
+    case 1:
+        rc = weft_future_set_error(p->f, p->code);
+        CHECK_RC(rc, rc == 0 || rc == -EALREADY);
+        if (rc == 0) {
+            CHECK(weft_future_state(p->f) == WEFT_FAILED);
+            CHECK(weft_future_result(p->f, NULL) == p->code);
+            CHECK(atomic_fetch_add(&p->err_ok, 1) == 0);
+        }
+        break;
+    case 2:
+        rc = weft_future_cancel(p->f);
+        CHECK_RC(rc, rc == 0 || rc == 1);
+        if (rc == 1) {
+            CHECK(weft_future_state(p->f) == WEFT_CANCELLED);
+            CHECK(atomic_fetch_add(&p->cancel_ok, 1) == 0);
+        } else {
+            /* 0: it had finished (a promise never runs) */
+            CHECK_DEV(weft_future_done(p->f), "promise-setting-pending");
+        }
+        break;
+    default:
+        rc = weft_future_set_error(p->f, 0);
+        CHECK_RC(rc, rc == -EINVAL);
+        return rc;
+    }
+    if (rc == -EALREADY) /* it had finished, cancelled included */
+        CHECK_DEV(weft_future_done(p->f), "promise-setting-pending");
+    /* exactly one completion wins */
+    CHECK(atomic_load(&p->set_ok) + atomic_load(&p->err_ok) + atomic_load(&p->cancel_ok) <= 1);
+    return rc;
+}
+
+/* A continuation's function: given its predecessor, finished; then the task of its record. */
+static int then_fn(weft_future *prev, void *arg, void **result)
+{
+    struct rec *r = arg;
+    CHECK(prev == r->then_prev);
+    CHECK(weft_future_done(prev));
+    weft_state ps = weft_future_state(prev);
+    CHECK(final_state(ps));
+    void *v = (void *)&v;
+    int rc = weft_future_result(prev, &v); /* finished: returns at once */
+    if (ps == WEFT_DONE)
+        CHECK(rc == 0);
+    else if (ps == WEFT_CANCELLED)
+        CHECK(rc == -ECANCELED);
+    else
+        CHECK(rc != 0 && v == (void *)&v);
+    CHECK(atomic_exchange(&r->prev_seen, 1 + (int)ps) == 0); /* once */
+    return task_fn(arg, result);
+}
+
+/* A continuation of prev on r's pool, from inside r's task; its record is *cr. NULL if refused. */
+static weft_future *then_inside(struct rec *r, weft_future *prev, uint8_t b, struct rec **cr)
+{
+    struct rec *c = rec_new(r->pool, child_kind(b, 2), r->depth + 1, b, r->p2, r->p3);
+    if (c == NULL)
+        return NULL;
+    c->then_prev = prev;
+    weft_future *f = (weft_future *)&f;
+    int rc = weft_future_then(prev, r->pool->p, then_fn, c, &f);
+    /* from a worker of the pool: never -EAGAIN */
+    CHECK_RC(rc,
+             rc == 0 || rc == -ENOMEM || (rc == -ESHUTDOWN && atomic_load(&r->pool->maybe_closed)));
+    if (rc != 0) {
+        CHECK(f == (weft_future *)&f);
+        return NULL;
+    }
+    atomic_store(&c->submitted, 1);
+    atomic_store(&c->self, f);
+    *cr = c;
+    return f;
+}
+
+/* TK_PROMISE: a promise q made inside the pool; continuations of q, of that continuation, of a
+ * gather over q and a child task, and of the child once finished; q completed here. */
+static void task_promise(struct rec *r)
+{
+    weft_future *q = (weft_future *)&q;
+    int rc = weft_future_create(&q);
+    CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc != 0) {
+        CHECK(q == (weft_future *)&q);
+        return;
+    }
+    CHECK(weft_future_state(q) == WEFT_PENDING && !weft_future_done(q));
+    CHECK(weft_future_wait(q, 0) == -ETIMEDOUT);
+    struct rec *kr = rec_new(r->pool, child_kind(r->p2, 2), r->depth + 1, r->p3, r->p2, 0);
+    weft_future *kf = NULL;
+    if (kr != NULL && child_submit(kr, &kf) != 0)
+        kf = NULL;
+    weft_future *fs[2] = {q, kf};
+    unsigned gflags = (r->p2 & 1) ? WEFT_RETURN_EXCEPTIONS : 0;
+    weft_future *g = NULL;
+    rc = weft_gather(fs, kf != NULL ? 2 : 1, gflags, &g);
+    CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc != 0)
+        g = NULL;
+    weft_future *cf[4] = {NULL, NULL, NULL, NULL}, *cp[4] = {q, NULL, g, kf};
+    struct rec *cr[4] = {NULL, NULL, NULL, NULL};
+    cf[0] = then_inside(r, q, r->p1, &cr[0]);
+    cp[1] = cf[0];
+    if (cf[0] != NULL)
+        cf[1] = then_inside(r, cf[0], (uint8_t)(r->p1 >> 3), &cr[1]);
+    if (g != NULL)
+        cf[2] = then_inside(r, g, (uint8_t)(r->p1 + 1), &cr[2]);
+    if (kf != NULL) {
+        CHECK(weft_future_wait(kf, WEFT_FOREVER) == 0);
+        cf[3] = then_inside(r, kf, (uint8_t)(r->p1 + 2), &cr[3]); /* finished: queued at once */
+        CHECK(weft_future_set_result(kf, NULL) == -EINVAL);       /* not a promise */
+    }
+    /* complete q: DONE or FAILED; then every other completion is refused */
+    void *qv = (void *)((uintptr_t)r->value + 8);
+    int qcode = fail_codes[(r->p1 >> 1) & 7];
+    rc = (r->p1 & 1) ? weft_future_set_error(q, qcode) : weft_future_set_result(q, qv);
+    CHECK(rc == 0);
+    CHECK(weft_future_state(q) == ((r->p1 & 1) ? WEFT_FAILED : WEFT_DONE));
+    CHECK(weft_future_set_result(q, NULL) == -EALREADY);
+    CHECK(weft_future_set_error(q, 3) == -EALREADY);
+    CHECK(weft_future_set_error(q, 0) == -EINVAL);
+    CHECK(weft_future_cancel(q) == 0);
+    void *v = NULL;
+    rc = weft_future_result(q, &v);
+    CHECK((r->p1 & 1) ? rc == qcode : (rc == 0 && v == qv));
+    for (int i = 0; i < 4; i++) {
+        if (cf[i] == NULL)
+            continue;
+        v = NULL;
+        rc = weft_future_result(cf[i], &v);
+        check_child(cr[i], cf[i], rc, v);
+        int seen = atomic_load(&cr[i]->prev_seen);
+        if (seen != 0)
+            CHECK(seen == 1 + (int)weft_future_state(cp[i]));
+    }
+    if (g != NULL) {
+        v = NULL;
+        rc = weft_future_result(g, &v);
+        weft_state st = weft_future_state(g);
+        if (st == WEFT_DONE) {
+            CHECK(rc == 0 && ((void **)v)[0] == ((r->p1 & 1) ? NULL : qv));
+            if (!gflags)
+                CHECK(!(r->p1 & 1));
+        } else {
+            CHECK(st == WEFT_FAILED && rc != 0 && !gflags);
+        }
+    }
+    for (int i = 3; i >= 0; i--)
+        weft_future_release(cf[i]);
+    weft_future_release(g);
+    if (kf != NULL) {
+        v = NULL;
+        rc = weft_future_result(kf, &v);
+        check_child(kr, kf, rc, v);
+        weft_future_release(kf);
+    }
+    weft_future_release(q);
+}
+
 static int task_fn(void *arg, void **result)
 {
     struct rec *r = arg;
@@ -1081,6 +1483,10 @@ static int task_fn(void *arg, void **result)
     case TK_MULTI:
         if (r->depth < 3)
             task_multi(r);
+        break;
+    case TK_PROMISE:
+        if (r->depth < 3)
+            task_promise(r);
         break;
     case TK_DETACH: {
         struct rec *c = rec_new(r->pool, child_kind(r->p1, 2), r->depth + 1, r->p2, r->p3, 0);
@@ -1206,6 +1612,11 @@ enum op {
     OP_HELPER,
     OP_BURST,
     OP_SWEEP,
+    OP_PROM_CREATE,
+    OP_PROM_SET,
+    OP_THEN,
+    OP_ABANDON,
+    OP_HELPER_SET,
     OP_COUNT
 };
 
@@ -1449,6 +1860,10 @@ static void check_pool_gone(struct pinfo *pi)
     for (int i = 0; i < MAX_SLOTS; i++) {
         struct finfo *fi = slots[i];
         if (fi != NULL && fi->kind == FI_TASK && fi->rec->pool == pi) {
+            /* a continuation whose predecessor has not finished is still PENDING (and ends
+             * CANCELLED when it does) */
+            if (fi->prev != NULL && !settled(fi->prev))
+                continue;
             CHECK(final_state(observe(fi)));
             check_fut(fi);
             /* not started when the CANCEL shutdown returned: it must never run */
@@ -1465,15 +1880,40 @@ static void check_pool_gone(struct pinfo *pi)
         CHECK(atomic_load(&r->ran) <= 1);
         if (!atomic_load(&r->submitted))
             CHECK(atomic_load(&r->ran) == 0);
-        else if (!atomic_load(&r->exposed) && !atomic_load(&pi->maybe_cancel))
+        else if (!atomic_load(&r->exposed) && !atomic_load(&pi->maybe_cancel) &&
+                 r->then_prev == NULL)        /* (continuations: see finish) */
             CHECK(atomic_load(&r->ran) == 1); /* nothing could cancel it: it ran */
     }
+}
+
+static void resolve(struct finfo *fi, unsigned how);
+
+/* Whether continuation fi waits for its predecessor still (then-after-destroy allowed only). */
+static bool then_waiting(struct finfo *fi)
+{
+    return fi->hidden && !weft_future_done(fi->f);
 }
 
 static void destroy_pool(int slot)
 {
     struct pinfo *pi = pools[slot];
-    join_helpers(pi);                   /* never destroy a pool another thread of ours still uses */
+    join_helpers(pi); /* never destroy a pool another thread of ours still uses */
+    if (allowed("then-after-destroy")) {
+        /* Steer clear of the known bug (see the top): finish the pool's continuations first,
+         * their predecessors with them. Mid-input, where they could wait for anything, a pool
+         * with a continuation not finished is not destroyed; at the end every promise has been
+         * completed, so they all finish. */
+        bool at_end = atomic_load(&input_ending) != 0;
+        for (int i = 0; i < nfinfos; i++) {
+            struct finfo *fi = &finfos[i];
+            if (fi->prev == NULL || fi->rec->pool != pi || !then_waiting(fi))
+                continue;
+            if (!at_end)
+                return;
+            resolve(fi, (unsigned)i);
+            CHECK(weft_future_wait(fi->f, WEFT_FOREVER) == 0);
+        }
+    }
     atomic_store(&pi->maybe_closed, 1); /* destroy shuts down first */
     int rc = weft_pool_destroy(pi->p);
     CHECK(rc == 0);
@@ -1508,6 +1948,10 @@ static void op_shutdown(struct input *in)
         struct finfo *fi = slots[i];
         if (fi != NULL && fi->kind == FI_TASK && fi->rec->pool == pi &&
             observe(fi) == WEFT_PENDING) {
+            /* a continuation is queued only once its predecessor finished (and ends CANCELLED
+             * when that happens now) */
+            if (fi->prev != NULL && !settled(fi->prev))
+                continue;
             fi->late = true;
             CHECK_DEV(false, "cancel-shutdown-pending");
         }
@@ -1522,7 +1966,7 @@ static void submit_one(struct pinfo *pi, uint8_t kb, uint8_t p1, uint8_t p2, uin
     if (pi == NULL || nsubmits >= MAX_SUBMITS)
         return;
     nsubmits++;
-    enum tkind kind = kind_table[kb % 16];
+    enum tkind kind = kind_table[kb % KINDS];
     if (kind == TK_SHUT && !(p3 & 0x80))
         kind = TK_VALUE; /* rarer than the others */
     struct rec *r = rec_new(pi, kind, 0, p1, p2, p3);
@@ -1584,6 +2028,220 @@ static void op_sweep(void)
     }
 }
 
+/* --- promises and continuations --- */
+
+/* Before a wait without limit: completes, from this thread, every promise still PENDING that
+ * fi's outcome waits for (fi itself, a gather's children, a continuation's predecessor, and so
+ * on), so that the wait ends. how picks set_result, set_error or cancel. */
+static void resolve_walk(struct finfo *fi, unsigned how)
+{
+    if (fi->walk_resolve == walk_r)
+        return;
+    fi->walk_resolve = walk_r;
+    switch (fi->kind) {
+    case FI_PROMISE:
+        if (!weft_future_done(fi->f))
+            prom_complete(fi->prom, how % 3);
+        break;
+    case FI_GATHER:
+        for (size_t i = 0; i < fi->n; i++)
+            resolve_walk(fi->kids[i], how + (unsigned)i);
+        break;
+    case FI_TASK:
+        if (fi->prev != NULL)
+            resolve_walk(fi->prev, how);
+        break;
+    }
+}
+
+static void resolve(struct finfo *fi, unsigned how)
+{
+    walk_r++;
+    resolve_walk(fi, how);
+}
+
+static void resolve_all(struct finfo *const fis[], size_t n, unsigned how)
+{
+    walk_r++;
+    for (size_t i = 0; i < n; i++)
+        resolve_walk(fis[i], how + (unsigned)i);
+}
+
+static void op_prom_create(struct input *in)
+{
+    uint8_t b = u8(in);
+    if (nproms >= MAX_PROMS)
+        return;
+    weft_future *f = (weft_future *)&f;
+    int rc = weft_future_create(&f);
+    CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc != 0) {
+        CHECK(f == (weft_future *)&f);
+        return;
+    }
+    CHECK(f != NULL && weft_future_state(f) == WEFT_PENDING && !weft_future_done(f));
+    struct prom *p = &proms[nproms];
+    memset(p, 0, sizeof(*p));
+    p->f = f; /* the hidden reference */
+    p->value = (void *)(uintptr_t)(0x800000 + 16 * (unsigned)nproms);
+    p->code = fail_codes[b & 7];
+    nproms++;
+    struct finfo *fi = finfo_new(f, FI_PROMISE);
+    if (fi == NULL)
+        return; /* completed and released at the end all the same */
+    fi->prom = p;
+    weft_future_retain(f); /* the slot's */
+    observe(fi);
+    keep(fi);
+}
+
+static void op_prom_set(struct input *in)
+{
+    struct finfo *fi = pick(u8(in));
+    uint8_t how = u8(in);
+    if (fi == NULL)
+        return;
+    if (fi->kind != FI_PROMISE) {
+        /* not a promise: refused, nothing changes */
+        weft_state before = observe(fi);
+        int rc = (how & 1) ? weft_future_set_error(fi->f, fail_codes[how >> 5])
+                           : weft_future_set_result(fi->f, NULL);
+        if (trace_ops)
+            fprintf(stderr, "fuzz_api: set on a %s: %d\n",
+                    fi->kind == FI_GATHER ? "gather" : "task", rc);
+        CHECK_RC(rc, rc == -EINVAL);
+        if (final_state(before))
+            CHECK(observe(fi) == before);
+        check_fut(fi);
+        return;
+    }
+    struct prom *p = fi->prom;
+    bool quiet = prom_quiet(p); /* nothing else completes it meanwhile */
+    bool was_done = weft_future_done(fi->f);
+    unsigned h = how % 4;
+    int rc = prom_complete(p, h);
+    if (trace_ops)
+        fprintf(stderr, "fuzz_api: promise %d, completion %u: %d\n", (int)(p - proms), h, rc);
+    if (quiet && h != 3) {
+        if (h == 2)
+            CHECK(rc == (was_done ? 0 : 1));
+        else
+            CHECK(rc == (was_done ? -EALREADY : 0));
+    }
+    if (h == 2 && rc == 1)
+        fi->cancelled1 = true;
+    if (how & 4) {
+        /* and again: refused once it has finished, whoever won */
+        unsigned h2 = (how >> 3) % 4;
+        bool done_now = weft_future_done(fi->f);
+        rc = prom_complete(p, h2);
+        if (quiet && h2 == 2)
+            CHECK(rc == (done_now ? 0 : 1));
+        else if (quiet && h2 != 3)
+            CHECK(rc == (done_now ? -EALREADY : 0));
+        if (h2 == 2 && rc == 1)
+            fi->cancelled1 = true;
+    }
+    check_fut(fi);
+}
+
+static void op_then(struct input *in)
+{
+    struct finfo *prev = pick(u8(in));
+    struct pinfo *pi = pick_pool(u8(in));
+    uint8_t kb = u8(in), p1 = u8(in), p2 = u8(in), p3 = u8(in), flags = u8(in);
+    if (prev == NULL || pi == NULL || nsubmits >= MAX_SUBMITS || nfinfos >= MAX_FINFOS)
+        return;
+    nsubmits++;
+    enum tkind kind = kind_table[kb % KINDS];
+    if (kind == TK_SHUT && !(p3 & 0x80))
+        kind = TK_VALUE; /* rarer than the others */
+    struct rec *r = rec_new(pi, kind, 0, p1, p2, p3);
+    if (r == NULL)
+        return;
+    r->then_prev = prev->f;
+    bool prev_done = weft_future_done(prev->f);
+    weft_future *f = (weft_future *)&f;
+    int rc = weft_future_then(prev->f, pi->p, then_fn, r, &f);
+    if (trace_ops)
+        fprintf(stderr, "fuzz_api: then of a %s (%s), kind %d: %d\n",
+                prev->kind == FI_PROMISE  ? "promise"
+                : prev->kind == FI_GATHER ? "gather"
+                : prev->prev != NULL      ? "continuation"
+                                          : "task",
+                prev_done ? "finished" : "unfinished", (int)kind, rc);
+    CHECK_RC(rc, rc == 0 || rc == -ESHUTDOWN || rc == -EAGAIN || rc == -ENOMEM);
+    if (rc == -ESHUTDOWN)
+        CHECK(atomic_load(&pi->maybe_closed));
+    if (pi->harness_closed)
+        CHECK(rc == -ESHUTDOWN);
+    if (rc == -EAGAIN)
+        CHECK(pi->max_pending != 0);
+    if (rc != 0) {
+        CHECK(f == (weft_future *)&f); /* untouched; the function never runs (see finish) */
+        return;
+    }
+    CHECK(f != NULL && f != prev->f);
+    atomic_store(&r->submitted, 1);
+    atomic_store(&r->self, f);
+    struct finfo *fi = finfo_new(f, FI_TASK);
+    CHECK(fi != NULL); /* room checked above */
+    fi->rec = r;
+    fi->prev = prev;
+    if (allowed("then-after-destroy")) {
+        weft_future_retain(f);
+        fi->hidden = true;
+    }
+    if (flags & 1)
+        register_cb(f, 4 | ((flags >> 1) & 2), r);
+    weft_state st = observe(fi);
+    if (!prev_done && !weft_future_done(prev->f))
+        CHECK(st == WEFT_PENDING); /* nothing starts it before its predecessor finished */
+    keep(fi);
+}
+
+static void abandon_cb(weft_future *f, void *data)
+{
+    (void)f;
+    (void)data;
+    CHECK(!"a callback on a promise released unfinished ran");
+}
+
+/* A promise released unfinished, with what else refers to it gone or going: freed, nothing
+ * runs (LeakSanitizer checks the freeing). */
+static void op_abandon(struct input *in)
+{
+    uint8_t flags = u8(in);
+    weft_future *f = NULL;
+    int rc = weft_future_create(&f);
+    CHECK(rc == 0 || rc == -ENOMEM);
+    if (rc != 0)
+        return;
+    if ((flags & 1) && !allowed("abandon-callback-leak")) {
+        rc = weft_future_on_done(f, abandon_cb, NULL);
+        CHECK(rc == 0 || rc == -ENOMEM);
+    }
+    if (flags & 2)
+        CHECK(weft_future_wait(f, 1000) == -ETIMEDOUT);
+    if (flags & 4) {
+        weft_completion *c = NULL;
+        rc = weft_as_completed(&f, 1, &c);
+        CHECK(rc == 0 || rc == -ENOMEM);
+        if (rc == 0) {
+            weft_future *o = (weft_future *)&o;
+            CHECK(weft_completion_next(c, 0, &o) == -ETIMEDOUT && o == (weft_future *)&o);
+            weft_completion_destroy(c);
+        }
+    }
+    if (flags & 8) {
+        weft_future *out[1] = {NULL};
+        size_t nd = 9;
+        CHECK(weft_wait(&f, 1, WEFT_FIRST_COMPLETED, 0, out, &nd) == 0 && nd == 0 && out[0] == f);
+    }
+    CHECK(weft_future_state(f) == WEFT_PENDING);
+    weft_future_release(f);
+}
+
 /* --- single futures --- */
 
 static void op_cancel(struct input *in)
@@ -1592,7 +2250,10 @@ static void op_cancel(struct input *in)
     if (fi == NULL)
         return;
     weft_state before = observe(fi);
-    expose(fi);
+    bool promise = fi->kind == FI_PROMISE;
+    bool quiet = !promise || prom_quiet(fi->prom); /* no helper may be setting it */
+    if (!promise)
+        expose(fi); /* a promise's own cancel is counted instead */
     int rc = weft_future_cancel(fi->f);
     CHECK(rc == 0 || rc == 1);
     if (final_state(before))
@@ -1605,8 +2266,13 @@ static void op_cancel(struct input *in)
             atomic_store(&fi->rec->cancelled1, 1);
             CHECK(atomic_load(&fi->rec->ran) == 0);
         }
-    } else {
+        if (promise)
+            CHECK(atomic_fetch_add(&fi->prom->cancel_ok, 1) == 0);
+    } else if (quiet) {
         CHECK(observe(fi) != WEFT_PENDING);
+    } else {
+        /* a helper's set claimed it first: 0, and it finishes a moment later */
+        CHECK_DEV(observe(fi) != WEFT_PENDING, "promise-setting-pending");
     }
     if (fi->kind == FI_GATHER)
         check_no_pending(fi);
@@ -1620,6 +2286,8 @@ static void op_wait(struct input *in)
     int64_t t = decode_timeout(u8(in), &bad);
     if (fi == NULL)
         return;
+    if (t == WEFT_FOREVER)
+        resolve(fi, 0);
     bool was_done = weft_future_done(fi->f);
     int rc = weft_future_wait(fi->f, t);
     if (bad) {
@@ -1640,6 +2308,7 @@ static void op_result(struct input *in)
     uint8_t flags = u8(in);
     if (fi == NULL)
         return;
+    resolve(fi, (unsigned)flags >> 1); /* it waits without limit */
     void *v = NULL;
     int rc = weft_future_result(fi->f, (flags & 1) ? NULL : &v);
     weft_state st = observe(fi);
@@ -1830,13 +2499,18 @@ static void op_wait_many(struct input *in)
     uint8_t nb = u8(in), wb = u8(in), tb = u8(in), mode = u8(in);
     size_t n = (nb & 0x80) ? 65 + nb % 16 : 1 + nb % 8;
     weft_future *arr[MAX_WAIT_N];
+    struct finfo *fis[MAX_WAIT_N];
     for (size_t i = 0; i < n; i++) {
         struct finfo *fi = pick(u8(in));
         if (fi == NULL)
             return;
         arr[i] = fi->f;
+        fis[i] = fi;
     }
     bool inplace = mode & 1;
+    bool bad;
+    if (decode_timeout(tb, &bad) == WEFT_FOREVER)
+        resolve_all(fis, n, wb);
     size_t nd = wait_once(arr, n, wb, tb, inplace);
     if (nd >= n || !inplace)
         return;
@@ -1855,7 +2529,10 @@ static void op_wait_many(struct input *in)
     if (!(mode & 2))
         return;
     /* Waiting again on the pending part continues with the rest. */
-    wait_once(arr + nd, n - nd, (uint8_t)(mode >> 2), u8(in), true);
+    uint8_t tb2 = u8(in);
+    if (decode_timeout(tb2, &bad) == WEFT_FOREVER)
+        resolve_all(fis, n, mode);
+    wait_once(arr + nd, n - nd, (uint8_t)(mode >> 2), tb2, true);
 }
 
 /* --- completion sets --- */
@@ -1977,8 +2654,15 @@ static void op_compl_next(struct input *in)
     struct cset *s = &sets[u8(in) % MAX_SETS];
     bool bad;
     int64_t t = decode_timeout(u8(in), &bad);
-    if (s->c != NULL)
-        set_next(s, t, bad);
+    if (s->c == NULL)
+        return;
+    if (t == WEFT_FOREVER) {
+        /* some entry must finish: complete the promises the entries wait for */
+        walk_r++;
+        for (int i = 0; i < s->n; i++)
+            resolve_walk(s->e[i].fi, (unsigned)i);
+    }
+    set_next(s, t, bad);
 }
 
 static bool fd_readable(int fd)
@@ -2068,6 +2752,15 @@ static void dummy_combine(void *acc, const void *other, void *ctx)
     (void)ctx;
 }
 
+static int dummy_then(weft_future *prev, void *arg, void **result)
+{
+    (void)prev;
+    (void)arg;
+    (void)result;
+    CHECK(!"a continuation made with bad arguments ran");
+    return 0;
+}
+
 static void op_bad_args(struct input *in)
 {
     uint8_t which = u8(in);
@@ -2076,7 +2769,7 @@ static void op_bad_args(struct input *in)
     weft_future *f = fi != NULL ? fi->f : NULL;
     weft_future *sent = (weft_future *)&sent, *o = sent;
     size_t nd = 12345;
-    switch (which % 18) {
+    switch (which % 20) {
     case 0:
         CHECK(weft_pool_create(NULL, NULL) == -EINVAL);
         break;
@@ -2267,6 +2960,42 @@ static void op_bad_args(struct input *in)
         }
         weft_scope_wait(&s);
         CHECK(atomic_load(&dummy.saw_cancel) == 0);
+        /* outside any pool an offer only records, and the caller runs the function */
+        weft_frame fr;
+        atomic_int ran = 0;
+        weft_offer(&fr, scope_fn, &ran);
+        CHECK(weft_reclaim(&fr) && atomic_load(&ran) == 0);
+        break;
+    }
+    case 18: {
+        /* promises: NULL, code 0, not a promise; nothing changes */
+        CHECK(weft_future_create(NULL) == -EINVAL);
+        CHECK(weft_future_set_result(NULL, NULL) == -EINVAL);
+        CHECK(weft_future_set_error(NULL, 5) == -EINVAL);
+        CHECK(weft_future_set_error(NULL, 0) == -EINVAL);
+        if (f == NULL)
+            break;
+        weft_state before = weft_future_state(f);
+        CHECK(weft_future_set_error(f, 0) == -EINVAL);
+        if (fi->kind != FI_PROMISE) {
+            CHECK(weft_future_set_result(f, NULL) == -EINVAL);
+            CHECK(weft_future_set_error(f, -EIO) == -EINVAL);
+        }
+        if (final_state(before))
+            CHECK(weft_future_state(f) == before);
+        break;
+    }
+    case 19: {
+        /* weft_future_then: a NULL argument; *out untouched, nothing runs */
+        weft_pool *p = pi != NULL ? pi->p : NULL;
+        CHECK(weft_future_then(NULL, p, dummy_then, NULL, &o) == -EINVAL && o == sent);
+        if (f != NULL) {
+            CHECK(weft_future_then(f, NULL, dummy_then, NULL, &o) == -EINVAL && o == sent);
+            if (p != NULL) {
+                CHECK(weft_future_then(f, p, NULL, NULL, &o) == -EINVAL && o == sent);
+                CHECK(weft_future_then(f, p, dummy_then, NULL, NULL) == -EINVAL);
+            }
+        }
         break;
     }
     }
@@ -2340,10 +3069,32 @@ static void op_fault(struct input *in)
 
 /* --- helper threads --- */
 
+/* The helper's completions: 2 bits of how each (set_result, set_error, cancel, set_error 0). */
+static void helper_sets(struct helper *h)
+{
+    for (int i = 0; i < h->nset; i++) {
+        unsigned how = (unsigned)(h->how >> (2 * i)) & 3;
+        if (h->sp[i] != NULL) {
+            prom_complete(h->sp[i], how);
+            atomic_fetch_sub(&h->sp[i]->inflight, 1); /* after its counters */
+        } else {
+            int rc = (how & 1) ? weft_future_set_error(h->sf[i], 7)
+                               : weft_future_set_result(h->sf[i], NULL);
+            CHECK_RC(rc, rc == -EINVAL);
+        }
+        weft_future_release(h->sf[i]);
+    }
+    h->nset = 0;
+}
+
 static void *helper_main(void *arg)
 {
     struct helper *h = arg;
     struct pinfo *pi = h->pool;
+    if (h->set_first || pi == NULL)
+        helper_sets(h);
+    if (pi == NULL)
+        return NULL;
     weft_future *fs[8];
     struct rec *rs[8];
     size_t m = 0, k = 1 + h->k % 8;
@@ -2365,6 +3116,7 @@ static void *helper_main(void *arg)
     }
     weft_stats st;
     CHECK(weft_pool_stats(pi->p, &st, NULL, 0) == 0 && st.workers == pi->threads);
+    helper_sets(h); /* (none left if done first) */
     if (m > 0 && h->mode % 3 == 0) {
         weft_future *out[8];
         bool pre[8];
@@ -2433,15 +3185,58 @@ static void op_helper(struct input *in)
     h->k = k;
     h->kind = kind;
     h->mode = (uint8_t)(mode >> 1);
+    h->nset = 0;
     h->running = pthread_create(&h->thread, NULL, helper_main, h) == 0;
 }
 
+/* A helper that also completes futures (promises, or a refused set on others), racing the
+ * harness thread and the other helper. */
+static void op_helper_set(struct input *in)
+{
+    struct pinfo *pi = pick_pool(u8(in));
+    uint8_t k = u8(in), kind = u8(in), mode = u8(in), nb = u8(in), how = u8(in);
+    int n = 1 + nb % 4;
+    struct finfo *fis[4];
+    for (int i = 0; i < n; i++) {
+        fis[i] = pick(u8(in));
+        if (fis[i] == NULL)
+            return;
+    }
+    struct helper *h = &helpers[mode % MAX_HELPERS];
+    join_helper(h);
+    h->pool = pi;
+    h->k = k;
+    h->kind = kind;
+    h->mode = (uint8_t)(mode >> 1);
+    h->how = how;
+    h->set_first = (nb & 0x80) != 0;
+    h->nset = n;
+    for (int i = 0; i < n; i++) {
+        h->sf[i] = fis[i]->f;
+        weft_future_retain(fis[i]->f); /* the helper's */
+        h->sp[i] = fis[i]->kind == FI_PROMISE ? fis[i]->prom : NULL;
+        if (h->sp[i] != NULL)
+            atomic_fetch_add(&h->sp[i]->inflight, 1); /* before the thread can complete it */
+    }
+    h->running = pthread_create(&h->thread, NULL, helper_main, h) == 0;
+    if (!h->running) {
+        /* no thread: undo */
+        for (int i = 0; i < n; i++) {
+            if (h->sp[i] != NULL)
+                atomic_fetch_sub(&h->sp[i]->inflight, 1);
+            weft_future_release(h->sf[i]);
+        }
+        h->nset = 0;
+    }
+}
+
 static const char *const op_names[OP_COUNT] = {
-    "pool_create",  "submit",       "submit_detach", "cancel",     "wait",     "result",
-    "on_done",      "retain",       "release",       "gather",     "gchild",   "wait_many",
-    "as_completed", "compl_create", "compl_add",     "compl_next", "compl_fd", "compl_destroy",
-    "shutdown",     "destroy",      "bad_args",      "gate",       "loop",     "stats",
-    "check_all",    "sleep",        "fault",         "helper",     "burst",    "sweep"};
+    "pool_create",  "submit",       "submit_detach", "cancel",     "wait",      "result",
+    "on_done",      "retain",       "release",       "gather",     "gchild",    "wait_many",
+    "as_completed", "compl_create", "compl_add",     "compl_next", "compl_fd",  "compl_destroy",
+    "shutdown",     "destroy",      "bad_args",      "gate",       "loop",      "stats",
+    "check_all",    "sleep",        "fault",         "helper",     "burst",     "sweep",
+    "prom_create",  "prom_set",     "then",          "abandon",    "helper_set"};
 
 static void run_op(struct input *in)
 {
@@ -2542,6 +3337,21 @@ static void run_op(struct input *in)
     case OP_SWEEP:
         op_sweep();
         break;
+    case OP_PROM_CREATE:
+        op_prom_create(in);
+        break;
+    case OP_PROM_SET:
+        op_prom_set(in);
+        break;
+    case OP_THEN:
+        op_then(in);
+        break;
+    case OP_ABANDON:
+        op_abandon(in);
+        break;
+    case OP_HELPER_SET:
+        op_helper_set(in);
+        break;
     case OP_COUNT:
         break;
     }
@@ -2561,6 +3371,8 @@ static void reset(void)
     atomic_store(&ncbs, 0);
     nfinfos = 0;
     nkids = 0;
+    nproms = 0;
+    atomic_store(&input_ending, 0);
     npinfos = 0;
     nsubmits = 0;
     ngate_closes = 0;
@@ -2584,6 +3396,25 @@ static void finish(unsigned parity)
 #endif
     atomic_store(&gate_until, 0);
     join_helpers(NULL);
+    atomic_store(&input_ending, 1);
+    /* Every promise still PENDING is completed now, so that every future resolves; nothing
+     * else can complete them any more, so each of these calls wins. */
+    for (int i = 0; i < nproms; i++) {
+        if (!weft_future_done(proms[i].f)) {
+            int rc = prom_complete(&proms[i], (parity + (unsigned)i) % 3);
+            CHECK_RC(rc, rc == 0 || rc == 1);
+        }
+    }
+    /* The continuations the harness holds start while their pools exist; one whose pool was
+     * never shut down ran (unless a cancel reached it). */
+    for (int i = 0; i < MAX_SLOTS + nfinfos; i++) {
+        struct finfo *fi = i < MAX_SLOTS ? slots[i] : &finfos[i - MAX_SLOTS];
+        if (fi == NULL || fi->prev == NULL || (i >= MAX_SLOTS && !fi->hidden))
+            continue;
+        CHECK(weft_future_wait(fi->f, WEFT_FOREVER) == 0);
+        if (!atomic_load(&fi->rec->pool->maybe_closed) && !atomic_load(&fi->rec->exposed))
+            CHECK(weft_future_state(fi->f) != WEFT_CANCELLED && atomic_load(&fi->rec->ran) == 1);
+    }
     for (int i = 0; i < MAX_POOLS; i++) {
         if (pools[i] != NULL)
             destroy_pool(i);
@@ -2618,9 +3449,12 @@ static void finish(unsigned parity)
         if (ran)
             CHECK(atomic_load(&r->finished));
         if (!atomic_load(&r->submitted))
-            CHECK(ran == 0);
-        else if (!atomic_load(&r->exposed) && !atomic_load(&r->pool->maybe_cancel))
+            CHECK(ran == 0); /* refused: never runs */
+        else if (!atomic_load(&r->exposed) && !atomic_load(&r->pool->maybe_cancel) &&
+                 r->then_prev == NULL)
             CHECK(ran == 1);
+        if (r->then_prev != NULL && ran)
+            CHECK(atomic_load(&r->prev_seen) != 0);
         if (atomic_load(&r->cancelled1))
             CHECK(ran == 0);
         if (atomic_load(&r->audited)) {
@@ -2645,6 +3479,18 @@ static void finish(unsigned parity)
     for (int i = 0; i < MAX_SLOTS; i++) {
         while (slots[i] != NULL)
             drop_ref(i);
+    }
+    for (int i = 0; i < nfinfos; i++) {
+        if (finfos[i].hidden) {
+            finfos[i].hidden = false;
+            weft_future_release(finfos[i].f);
+        }
+    }
+    for (int i = 0; i < nproms; i++) {
+        struct prom *p = &proms[i];
+        /* each completion call that returned 0 or 1 was the only winner */
+        CHECK(atomic_load(&p->set_ok) + atomic_load(&p->err_ok) + atomic_load(&p->cancel_ok) <= 1);
+        weft_future_release(p->f); /* the hidden reference */
     }
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpus of fuzz_api.c into tests/fuzz/corpus (or the directory given).
 
 Each seed (seed-*) is a short program in the harness's encoding (see the comment at the top of
@@ -14,11 +15,15 @@ import sys
 POOL_CREATE, SUBMIT, SUBMIT_DETACH, CANCEL, WAIT, RESULT, ON_DONE, RETAIN, RELEASE, GATHER, \
     GATHER_CHILD, WAIT_MANY, AS_COMPLETED, COMPL_CREATE, COMPL_ADD, COMPL_NEXT, COMPL_FD, \
     COMPL_DESTROY, SHUTDOWN, DESTROY, BAD_ARGS, GATE, LOOP, STATS, CHECK_ALL, SLEEP, \
-    FAULT, HELPER, BURST, SWEEP = range(30)
+    FAULT, HELPER, BURST, SWEEP, PROM_CREATE, PROM_SET, THEN, ABANDON, HELPER_SET = range(35)
 
 # task kinds: the byte that selects each in kind_table
 VALUE, FAIL, SPIN, CHILD, JOIN, SLEEPK, GATEK, SELF, MULTI, DETACH, SHUT = 0, 2, 4, 5, 7, 8, 9, \
     10, 11, 12, 15
+PROMISEK = 16  # a promise and continuations made inside the pool
+
+# how a promise is completed (prom_set, helper_set)
+SET_RESULT, SET_ERROR, CANCEL_P, SET_ERROR0 = range(4)
 
 # timeouts
 T0, TFOREVER, T1US, T10US, T100US, T1MS, TBAD1, TBAD2 = range(8)
@@ -39,6 +44,39 @@ def detach(p=0, kind=VALUE, p1=0, p2=0, p3=0):
 
 def op(code, *args):
     return [code, *args]
+
+
+def prom(code=0):
+    """a promise in the next free slot; code & 7 picks its set_error code"""
+    return [PROM_CREATE, code]
+
+
+def pset(fut, how=SET_RESULT, again=None):
+    """complete future fut: how; again: a second completion right after"""
+    b = how
+    if again is not None:
+        b |= 4 | (again << 3)
+    return [PROM_SET, fut, b]
+
+
+def then(fut, p=0, kind=VALUE, p1=0, p2=0, p3=0, flags=0):
+    """a continuation of future fut on pool p, running a task of that kind"""
+    return [THEN, fut, p, kind, p1, p2, p3, flags]
+
+
+def wmany(when, tmo, mode, futs, tmo2=None):
+    """weft_wait over 1 to 8 futures (see wait_many in fuzz_api.c for mode)"""
+    assert 1 <= len(futs) <= 8
+    return [WAIT_MANY, len(futs) - 1, when, tmo, mode, *futs] + ([] if tmo2 is None else [tmo2])
+
+
+def hset(futs, hows, p=0, k=0, kind=VALUE, mode=0, first=False):
+    """a helper thread submitting 1 + k % 8 tasks to pool p and completing up to 4 futures"""
+    assert 1 <= len(futs) <= 4 and len(hows) == len(futs)
+    how = 0
+    for i, h in enumerate(hows):
+        how |= h << (2 * i)
+    return [HELPER_SET, p, k, kind, mode, (len(futs) - 1) | (0x80 if first else 0), how, *futs]
 
 
 def seq(*parts):
@@ -177,6 +215,89 @@ SEEDS = {
                               op(BURST, 0, 31 | 0x80, SLEEPK, 0), op(SLEEP, 5 * c),
                               op(CANCEL, 40), op(CANCEL, 20), op(SHUTDOWN, 0, 0), op(DESTROY, 0),
                               op(SWEEP)) for c in range(4)]),
+    "promise-basic": seq(pool(), prom(0), prom(1), prom(2), prom(3), submit(),
+                         op(WAIT, 0, T1MS), op(WAIT, 0, T0), op(CHECK_ALL),
+                         pset(0, SET_RESULT, again=SET_ERROR), op(RESULT, 0, 0),
+                         pset(1, SET_ERROR, again=CANCEL_P), op(RESULT, 1, 0),
+                         op(CANCEL, 2), pset(2, SET_RESULT, again=SET_ERROR0), op(RESULT, 2, 0),
+                         pset(3, SET_ERROR0), op(GATHER_CHILD, 3, 0), pset(4, SET_RESULT),
+                         pset(4, SET_ERROR), op(RESULT, 4, 0), op(RETAIN, 3), op(RELEASE, 3),
+                         op(CHECK_ALL), op(RELEASE, 0), op(SWEEP)),
+    "promise-gather-wait-sets": seq(pool(threads=2), submit(), prom(1), prom(2), prom(3),
+                                    submit(kind=SLEEPK, p1=9),
+                                    op(GATHER, 5, 0, 0, 1, 2, 3, 4),
+                                    op(GATHER, 5, 1, 0, 1, 2, 3, 4),
+                                    op(GATHER, 2, 0, 1, 2), op(ON_DONE, 1, 0), op(ON_DONE, 2, 1),
+                                    op(AS_COMPLETED, 0, 4, 1, 2, 3, 4), op(COMPL_CREATE, 1),
+                                    op(COMPL_ADD, 1, 0), op(COMPL_ADD, 1, 1), op(COMPL_ADD, 1, 5),
+                                    op(COMPL_FD, 1, 1), op(COMPL_NEXT, 1, T10US),
+                                    wmany(0, T0, 0x81, [0, 1, 2, 3, 4]),
+                                    wmany(2, T1MS, 3 | (1 << 2), [1, 2, 3], T10US),
+                                    pset(1, SET_RESULT), op(COMPL_FD, 1, 1), op(CHECK_ALL),
+                                    pset(2, SET_ERROR), op(GATHER_CHILD, 6, 1),
+                                    op(GATHER_CHILD, 5, 2), op(COMPL_NEXT, 0, TFOREVER),
+                                    op(RESULT, 7, 0), op(CANCEL, 3), op(RESULT, 6, 0),
+                                    op(RESULT, 5, 0), op(COMPL_NEXT, 1, TFOREVER),
+                                    op(COMPL_NEXT, 0, TFOREVER), op(CHECK_ALL),
+                                    prom(4), op(GATHER, 1, 2, 8), op(CANCEL, 9), op(CHECK_ALL)),
+    "promise-wait-forever": seq(pool(threads=2), prom(0), prom(5), op(GATHER, 2, 0, 0, 1),
+                                then(2, kind=VALUE), op(WAIT, 3, TFOREVER),
+                                prom(2), wmany(2, TFOREVER, 0, [4, 4, 0]),
+                                prom(3), op(COMPL_CREATE, 0), op(COMPL_ADD, 0, 5),
+                                op(COMPL_NEXT, 0, TFOREVER), prom(6), op(RESULT, 6, 2)),
+    "promise-helpers-race": seq(pool(0, threads=2), pool(1, threads=1), *[prom(i) for i in range(6)],
+                                op(GATHER, 3, 2, 0, 1, 2), op(GATHER, 3, 1, 3, 4, 5),
+                                hset([0, 1, 2, 3], [SET_RESULT, SET_ERROR, CANCEL_P, SET_RESULT],
+                                     p=0, k=3, mode=0, first=True),
+                                hset([3, 4, 5, 6], [SET_ERROR, SET_RESULT, SET_ERROR0, CANCEL_P],
+                                     p=1, k=2, kind=2, mode=1),
+                                pset(0, SET_ERROR), pset(3, CANCEL_P), pset(4, SET_ERROR),
+                                op(CANCEL, 6), op(CHECK_ALL), op(SLEEP, 30), op(CHECK_ALL),
+                                hset([1, 7], [SET_RESULT, SET_ERROR], p=0, mode=0),
+                                results(6), op(DESTROY, 1), op(CHECK_ALL)),
+    "then-basic": seq(pool(threads=2), submit(p1=1), op(WAIT, 0, TFOREVER),
+                      then(0, kind=VALUE), prom(3), then(2, kind=FAIL, p1=2),
+                      then(3, kind=VALUE, flags=1), then(4, kind=SLEEPK, p1=5),
+                      op(WAIT, 5, T10US), op(CHECK_ALL), pset(2, SET_RESULT),
+                      op(RESULT, 5, 0), op(RESULT, 1, 0), op(CHECK_ALL),
+                      prom(1), then(6, kind=VALUE), op(CANCEL, 7), pset(6, SET_ERROR),
+                      op(RESULT, 7, 0), prom(2), then(8, kind=SPIN, p1=3), op(CANCEL, 8),
+                      op(RESULT, 9, 0), op(GATHER, 2, 1, 0, 2), then(10, kind=VALUE),
+                      op(RESULT, 11, 0), then(11, kind=MULTI, p1=2, p2=2), op(RESULT, 12, 0),
+                      op(GATHER_CHILD, 12, 0), pset(12, SET_RESULT), op(BAD_ARGS, 18, 12, 0),
+                      op(CHECK_ALL)),
+    # Continuations queued on pool 0 by pool 1's workers: pool 1 goes first, so that whoever
+    # queues on pool 0 has returned before it is destroyed.
+    "then-chain-two-pools": seq(pool(0, threads=1), pool(1, threads=2), prom(0),
+                                then(0, 1), then(1, 0, kind=SLEEPK, p1=3), then(2, 0),
+                                then(3, 0, kind=FAIL, p1=1), then(4, 0), then(5, 0, flags=3),
+                                op(ON_DONE, 6, 1), op(CHECK_ALL), pset(0, SET_RESULT),
+                                op(RESULT, 6, 0), op(CHECK_ALL), submit(1, kind=SLEEPK, p1=8),
+                                then(7, 0), op(RESULT, 8, 0), op(DESTROY, 1), op(DESTROY, 0),
+                                op(CHECK_ALL)),
+    "then-shutdown": seq(pool(0, threads=1), pool(1, threads=1), prom(0), prom(1),
+                         then(0, 0), then(1, 0, kind=GATEK), then(0, 1), op(SHUTDOWN, 0, 0),
+                         pset(0, SET_RESULT), then(0, 0), op(CHECK_ALL), op(SHUTDOWN, 1, 1),
+                         pset(1, SET_ERROR), op(RESULT, 2, 0), op(RESULT, 3, 0),
+                         op(RESULT, 4, 0), op(CHECK_ALL), op(DESTROY, 0), op(DESTROY, 1),
+                         op(CHECK_ALL)),
+    "then-max-pending": seq(pool(threads=1, flags=2, max_pending=1), prom(0),
+                            then(0), then(0), then(0), op(CANCEL, 1), then(0), then(0),
+                            op(BAD_ARGS, 19, 0, 0), op(BAD_ARGS, 19, 1, 1),
+                            pset(0, SET_RESULT), results(4), then(0), op(RESULT, 4, 0)),
+    "then-inside-tasks": seq(pool(threads=2), *[submit(kind=PROMISEK, p1=i, p2=i * 3, p3=i * 5)
+                                                for i in range(6)],
+                             detach(kind=PROMISEK, p1=7), submit(kind=JOIN, p1=3, p2=5),
+                             results(7), op(CHECK_ALL), prom(0),
+                             then(7, kind=PROMISEK, p1=1), pset(7, SET_ERROR),
+                             op(RESULT, 8, 0)),
+    "abandon": seq(pool(), op(ABANDON, 0), op(ABANDON, 2), op(ABANDON, 4), op(ABANDON, 8),
+                   op(ABANDON, 14), prom(0), op(COMPL_CREATE, 0), op(COMPL_ADD, 0, 0),
+                   op(COMPL_DESTROY, 0), op(RELEASE, 0)),
+    "promise-fault": seq(pool(threads=2), op(FAULT, 1), prom(0), op(FAULT, 1), prom(0),
+                         submit(), op(FAULT, 1), then(0), op(FAULT, 2), then(0),
+                         op(FAULT, 1), op(GATHER, 2, 0, 0, 1), op(FAULT, 0),
+                         pset(0, SET_RESULT), op(CHECK_ALL), op(RESULT, 1, 0), op(CHECK_ALL)),
     "everything": seq(pool(0, threads=2, flags=1), pool(1, threads=1), op(GATE, 3),
                       submit(0, kind=GATEK, p1=1), submit(1, kind=CHILD, p1=7, p3=0xf6),
                       submit(0, kind=MULTI, p1=3, p2=2, p3=2), submit(1, kind=JOIN, p1=4, p2=33),

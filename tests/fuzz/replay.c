@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A main() for fuzz_api.c without libFuzzer: runs each input file once, in order, each in a
  * child process of its own so that one failing input does not hide the others. Arguments are

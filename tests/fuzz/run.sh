@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage: tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
 # Builds the API fuzzer (tests/fuzz/fuzz_api.c) with Clang, libFuzzer, AddressSanitizer and
