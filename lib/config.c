@@ -156,9 +156,11 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
             "  WEFT_MAX_PENDING = '%zu'\n"
             "  WEFT_NAME = '%s'\n"
             "  WEFT_TRACE = '%s'\n"
+            "  WEFT_STATS = '%s'\n"
             "WEFT DISPLAY ENVIRONMENT END\n",
             weft_version(), pool->nworkers, src, binds[pool->bind], pool->stack_size,
-            pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "");
+            pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "",
+            pool->stats_path != NULL ? pool->stats_path : "");
 }
 
 int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
@@ -172,7 +174,8 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
     if (cfg->stack_size != 0 && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
         return bad(why, len, "weft_config.stack_size = %zu: at least %zu (PTHREAD_STACK_MIN)",
                    cfg->stack_size, (size_t)PTHREAD_STACK_MIN);
-    struct weft__settings st = {cfg->threads, cfg->bind, cfg->stack_size, cfg->trace_path, 0};
+    struct weft__settings st = {cfg->threads,    cfg->bind, cfg->stack_size,
+                                cfg->trace_path, 0,         env("WEFT_STATS")};
     int rc;
     if (st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
         return rc;

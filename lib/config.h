@@ -18,6 +18,7 @@ struct weft__settings {
     size_t stack;          /* bytes, resolved: never 0 */
     const char *trace;     /* the trace file, NULL when not tracing */
     uint32_t trace_events; /* events per worker's ring ($WEFT_TRACE_EVENTS), when tracing */
+    const char *stats;     /* $WEFT_STATS: where to write the statistics at destroy, or NULL */
 };
 
 /* Checks cfg and completes it from the environment. 0, or -EINVAL (cfg or a variable bad)

@@ -41,6 +41,7 @@ static void free_pool(weft_pool *pool, bool forked)
     }
     weft__free(pool->traces);
     weft__free(pool->trace_path);
+    weft__free(pool->stats_path);
     weft__park_destroy(&pool->park);
     if (forked)
         weft__free(pool->inject.shard);
@@ -70,6 +71,8 @@ static void teardown(weft_pool *pool, unsigned started)
         pthread_join(pool->workers[i].thread, NULL);
     if (pool->trace_path != NULL && started == pool->nworkers)
         weft__pool_write_trace(pool);
+    if (pool->stats_path != NULL && started == pool->nworkers)
+        weft__pool_write_stats(pool);
     if (pool->page != NULL)
         weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
     free_pool(pool, false);
@@ -197,6 +200,13 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         rc = init_traces(pool, st.trace, st.trace_events);
     if (rc == 0 && st.bind != WEFT_BIND_NONE)
         rc = init_binding(pool);
+    if (rc == 0 && st.stats != NULL) {
+        pool->stats_path = weft__malloc(strlen(st.stats) + 1);
+        if (pool->stats_path != NULL)
+            strcpy(pool->stats_path, st.stats);
+        else
+            rc = -ENOMEM;
+    }
     if (rc == 0)
         rc = start_workers(pool, &started);
     if (rc != 0) {

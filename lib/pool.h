@@ -43,7 +43,8 @@ struct weft_pool {
     char name[16];
     weft_bind bind;
     size_t stack_size;
-    char *trace_path;           /* NULL when not tracing */
+    char *trace_path;           /* NULL when not tracing; may hold %p and %n (stats.c) */
+    char *stats_path;           /* $WEFT_STATS: statistics written at destroy; NULL: none */
     struct weft__trace *traces; /* one ring per worker */
 };
 
@@ -55,5 +56,8 @@ static inline bool weft__pool_forked(const weft_pool *pool)
 
 /* Writes the pool's trace to pool->trace_path, after its workers were joined (stats.c). */
 void weft__pool_write_trace(weft_pool *pool);
+
+/* Writes the pool's statistics as JSON to pool->stats_path, after its workers were joined. */
+void weft__pool_write_stats(weft_pool *pool);
 
 #endif

@@ -10,6 +10,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,7 +146,45 @@ int weft_stats_write_json(const weft_pool *pool, int fd)
     return o.err;
 }
 
-/* --- traces --- */
+/* --- files written at destroy: the trace and the statistics --- */
+
+/* A file name from a template: %p becomes the process id, %n the pool's name, %% a '%'; so that
+ * several pools of a process (or several processes) each get a file of their own. */
+static void expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len)
+{
+    size_t k = 0;
+    for (const char *c = tmpl; *c != '\0' && k + 1 < len; c++) {
+        int w = 0;
+        if (c[0] == '%' && c[1] == 'p') {
+            w = snprintf(out + k, len - k, "%ld", (long)getpid());
+            c++;
+        } else if (c[0] == '%' && c[1] == 'n') {
+            w = snprintf(out + k, len - k, "%s", pool->name);
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            out[k] = '%';
+            w = 1;
+            c++;
+        } else {
+            out[k] = *c;
+            w = 1;
+        }
+        k = w < 0 || (size_t)w >= len - k ? len - 1 : k + (size_t)w;
+    }
+    out[k < len ? k : len - 1] = '\0';
+}
+
+void weft__pool_write_stats(weft_pool *pool)
+{
+    char path[4096];
+    expand_path(pool->stats_path, pool, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd >= 0 ? weft_stats_write_json(pool, fd) : -errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc != 0)
+        weft__debug("could not write the statistics to %s: %s", path, strerror(-rc));
+}
 
 /* Writes the trace, with tracks named as the threads are, characters JSON would need escaped
  * replaced. */
@@ -167,10 +206,12 @@ void weft__pool_write_trace(weft_pool *pool)
             }
             names[i] = nm;
         }
-        rc = weft__trace_write(pool->trace_path, t, names, n);
+        char path[4096];
+        expand_path(pool->trace_path, pool, path, sizeof(path));
+        rc = weft__trace_write(path, t, names, n);
+        if (rc != 0)
+            weft__debug("could not write the trace to %s: %s", path, strerror(-rc));
     }
-    if (rc != 0)
-        weft__debug("could not write the trace to %s: %s", pool->trace_path, strerror(-rc));
     weft__free(t);
     weft__free(names);
     weft__free(store);

@@ -1207,6 +1207,50 @@ START_TEST(test_bind_plan_matches_pool)
 }
 END_TEST
 
+/* $WEFT_STATS: each pool writes its statistics at destroy, to a file of its own when the path
+ * holds %n (the pool's name) and %p (the process id). */
+START_TEST(test_stats_file_at_destroy)
+{
+    char dir[] = "/tmp/weft-stats-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char tmpl[256];
+    snprintf(tmpl, sizeof(tmpl), "%s/st-%%n-%%p.json", dir);
+    tu_env_saved e = tu_env_set("WEFT_STATS", tmpl);
+    const char *names[2] = {"alpha", "beta"};
+    for (int k = 0; k < 2; k++) {
+        weft_pool *p = tu_pool_new(2, names[k]);
+        atomic_int ran;
+        atomic_init(&ran, 0);
+        for (int i = 0; i < 100 * (k + 1); i++)
+            ck_assert_int_eq(weft_submit(p, tu_task_count, &ran, NULL), 0);
+        tu_pool_free(p);
+        ck_assert_int_eq(atomic_load(&ran), 100 * (k + 1));
+    }
+    tu_env_restore(&e);
+    for (int k = 0; k < 2; k++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/st-%s-%ld.json", dir, names[k], (long)getpid());
+        int fd = open(path, O_RDONLY);
+        ck_assert_msg(fd >= 0, "no statistics file %s", path);
+        size_t len = 0;
+        char *text = tu_read_fd(fd, &len);
+        close(fd);
+        ck_assert_ptr_nonnull(text);
+        json_error_t err;
+        json_t *doc = jc_parse(text, len, &err);
+        ck_assert_msg(doc != NULL, "%s: %s", path, err.text);
+        json_t *total = json_object_get(doc, "total");
+        ck_assert_ptr_nonnull(total);
+        ck_assert_int_eq(json_integer_value(json_object_get(total, "tasks_run")), 100 * (k + 1));
+        ck_assert_int_eq(json_integer_value(json_object_get(doc, "workers")), 2);
+        json_decref(doc);
+        free(text);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stats");
@@ -1236,6 +1280,7 @@ int main(void)
     tcase_add_test(tc, test_machine_query);
     tcase_add_test(tc, test_bind_plan);
     tcase_add_test(tc, test_bind_plan_matches_pool);
+    tcase_add_test(tc, test_stats_file_at_destroy);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);

@@ -647,6 +647,34 @@ START_TEST(test_display_env_off)
 }
 END_TEST
 
+/* $WEFT_TRACE with %n (the pool's name) and %p (the process id): two pools of one process each
+ * write their own trace instead of the second overwriting the first. */
+START_TEST(test_trace_per_pool_files)
+{
+    tmpdir d;
+    tmpdir_make(&d);
+    char tmpl[160], a[160], b[160];
+    tmpdir_file(&d, tmpl, sizeof(tmpl), "t-%n-%p.json");
+    tu_env_saved e = tu_env_set("WEFT_TRACE", tmpl);
+    weft_pool *p1 = traced_pool(1, "first", NULL, NULL);
+    weft_pool *p2 = traced_pool(2, "second", NULL, NULL);
+    tu_pool_check_works(p1);
+    tu_pool_check_works(p2);
+    tu_pool_free(p1);
+    tu_pool_free(p2);
+    tu_env_restore(&e);
+    char name[64];
+    snprintf(name, sizeof(name), "t-first-%ld.json", (long)getpid());
+    tmpdir_file(&d, a, sizeof(a), name);
+    snprintf(name, sizeof(name), "t-second-%ld.json", (long)getpid());
+    tmpdir_file(&d, b, sizeof(b), name);
+    struct stat st;
+    ck_assert_msg(stat(a, &st) == 0 && st.st_size > 0, "no trace %s", a);
+    ck_assert_msg(stat(b, &st) == 0 && st.st_size > 0, "no trace %s", b);
+    tmpdir_remove(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trace");
@@ -665,6 +693,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_display_env);
     tcase_add_test(tc, test_display_env_off);
+    tcase_add_test(tc, test_trace_per_pool_files);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);

@@ -26,8 +26,8 @@
 
 /* The environment variables weft reads, as README.md lists them. */
 static const char *const weft_env[] = {
-    "WEFT_THREADS",      "WEFT_BIND",        "WEFT_STACK_SIZE", "WEFT_TRACE",
-    "WEFT_TRACE_EVENTS", "WEFT_DISPLAY_ENV", "WEFT_DEBUG",
+    "WEFT_THREADS",      "WEFT_BIND",  "WEFT_STACK_SIZE",  "WEFT_TRACE",
+    "WEFT_TRACE_EVENTS", "WEFT_STATS", "WEFT_DISPLAY_ENV", "WEFT_DEBUG",
 };
 #define NENV (sizeof(weft_env) / sizeof(weft_env[0]))
 
