@@ -342,6 +342,7 @@ LIB_CALLS = {
     "cancel_everything_queued": (IGNORE, "CANCEL mode only; weft_pool_destroy uses DRAIN"),
     "free_pool": (IGNORE, "after every worker was joined"),
     "weft__pool_write_trace": (IGNORE, "tracing, after every worker was joined"),
+    "weft__pool_write_stats": (IGNORE, "statistics file, after every worker was joined"),
     "weft__pool_forked": (IGNORE, "fork() child detection, not modelled"),
     "weft__page_get": (IGNORE, "the max_pending budget holds the page (DEVIATIONS: not modelled)"),
     "weft__page_pool_dying": (IGNORE, "continuations' launches, after every worker was joined; "
