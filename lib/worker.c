@@ -409,6 +409,10 @@ void *weft__worker_main(void *arg)
     }
     spell_end(&w->st.idle_since, &w->st.idle_ns);
     st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */
+    /* Another worker may have parked after the exit bit was set, having seen a shard's count
+     * still up while this one placed the last batch it popped (its exit test then failed, and
+     * nothing was left to take): wake every worker, so that each tests again and leaves. */
+    weft__park_notify_all(&pool->park);
 
     /* Stop hooks run once every worker has left its loop, so each sees every task finished. */
     uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire above */

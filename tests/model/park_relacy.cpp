@@ -87,7 +87,10 @@
  *     ld_seq_cst of the bits and st_release of taking are left out; find_task is called
  *     directly. Nor is max_pending (the pool has no limit): weft__task_new's relaxed add and
  *     sub on the page's pending count are left out. teardown's relaxed store of nthreads (for the stop
- *     hooks' barrier after the loop) is left out: the model's workers end with the loop.
+ *     hooks' barrier after the loop) is left out: the model's workers end with the loop, and so
+ *     is the weft__park_notify_all a worker makes after its loop (it wakes a worker that parked
+ *     after the exit bit was set, having seen a shard's count still up: a lost wake-up at exit
+ *     that the fuzzer found and these bounds did not).
  *
  * LINE-BY-LINE CORRESPONDENCE: each function below is named after the lib/ function it copies
  *   and keeps its statement order; each atomic access has the order of the lib/ line (atomic.h
