@@ -39,6 +39,7 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 struct gather_node {
     struct weft__fnode node;
@@ -105,6 +106,11 @@ static bool cancel_child(weft_future *c, int32_t *pid)
  * when some nested gather was being swept further up this thread's stack, which finishes it. */
 static bool sweep(struct gather *g, int32_t *pid)
 {
+    /* The pid now, not at the first pending child: a system call between the requests to the
+     * running children and the cancel of a pending one would give a worker freed by a request
+     * more time to start that one first. */
+    if (*pid == 0)
+        *pid = (int32_t)getpid();
     /* acquire: pairs with the release store below; the cancellations of the pass that set it
      * happen before this returns, as this sweep's caller is promised */
     if (ld_acquire(&g->swept))

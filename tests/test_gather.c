@@ -405,7 +405,8 @@ START_TEST(test_gather_cancel_on_error)
     tu_gate_open(&bad.gate);
     ck_assert_int_eq(weft_future_result(g, NULL), 5);
     ck_assert_int_eq(weft_future_state(g), WEFT_FAILED);
-    /* The siblings were cancelled: the pending one never runs, the running one sees it. */
+    /* The siblings were cancelled: the pending one never runs to its end, the running one sees
+     * the request. */
     ck_assert_int_eq(weft_future_result(fs[2], NULL), -ECANCELED);
     ck_assert_int_eq(weft_future_state(fs[2]), WEFT_CANCELLED);
     ck_assert_int_eq(weft_future_result(fs[0], NULL), -ECANCELED);
@@ -419,7 +420,9 @@ START_TEST(test_gather_cancel_on_error)
     ck_assert_int_eq(weft_gather_child(g, 3, NULL), 0);
     weft_future_release(g);
     tu_pool_free(p);
-    ck_assert_int_eq(atomic_load(&pend.ran), 0);
+    /* never ran, or (a worker that a cancelled sibling freed took it before the cancel
+     * reached it) started and honoured the request */
+    ck_assert(atomic_load(&pend.ran) == 0 || atomic_load(&pend.cancelled) == 1);
     gw_release_all(fs, 4);
     TU_ASSERT_NO_FAILURES();
 }
@@ -544,8 +547,10 @@ START_TEST(test_gather_cancel)
     ck_assert_int_eq(weft_future_state(g), WEFT_CANCELLED);
     ck_assert_int_eq(weft_future_cancel(g), 0);
     ck_assert_int_eq(weft_future_result(g, NULL), -ECANCELED);
-    /* The pending child is cancelled at once, the running ones by request. */
-    ck_assert_int_eq(weft_future_state(fs[2]), WEFT_CANCELLED);
+    /* The pending child is cancelled at once (or, started by a worker that a cancelled sibling
+     * freed before the cancel reached it, by request), the running ones by request. */
+    ck_assert(weft_future_state(fs[2]) == WEFT_CANCELLED ||
+              weft_future_state(fs[2]) == WEFT_RUNNING);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(weft_future_result(fs[i], NULL), -ECANCELED);
         ck_assert_int_eq(weft_future_state(fs[i]), WEFT_CANCELLED);
@@ -556,7 +561,9 @@ START_TEST(test_gather_cancel)
     ck_assert_int_eq(weft_future_state(g), WEFT_CANCELLED);
     weft_future_release(g);
     tu_pool_free(p);
-    ck_assert_int_eq(atomic_load(&pend.ran), 0);
+    /* never ran, or (a worker that a cancelled sibling freed took it before the cancel
+     * reached it) started and honoured the request */
+    ck_assert(atomic_load(&pend.ran) == 0 || atomic_load(&pend.cancelled) == 1);
     ck_assert_int_eq(atomic_load(&r0.cancelled), 1);
     ck_assert_int_eq(atomic_load(&r1.cancelled), 1);
     gw_release_all(fs, 4);
@@ -731,8 +738,12 @@ START_TEST(test_gather_cancel_outer_deep)
     ck_assert_int_eq(weft_future_cancel(outer), 1);
     ck_assert_int_eq(weft_future_state(outer), WEFT_CANCELLED);
     ck_assert_int_eq(weft_future_result(outer, NULL), -ECANCELED);
-    for (int i = 2; i < N; i++) /* pending ones: at once */
-        ck_assert_int_eq(weft_future_state(leaf[i]), WEFT_CANCELLED);
+    /* Pending ones: cancelled at once, unless a worker that l0 or l1 freed (they honour the
+     * request at once) started one before the cancel reached it: then it got a request too. */
+    for (int i = 2; i < N; i++) {
+        weft_state st = weft_future_state(leaf[i]);
+        ck_assert_msg(st == WEFT_CANCELLED || st == WEFT_RUNNING, "leaf %d: state %d", i, (int)st);
+    }
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(weft_future_result(leaf[i], NULL), -ECANCELED);
         ck_assert_int_eq(weft_future_state(leaf[i]), WEFT_CANCELLED);
@@ -745,8 +756,9 @@ START_TEST(test_gather_cancel_outer_deep)
     weft_future *gs[4] = {outer, g1, g2, g11};
     gw_release_all(gs, 4);
     tu_pool_free(p);
-    for (int i = 2; i < N; i++)
-        ck_assert_msg(atomic_load(&j[i].ran) == 0, "pending leaf %d ran", i);
+    for (int i = 2; i < N; i++) /* never ran, or started before the cancel and honoured it */
+        ck_assert_msg(atomic_load(&j[i].ran) == 0 || atomic_load(&j[i].cancelled) == 1,
+                      "pending leaf %d ran to its end", i);
     ck_assert_int_eq(atomic_load(&j[0].cancelled), 1);
     ck_assert_int_eq(atomic_load(&j[1].cancelled), 1);
     gw_release_all(leaf, N);
