@@ -142,16 +142,19 @@ static void announce(weft_future *f, uint32_t old)
 
 void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
 {
-    /* Only the runner finishes a RUNNING future (a cancel only sets a flag then), so these plain
-     * writes race with no one; the release CAS below publishes them. */
+    /* Only the runner finishes a RUNNING future (a cancel only sets a flag then), and only the
+     * setter that claimed a promise (SETTING) finishes it, so these plain writes race with no
+     * one; the release CAS below publishes them. */
     f->result = result;
     f->code = code;
     uint32_t s = ld_relaxed(&f->state);
-    WEFT_ASSERT((s & WEFT_FS_STATE_MASK) == WEFT_RUNNING); /* only the runner finishes */
+    WEFT_ASSERT((s & WEFT_FS_STATE_MASK) == WEFT_RUNNING ||
+                ((s & WEFT_FS_STATE_MASK) == WEFT_PENDING && (s & WEFT_FS_SETTING)));
     WEFT_ASSERT(st >= WEFT_DONE && st <= WEFT_CANCELLED);
     /* acq_rel: release publishes result/code to whoever acquires the final state; acquire
      * orders the wake-ups after the flags' writers. The loop only re-reads flags set by others. */
-    while (!cas_acq_rel(&f->state, &s, (s & ~WEFT_FS_STATE_MASK) | (uint32_t)st))
+    while (
+        !cas_acq_rel(&f->state, &s, (s & ~(WEFT_FS_STATE_MASK | WEFT_FS_SETTING)) | (uint32_t)st))
         ;
     announce(f, s);
 }
@@ -428,14 +431,7 @@ static int promise_complete(weft_future *f, weft_state st, int code, void *resul
         if (cas_acq_rel(&f->state, &s, s | WEFT_FS_SETTING))
             break;
     }
-    f->result = result; /* only the claimant writes these; the CAS below publishes them */
-    f->code = code;
-    s |= WEFT_FS_SETTING;
-    /* acq_rel: release publishes result and code to whoever acquires the final state; the loop
-     * only re-reads flags that waiters and nodes add meanwhile */
-    while (!cas_acq_rel(&f->state, &s, (s & ~(WEFT_FS_STATE_MASK | WEFT_FS_SETTING)) | st))
-        ;
-    announce(f, s);
+    weft__future_finish(f, st, code, result); /* as a task's runner does, SETTING cleared */
     return 0;
 }
 

@@ -85,7 +85,8 @@ void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_
 /* PENDING -> RUNNING. False if it was cancelled (it must then not run). */
 bool weft__future_start(weft_future *f);
 
-/* RUNNING -> DONE / FAILED / CANCELLED, by the runner only (whoever won weft__future_start).
+/* RUNNING -> DONE / FAILED / CANCELLED, by the runner only (whoever won weft__future_start), or
+ * a promise claimed with WEFT_FS_SETTING -> DONE / FAILED, by its setter.
  * Wakes waiters and fires nodes. */
 void weft__future_finish(weft_future *f, weft_state st, int code, void *result);
 
