@@ -170,7 +170,7 @@ static void say_group(const run *r, int g)
         append(list, sizeof list, item);
     }
     demo_say("group %d results: [%s] (gather %s)", g + 1, list,
-             demo_state_name(weft_future_state(r->groups[g])));
+             weft_state_name(weft_future_state(r->groups[g])));
 }
 
 static void say_outer(const char *what, weft_future *outer)
@@ -179,9 +179,9 @@ static void say_outer(const char *what, weft_future *outer)
     int rc = weft_future_result(outer, NULL);
     weft_state s = weft_future_state(outer);
     if (rc == 0)
-        demo_say("%s: %s", what, demo_state_name(s));
+        demo_say("%s: %s", what, weft_state_name(s));
     else
-        demo_say("%s: %s with %s", what, demo_state_name(s), demo_describe(rc, buf, sizeof buf));
+        demo_say("%s: %s with %s", what, weft_state_name(s), demo_describe(rc, buf, sizeof buf));
 }
 
 /* Counts the tasks of group g (or of all groups, g < 0) by phase; output lock held. */
@@ -208,7 +208,7 @@ static void normal_run(weft_pool *pool, const demo_opts *o, uint64_t *rng)
     DEMO_CHECK(weft_gather(r.groups, NGROUPS, 0, &outer));
     void *res = NULL;
     DEMO_CHECK(weft_future_result(outer, &res));
-    demo_say("outer gather: %s", demo_state_name(weft_future_state(outer)));
+    demo_say("outer gather: %s", weft_state_name(weft_future_state(outer)));
     /* The outer result is an array of the groups' results, each an array of task results. */
     void **per_group = res;
     for (int g = 0; g < NGROUPS; g++) {

@@ -254,7 +254,7 @@ static int summarize(weft_future *gather, void *arg, void **result)
     if (r->gather_code != 0) {
         /* Failed fast: some children may still be pending, so there is nothing to read. */
         demo_say("continuation on worker %d: gather %s with %s: nothing to summarize", r->worker,
-                 demo_state_name(r->gather_state), io_error_text(r->gather_code, buf, sizeof buf));
+                 weft_state_name(r->gather_state), io_error_text(r->gather_code, buf, sizeof buf));
         return 0;
     }
 
@@ -269,7 +269,7 @@ static int summarize(weft_future *gather, void *arg, void **result)
         files += s->code == 0 && s->src->spec->kind == SRC_FILE;
     }
     demo_say("continuation on worker %d: gather %s, %zu results; digests of %zu files in parallel",
-             r->worker, demo_state_name(r->gather_state), r->n, files);
+             r->worker, weft_state_name(r->gather_state), r->n, files);
 
     /* The CPU-bound part, forked: one digest per file, possibly on several workers. */
     weft_scope scope;
@@ -294,11 +294,11 @@ static void print_report(const demo *d, const report *r)
     const section_spec *sec = &sections[d->section];
     char buf[128];
     if (r->gather_code != 0) {
-        demo_say("loop: report taken: gather %s with %s", demo_state_name(r->gather_state),
+        demo_say("loop: report taken: gather %s with %s", weft_state_name(r->gather_state),
                  io_error_text(r->gather_code, buf, sizeof buf));
         return;
     }
-    demo_say("loop: report taken: gather %s, %zu slots", demo_state_name(r->gather_state), r->n);
+    demo_say("loop: report taken: gather %s, %zu slots", weft_state_name(r->gather_state), r->n);
     unsigned timer_ms = 0;
     size_t bytes = 0;
     for (size_t i = 0; i < r->n; i++) {
@@ -336,7 +336,7 @@ static void maybe_end_section(demo *d)
             snprintf(buf, sizeof buf, "%s DONE", src->spec->name);
         else
             snprintf(buf, sizeof buf, "%s %s %s", src->spec->name,
-                     demo_state_name(weft_future_state(src->promise)),
+                     weft_state_name(weft_future_state(src->promise)),
                      demo_code_name(code, name, sizeof name));
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", buf);
         weft_future_release(src->promise);

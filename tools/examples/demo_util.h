@@ -145,23 +145,6 @@ static inline double demo_rand_sleep(uint64_t *state)
     return 1.0 + (double)(demo_rand(state) % 2001u) / 1000.0;
 }
 
-static inline const char *demo_state_name(weft_state s)
-{
-    switch (s) {
-    case WEFT_PENDING:
-        return "PENDING";
-    case WEFT_RUNNING:
-        return "RUNNING";
-    case WEFT_DONE:
-        return "DONE";
-    case WEFT_FAILED:
-        return "FAILED";
-    case WEFT_CANCELLED:
-        return "CANCELLED";
-    }
-    return "?";
-}
-
 /* "-ECANCELED", "-EIO": a code as its errno name when it has one, else as a number. */
 static inline const char *demo_code_name(int code, char *buf, size_t size)
 {
