@@ -290,12 +290,14 @@ START_TEST(test_promise_in_gather_wait_completion)
 }
 END_TEST
 
-/* set_result, set_error and cancel from three threads at once: exactly one wins. */
+/* set_result, set_error and cancel from three threads at once: exactly one wins, and a loser
+ * that is told "already finished" sees the future finished as soon as it is told. */
 typedef struct racer {
     weft_future *f;
     pthread_barrier_t *go;
     int kind; /* 0 set_result, 1 set_error, 2 cancel */
     int rc;
+    bool done_after; /* weft_future_done right after the call returned */
 } racer;
 
 static void *racer_main(void *arg)
@@ -313,6 +315,7 @@ static void *racer_main(void *arg)
         r->rc = weft_future_cancel(r->f);
         break;
     }
+    r->done_after = weft_future_done(r->f);
     return NULL;
 }
 
@@ -328,7 +331,7 @@ START_TEST(test_promise_set_and_cancel_race)
         racer r[3];
         pthread_t th[3];
         for (int k = 0; k < 3; k++) {
-            r[k] = (racer){f, &go, (k + (int)t) % 3, 99};
+            r[k] = (racer){f, &go, (k + (int)t) % 3, 99, false};
             ck_assert_int_eq(pthread_create(&th[k], NULL, racer_main, &r[k]), 0);
         }
         for (int k = 0; k < 3; k++)
@@ -343,6 +346,7 @@ START_TEST(test_promise_set_and_cancel_race)
             } else {
                 ck_assert_int_eq(r[k].rc, r[k].kind == 2 ? 0 : -EALREADY);
             }
+            ck_assert(r[k].done_after); /* winner or loser: finished once the call returned */
         }
         ck_assert_int_eq(winners, 1);
         wins[winner]++;
