@@ -37,6 +37,7 @@
 #include "future.h"
 
 #include "alloc.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -67,11 +68,18 @@ struct sweep_frame {
 
 static WEFT_TLS const struct sweep_frame *sweeping;
 
-/* Claims and finishes g: false if it had been claimed or cancelled already. */
+/* Claims and finishes g: false if it had been claimed or cancelled already. A loser returns
+ * only once g is final: the claimant is a few instructions from its final CAS, and whoever
+ * finished a child that fails g must see g finished when it returns, as with any future. */
 static bool finish_gather(struct gather *g, weft_state st, int code, size_t child)
 {
-    if (!weft__future_start(&g->fut)) /* claim: see above */
+    if (!weft__future_start(&g->fut)) { /* claim: see above */
+        unsigned round = 0;
+        /* acquire: pairs with the release CAS in weft__future_finish */
+        while (!weft__state_final(ld_acquire(&g->fut.state)))
+            weft__backoff(&round);
         return false;
+    }
     g->failed = child; /* the claimant's alone; published by the final CAS below */
     weft__future_finish(&g->fut, st, code, st == WEFT_DONE ? (void *)g->results : NULL);
     return true;

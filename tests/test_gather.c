@@ -1477,6 +1477,50 @@ START_TEST(test_gather_failed_child_index)
 }
 END_TEST
 
+/* Two children failing a gather at once, from two threads: the one that loses the claim on the
+ * gather returns only once the gather has finished, so each sees it done on return. */
+typedef struct fail_racer {
+    weft_future *p;
+    pthread_barrier_t *go;
+    weft_future *g;
+    bool done_after;
+} fail_racer;
+
+static void *fail_racer_main(void *arg)
+{
+    fail_racer *r = arg;
+    pthread_barrier_wait(r->go);
+    ck_assert_int_eq(weft_future_set_error(r->p, -EIO), 0);
+    r->done_after = weft_future_done(r->g);
+    return NULL;
+}
+
+START_TEST(test_gather_two_failures_at_once)
+{
+    long trials = 2000 * tu_stress_scale();
+    for (long t = 0; t < trials; t++) {
+        weft_future *p[2], *g = NULL;
+        ck_assert_int_eq(weft_future_create(&p[0]), 0);
+        ck_assert_int_eq(weft_future_create(&p[1]), 0);
+        ck_assert_int_eq(weft_gather(p, 2, 0, &g), 0);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        fail_racer r[2] = {{p[0], &go, g, false}, {p[1], &go, g, false}};
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(pthread_create(&th[k], NULL, fail_racer_main, &r[k]), 0);
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(pthread_join(th[k], NULL), 0);
+        pthread_barrier_destroy(&go);
+        ck_assert(r[0].done_after && r[1].done_after);
+        ck_assert_int_eq(weft_future_state(g), WEFT_FAILED);
+        weft_future_release(g);
+        weft_future_release(p[0]);
+        weft_future_release(p[1]);
+    }
+}
+END_TEST
+
 static Suite *gather_suite(void)
 {
     Suite *s = suite_create("gather");
@@ -1504,6 +1548,7 @@ static Suite *gather_suite(void)
     tcase_add_test(tc, test_gather_cancel_on_error);
     tcase_add_test(tc, test_gather_no_cancel_without_flag);
     tcase_add_test(tc, test_gather_return_exceptions);
+    tcase_add_test(tc, test_gather_two_failures_at_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cancel");
