@@ -83,8 +83,11 @@ typedef struct weft_config {
     /* Worker thread name prefix; NULL: "weft". Threads are named "<prefix>-<index>", the prefix
      * shortened so that the whole name fits the 15 characters the OS keeps. Copied at creation. */
     const char *name;
-    /* Called on each worker thread when it starts, before it runs any task, and when it stops,
-     * after its last task. They may call weft functions but must not wait on tasks. */
+    /* Called on each thread of the pool when it starts, before it runs any task, and when it
+     * stops, after the pool's last task: the workers' own threads, and spare threads that stand
+     * in for a worker whose thread is blocked in a wait (they pass the index of the worker they
+     * first stood in for, so an index may come more than once). They may call weft functions
+     * but must not wait on tasks. */
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
     void *hook_data;
@@ -92,7 +95,8 @@ typedef struct weft_config {
      * waiting to start; past it weft_submit() from such a thread returns -EAGAIN. */
     size_t max_pending;
     /* Bytes of stack per worker thread. 0: $WEFT_STACK_SIZE if set, else WEFT_DEFAULT_STACK_SIZE.
-     * Waits on a worker run other tasks on the same stack, so depth of nested waits costs stack:
+     * A wait on a worker runs the task it waits for on the same stack if that task has not
+     * started, so depth of nested waits costs stack:
      * the default holds a chain of more than 10,000 tasks each waiting on the next. */
     size_t stack_size;
     /* Where to write a Chrome trace-event file of this pool's execution when it is destroyed;
@@ -204,15 +208,17 @@ WEFT_API const char *weft_state_name(weft_state s);
 /* True once the future is DONE, FAILED or CANCELLED; false for NULL. */
 WEFT_API bool weft_future_done(const weft_future *f);
 
-/* Waits until the future has finished or timeout_ns passed. On a worker, runs other tasks
- * meanwhile. Returns 0 when finished.
+/* Waits until the future has finished or timeout_ns passed. On a worker, it runs the task
+ * itself if it has not started, else blocks and lends its worker to a spare thread meanwhile,
+ * so that the pool keeps its parallelism (README, "Waits on a worker"). Returns 0 when
+ * finished.
  * Errors: -ETIMEDOUT, -EINVAL (f NULL, bad timeout), -EDEADLK (called inside f's own task). */
 WEFT_API int weft_future_wait(weft_future *f, int64_t timeout_ns);
 
-/* Waits without limit (helping on a worker), then: 0 for DONE with *result set to the task's
- * value (if result is not NULL), the task's code for FAILED, -ECANCELED for CANCELLED.
- * The value belongs to the user; weft never frees it.
- * Errors: -EINVAL (f NULL), -EDEADLK (called inside f's own task). */
+/* Waits without limit (as weft_future_wait on a worker), then: 0 for DONE with *result set to the
+ * task's value (if result is not NULL), the task's code for FAILED, -ECANCELED for CANCELLED. The
+ * value belongs to the user; weft never frees it. Errors: -EINVAL (f NULL), -EDEADLK (called inside
+ * f's own task). */
 WEFT_API int weft_future_result(weft_future *f, void **result);
 
 /* 1 when the future is now CANCELLED and its function will never run; 0 when it had already
@@ -294,7 +300,7 @@ WEFT_API int weft_group_submit(weft_group *g, weft_fn fn, void *arg, weft_future
 WEFT_API size_t weft_group_pending(const weft_group *g);
 
 /* Waits until every task submitted to g so far, and those they submit to g meanwhile, has
- * finished, or timeout_ns passes (on a worker it helps, as weft_future_wait does). 0, or
+ * finished, or timeout_ns passes (on a worker, as weft_future_wait waits). 0, or
  * -ETIMEDOUT; -EINVAL (g NULL, bad timeout); -EDEADLK when called from a task of g, which
  * would wait for itself. */
 WEFT_API int weft_group_wait(weft_group *g, int64_t timeout_ns);
@@ -386,7 +392,7 @@ static inline bool weft_reclaim(weft_frame *fr)
  * and returns when all are done. The ranges are split lazily: a worker splits what is left of its
  * range only when other workers may need work. Bodies run on the pool's workers and may run on
  * the calling thread when it is one of them. pool NULL means the pool of the calling worker.
- * From outside the pool it submits one task and waits (helping, on another pool's worker).
+ * From outside the pool it submits one task and waits for it.
  * Errors: -EINVAL (body NULL, begin > end, pool NULL outside any pool), -ESHUTDOWN (called
  * from outside a pool that is shut down, or shut down with CANCEL before the loop started:
  * nothing is called), -ENOMEM, -EAGAIN (from outside, max_pending tasks already wait). */
@@ -531,8 +537,9 @@ WEFT_API void weft_completion_destroy(weft_completion *c);
     X(inject_taken, "tasks it took from the injection queue")                                      \
     X(parks, "times it went to sleep")                                                             \
     X(busy_ns, "time running tasks")                                                               \
-    X(helping_ns, "time inside waits with nothing to run (searching or asleep)")                   \
-    X(idle_ns, "time with no task at all (searching or asleep)")
+    X(helping_ns, "time inside waits with nothing to run, before they block")                      \
+    X(idle_ns, "time with no task at all (searching or asleep)")                                   \
+    X(lent, "times a wait blocked and let another thread hold this worker meanwhile")
 
 #define WEFT_STATS_FIELD_(name, doc) uint64_t name;
 typedef struct weft_worker_stats {

@@ -40,7 +40,7 @@ struct centry {
 };
 
 struct helper {
-    struct weft__worker *w;
+    struct weft__thread *t;
     struct weft__list link; /* on the set's helpers list */
 };
 
@@ -73,7 +73,7 @@ static void make_ready(weft_completion *c, struct centry *e)
     if (c->sleepers > 0)
         pthread_cond_broadcast(&c->cv);
     for (struct weft__list *l = c->helpers.next; l != &c->helpers; l = l->next)
-        weft__unpark_worker(weft__container_of(l, struct helper, link)->w);
+        weft__thread_wake(weft__container_of(l, struct helper, link)->t);
 }
 
 static void entry_fire(struct weft__fnode *n, weft_future *f)
@@ -185,6 +185,7 @@ static bool ready_or_empty(void *ctx)
 struct help_ctx {
     weft_completion *c;
     struct helper h;
+    bool scanned; /* find() has looked at the pending entries */
 };
 
 static bool help_ready(void *ctx)
@@ -192,23 +193,42 @@ static bool help_ready(void *ctx)
     return ready_or_empty(((struct help_ctx *)ctx)->c);
 }
 
-static bool help_arm(void *ctx, struct weft__worker *w)
+/* A pending entry's task that has not started, oldest first, run here: once per wait. */
+static struct weft__task *help_find(void *ctx, struct weft__worker *w)
+{
+    struct help_ctx *hc = ctx;
+    if (hc->scanned)
+        return NULL;
+    hc->scanned = true;
+    weft_completion *c = hc->c;
+    struct weft__task *t = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (struct weft__list *l = c->pending.prev; l != &c->pending && t == NULL; l = l->prev) {
+        t = weft__claim(w, weft__container_of(l, struct centry, link)->f);
+        if (t != NULL)
+            hc->scanned = false; /* more may follow once this one has run */
+    }
+    pthread_mutex_unlock(&c->mu);
+    return t; /* the claim holds a reference: the entry may go meanwhile */
+}
+
+static bool help_arm(void *ctx, struct weft__thread *t)
 {
     struct help_ctx *hc = ctx;
     weft_completion *c = hc->c;
     pthread_mutex_lock(&c->mu);
     bool sleep = !ready_or_empty(c);
     if (sleep) {
-        hc->h.w = w;
+        hc->h.t = t;
         weft__list_push_head(&c->helpers, &hc->h.link);
     }
     pthread_mutex_unlock(&c->mu);
     return sleep;
 }
 
-static void help_disarm(void *ctx, struct weft__worker *w)
+static void help_disarm(void *ctx, struct weft__thread *t)
 {
-    (void)w;
+    (void)t;
     struct help_ctx *hc = ctx;
     weft_completion *c = hc->c;
     pthread_mutex_lock(&c->mu);
@@ -217,7 +237,7 @@ static void help_disarm(void *ctx, struct weft__worker *w)
     pthread_mutex_unlock(&c->mu);
 }
 
-static const struct weft__help_ops help_ops = {help_ready, help_arm, help_disarm};
+static const struct weft__help_ops help_ops = {help_ready, help_find, help_arm, help_disarm};
 
 int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f)
 {

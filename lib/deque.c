@@ -94,13 +94,13 @@ weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, 
     return nb;
 }
 
-void *weft__deque_steal(struct weft__deque *d)
+void *weft__deque_steal(struct weft__deque *d, int64_t min_top)
 {
     /* seq_cst loads: see the comment in take. The load of bottom also acquires the owner's
      * release store in push, which publishes the slot contents. */
     int64_t t = ld_seq_cst(&d->top);
     int64_t b = ld_seq_cst(&d->bottom);
-    if (t >= b)
+    if (t >= b || t < min_top) /* the CAS below hands out index t only if top is still t */
         return WEFT_STEAL_EMPTY;
     /* acquire pairs with the release store in grow (the paper's consume). */
     struct weft__deque_buf *a = ld_acquire(&d->buf);

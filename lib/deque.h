@@ -140,8 +140,17 @@ static inline size_t weft__deque_room(struct weft__deque *d)
 
 #define WEFT_STEAL_EMPTY NULL
 #define WEFT_STEAL_ABORT ((void *)1)
-/* Any thread. An item, WEFT_STEAL_EMPTY, or WEFT_STEAL_ABORT when it lost a race (retry). */
-void *weft__deque_steal(struct weft__deque *d);
+#define WEFT_STEAL_ANY   INT64_MIN
+/* Any thread. An item, WEFT_STEAL_EMPTY, or WEFT_STEAL_ABORT when it lost a race (retry).
+ * Only an item at index min_top or above is taken (WEFT_STEAL_ANY: any); below it, the deque
+ * counts as empty. Indices are those of weft__deque_bottom. */
+void *weft__deque_steal(struct weft__deque *d, int64_t min_top);
+
+/* Owner only: the index the next push will fill. */
+static inline int64_t weft__deque_bottom(struct weft__deque *d)
+{
+    return ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+}
 
 /* Any thread: a snapshot that is exact only when the deque is quiescent. */
 static inline bool weft__deque_maybe_nonempty(struct weft__deque *d)

@@ -67,6 +67,11 @@ static void task_future_free(weft_future *f)
 
 static const struct weft__future_ops task_future_ops = {weft__task_future_cancel, task_future_free};
 
+bool weft__future_is_task(const weft_future *f)
+{
+    return f->ops == &task_future_ops;
+}
+
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs)
 {
     _Static_assert(sizeof(weft_future) <= WEFT_BLOCK_SIZE, "weft_future outgrew WEFT_BLOCK_SIZE");

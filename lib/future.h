@@ -78,6 +78,9 @@ int weft__task_future_cancel(weft_future *f, int32_t *pid);
  * (the caller sets task.run). NULL when out of memory. */
 weft_future *weft__future_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs);
 
+/* Whether f is a submitted task's future (not a gather, a promise or a continuation). */
+bool weft__future_is_task(const weft_future *f);
+
 /* Initialises f as a PENDING future with the given behaviour and `refs` references. */
 void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_pool *pool,
                        weft_fn fn, void *arg, uint32_t refs);

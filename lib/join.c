@@ -35,16 +35,20 @@
 
 #define JOIN_DONE    0x1u
 #define JOIN_WAITING 0x2u
+#define JOIN_STOLEN  0x4u /* thief, base and epoch are written */
 
 struct join_frame {
     struct weft__task task;
     void (*fn)(void *);
     void *arg;
-    struct weft__worker *owner;
-    weft_future *ctx; /* the task the halves answer weft_cancel_requested() for */
+    struct weft__thread *owner; /* the offering thread, NULL when private (weft_frame_offer) */
+    weft_future *ctx;           /* the task the halves answer weft_cancel_requested() for */
     _Atomic uint32_t state;
+    uint32_t epoch;      /* JOIN_STOLEN: the thief worker's lend count when fn began */
     struct scope *scope; /* weft_scope_spawn: the scope, and the frame spawned before */
     struct join_frame *prev;
+    int64_t base;   /* JOIN_STOLEN: the thief's deque bottom when fn began */
+    unsigned thief; /* JOIN_STOLEN: the thief worker's index */
 };
 
 /* The inside of a weft_scope. */
@@ -65,12 +69,18 @@ static void run_frame(struct weft__worker *w, struct weft__task *t)
 {
     struct join_frame *fr = weft__container_of(t, struct join_frame, task);
     WEFT_COUNT(w, joins_stolen, 1);
-    struct weft__worker *owner = fr->owner; /* read now: the frame ends with JOIN_DONE */
+    /* Everything pushed on w's deque from here until fn returns, while w is not lent, is
+     * fn's own spread work: the owner may take it while it waits (join_find). */
+    fr->thief = w->index;
+    fr->base = weft__deque_bottom(&w->deque);
+    fr->epoch = ld_relaxed(&w->epoch);   /* relaxed: only w's holder (this thread) bumps it */
+    or_release(&fr->state, JOIN_STOLEN); /* release: publishes the three fields to join_find */
     weft__run_as(fr->ctx, fr->fn, fr->arg);
     /* acq_rel: release publishes b's effects to the owner's acquire in join_ready; acquire
-     * orders this read of WAITING after the owner's RMW */
+     * orders this read of WAITING, and of the waiter, after the owner's RMW in join_arm */
+    struct weft__thread *waiter = fr->owner; /* read now: the frame ends with JOIN_DONE */
     if (or_acq_rel(&fr->state, JOIN_DONE) & JOIN_WAITING)
-        weft__unpark_worker(owner);
+        weft__thread_wake(waiter);
 }
 
 static bool join_ready(void *ctx)
@@ -79,21 +89,69 @@ static bool join_ready(void *ctx)
     return (ld_acquire(&fr->state) & JOIN_DONE) != 0; /* pairs with the or in run_frame */
 }
 
-static bool join_arm(void *ctx, struct weft__worker *w)
+/* Leapfrogging (Wagner and Calder): while the thief runs the stolen half, the owner takes
+ * frames back from the thief's deque, above the point where the half began, and runs them:
+ * they are the half's own spread work, which the join waits for anyway. A frame taken there
+ * after the half returned, or after the thief lent its worker (its deque then also holds a
+ * spare's work), may be anyone's: it goes to the injection queue instead, for any worker, and
+ * so does a submitted task left there, which nothing here waits for. */
+static struct weft__task *join_find(void *ctx, struct weft__worker *w)
 {
-    (void)w;
     struct join_frame *fr = ctx;
+    uint32_t s = ld_acquire(&fr->state); /* acquire: pairs with the release or in run_frame */
+    if ((s & (JOIN_STOLEN | JOIN_DONE)) != JOIN_STOLEN)
+        return NULL;
+    struct weft__worker *thief = &w->pool->workers[fr->thief];
+    /* Taken with taking up, as the scheduler takes, in case it is a submitted task that must
+     * go back where a CANCEL shutdown's sweep can see it (worker.c, acquire_task). */
+    st_seq_cst(&w->taking, 1); /* seq_cst: see worker.c, acquire_task */
+    void *x = weft__deque_steal(&thief->deque, fr->base);
+    WEFT_COUNT(w, steal_attempts, 1);
+    if (x == WEFT_STEAL_EMPTY || x == WEFT_STEAL_ABORT) {
+        st_release(&w->taking, 0); /* release: as in worker.c, decide */
+        return NULL;
+    }
+    struct weft__task *t = x;
+    /* acquire loads: the steal acquired the push of t, so a DONE or a lend before that push is
+     * seen here (pairs with the or in run_frame and the add in weft__lend) */
+    if (!(t->flags & WEFT_TASK_SUBMITTED) && !(ld_acquire(&fr->state) & JOIN_DONE) &&
+        ld_acquire(&thief->epoch) == fr->epoch) {
+        st_release(&w->taking, 0); /* release: as in worker.c, decide */
+        WEFT_COUNT(w, steals, 1);
+        if (w->tr != NULL)
+            weft__trace_add(w->tr, WEFT_EV_STEAL, weft__now_ns(), 0);
+        return t;
+    }
+    weft__requeue(w, t); /* drops taking */
+    return NULL;
+}
+
+static bool join_arm(void *ctx, struct weft__thread *t)
+{
+    struct join_frame *fr = ctx;
+    WEFT_ASSERT(fr->owner == t); /* the frame is on the waiting thread's stack */
+    (void)t;
     /* acq_rel: see the top of the file; false when the thief has already finished */
     return (or_acq_rel(&fr->state, JOIN_WAITING) & JOIN_DONE) == 0;
 }
 
-static void join_disarm(void *ctx, struct weft__worker *w)
+static void join_disarm(void *ctx, struct weft__thread *t)
 {
-    (void)ctx; /* the thief's wake-up touches the worker, never the frame, after DONE */
-    (void)w;
+    (void)ctx; /* the thief's wake-up touches the waiting thread, never the frame, after DONE */
+    (void)t;
 }
 
-static const struct weft__help_ops join_ops = {join_ready, join_arm, join_disarm};
+static const struct weft__help_ops join_ops = {join_ready, join_find, join_arm, join_disarm};
+
+static bool is_frame(const struct weft__task *t, const void *fr)
+{
+    return t == fr;
+}
+
+static bool in_scope(const struct weft__task *t, const void *s)
+{
+    return t->run == run_frame && weft__container_of(t, const struct join_frame, task)->scope == s;
+}
 
 /* Fills in a frame of worker w for fn(arg) and offers it to thieves. False when the deque is
  * full (a frame never grows it): fn(arg) then stays the caller's to run. */
@@ -104,7 +162,7 @@ offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *a
     fr->task.flags = 0;
     fr->fn = fn;
     fr->arg = arg;
-    fr->owner = w;
+    fr->owner = weft__thr; /* the frame lives on this thread's stack until it is done */
     fr->ctx = weft__current_task();
     atomic_init(&fr->state, 0);
     fr->scope = NULL;
@@ -124,22 +182,18 @@ static inline __attribute__((always_inline)) bool reclaim(struct weft__worker *w
                                                           struct join_frame *fr)
 {
     WEFT_ASSERT(w == weft__self); /* reclaimed on the thread that offered */
-    for (;;) {
-        /* The common case: the frame is at the bottom, nothing above it. */
-        void *x = weft__deque_take_if(&w->deque, &fr->task);
-        if (x == &fr->task)
-            return true;
-        if (x == NULL)
-            break; /* it was stolen: the deque is empty */
-        /* Left above the frame (detached submissions): take it the way the scheduler does,
-         * with taking up, so that a CANCEL shutdown sees it (worker.c, acquire_task). */
-        struct weft__task *t = weft__take_own(w);
-        if (t == NULL)
-            break; /* empty: the frame was stolen */
-        if (t != WEFT_TASK_SKIP)
-            weft__run_task(w, t);
+    /* The common case: the frame is at the bottom, nothing above it. */
+    void *x = weft__deque_take_if(&w->deque, &fr->task);
+    if (x == &fr->task)
+        return true;
+    if (x == WEFT_TAKE_OTHER) {
+        /* Left above the frame: detached submissions, which go to the injection queue rather
+         * than run on this stack (nothing here waits for them). */
+        struct weft__task *t = weft__take_own_frame(w, is_frame, &fr->task);
+        if (t != NULL)
+            return true; /* fr */
     }
-    weft__help(w, &join_ops, fr, -1); /* stolen: help until the thief is done */
+    weft__help(w, &join_ops, fr, -1); /* stolen: wait for the thief */
     return false;
 }
 
@@ -196,8 +250,8 @@ bool weft_frame_reclaim(weft_frame *slot)
 {
     struct join_frame *fr = (struct join_frame *)slot;
     if (fr->owner == NULL)
-        return true; /* private: never offered to anyone */
-    return reclaim(fr->owner, fr);
+        return true;                /* private: never offered to anyone */
+    return reclaim(weft__self, fr); /* the thread that offered it, with its worker */
 }
 
 /* --- scopes: spawn many, wait for all --- */
@@ -237,21 +291,16 @@ void weft_scope_wait(weft_scope *sc)
         return;
     WEFT_ASSERT(w == weft__self); /* waited for on the thread that spawned */
     /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
-     * of them was left there by the spawned functions (detached submissions): run it too. */
+     * of them was left there by the spawned functions (detached submissions): it goes to the
+     * injection queue (see reclaim). */
     while (s->pushed > 0) {
-        struct weft__task *t = weft__take_own(w); /* decides submitted tasks' fate: see join */
+        struct weft__task *t = weft__take_own_frame(w, in_scope, s);
         if (t == NULL)
             break; /* the rest were stolen */
-        if (t == WEFT_TASK_SKIP)
-            continue;
         struct join_frame *fr = weft__container_of(t, struct join_frame, task);
-        if (t->run == run_frame && fr->scope == s) {
-            fr->fn(fr->arg);
-            st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
-            s->pushed--;
-        } else {
-            weft__run_task(w, t);
-        }
+        fr->fn(fr->arg);
+        st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
+        s->pushed--;
     }
     /* Wait for the stolen ones. */
     for (struct join_frame *fr = s->last; fr != NULL; fr = fr->prev) {

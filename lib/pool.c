@@ -31,6 +31,10 @@ unsigned weft_pool_size(const weft_pool *pool)
  * mutexes, so they are freed without being destroyed. */
 static void free_pool(weft_pool *pool, bool forked)
 {
+    if (pool->threads != NULL) {
+        weft__lend_destroy(pool, forked); /* joins the spare threads */
+        weft__free(pool->threads);
+    }
     if (pool->workers != NULL) {
         for (unsigned i = 0; i < pool->nworkers; i++)
             weft__deque_destroy(&pool->workers[i].deque);
@@ -68,7 +72,7 @@ static void teardown(weft_pool *pool, unsigned started)
     if (started > 0)
         weft__park_notify_all(&pool->park);
     for (unsigned i = 0; i < started; i++)
-        pthread_join(pool->workers[i].thread, NULL);
+        pthread_join(pool->threads[i].thread, NULL);
     if (pool->trace_path != NULL && started == pool->nworkers)
         weft__pool_write_trace(pool);
     if (pool->stats_path != NULL && started == pool->nworkers)
@@ -94,8 +98,8 @@ static int start_workers(weft_pool *pool, unsigned *started)
         sigdelset(&all, sync_signals[i]);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (unsigned i = 0; rc == 0 && i < pool->nworkers; i++) {
-        rc = weft__thread_start(&pool->workers[i].thread, &attr, weft__worker_main,
-                                &pool->workers[i]);
+        rc = weft__thread_start(&pool->threads[i].thread, &attr, weft__thread_main,
+                                &pool->threads[i]);
         if (rc == 0)
             *started = i + 1;
     }
@@ -119,11 +123,39 @@ static int init_workers(weft_pool *pool)
         w->rng = 0x9e3779b97f4a7c15u * (i + 1) + (uintptr_t)pool;
         atomic_init(&w->wake, 0);
         atomic_init(&w->taking, 0);
+        atomic_init(&w->want_back, 0);
+        atomic_init(&w->epoch, 0);
+        weft__list_init(&w->lenders);
         weft__park_register(&pool->park, i, &w->wake);
         int rc = weft__deque_init(&w->deque, 256);
         if (rc != 0)
             return rc;
     }
+    return 0;
+}
+
+/* The workers' own threads' records, each granted its worker before it starts. */
+static int init_threads(weft_pool *pool)
+{
+    struct weft__thread *ts = weft__calloc(pool->nworkers, sizeof(*ts));
+    if (ts == NULL)
+        return -ENOMEM;
+    int rc = weft__lend_init(pool);
+    if (rc != 0) {
+        weft__free(ts);
+        return rc;
+    }
+    for (unsigned i = 0; i < pool->nworkers; i++) {
+        struct weft__thread *t = &ts[i];
+        atomic_init(&t->wake, 0);
+        t->pool = pool;
+        t->first = i;
+        weft__list_init(&t->link);
+        t->slot = &pool->workers[i];
+        t->granted = true;
+        pool->workers[i].holder = t;
+    }
+    pool->threads = ts; /* from here on, free_pool destroys the lending state too */
     return 0;
 }
 
@@ -196,6 +228,8 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         rc = weft__park_init(&pool->park, st.threads);
     if (rc == 0)
         rc = init_workers(pool);
+    if (rc == 0)
+        rc = init_threads(pool);
     if (rc == 0 && st.trace != NULL)
         rc = init_traces(pool, st.trace, st.trace_events);
     if (rc == 0 && st.bind != WEFT_BIND_NONE)
@@ -301,7 +335,8 @@ static void cancel_everything_queued(weft_pool *pool)
     }
     for (unsigned i = 0; i < pool->nworkers; i++) {
         void *x;
-        while ((x = weft__deque_steal(&pool->workers[i].deque)) != WEFT_STEAL_EMPTY) {
+        while ((x = weft__deque_steal(&pool->workers[i].deque, WEFT_STEAL_ANY)) !=
+               WEFT_STEAL_EMPTY) {
             if (x != WEFT_STEAL_ABORT)
                 sweep_one(pool, x, &sw);
         }

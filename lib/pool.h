@@ -11,15 +11,28 @@
 
 #include "atomic.h"
 #include "inject.h"
+#include "list.h"
 #include "page.h"
 #include "park.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct weft__worker;
 struct weft__trace;
+struct weft__thread;
+
+/* The pool's spare threads (lend.c). */
+struct weft__lend {
+    pthread_mutex_t mu;
+    struct weft__list idle;     /* threads holding no worker, waiting for one */
+    struct weft__thread *extra; /* every spare thread started, for the joins at destruction */
+    unsigned nextra;
+    bool closing; /* every worker has left: idle threads leave, no spare starts */
+};
+#define WEFT_MAX_SPARES 256 /* spare threads per pool, at most */
 
 /* pool->shutdown bits */
 #define WEFT_SHUT_CLOSED 0x1u /* submissions refused */
@@ -28,6 +41,8 @@ struct weft__trace;
 
 struct weft_pool {
     struct weft__worker *workers;
+    struct weft__thread *threads; /* the workers' own threads, one per worker */
+    struct weft__lend lend;
     struct weft__page *page; /* fork detection and the max_pending budget (page.h) */
     unsigned nworkers;
     struct weft__inject inject;

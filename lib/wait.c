@@ -3,14 +3,15 @@
  * Waiting on futures: weft_future_wait and weft_future_result on one, weft_wait on many.
  *
  * On one future: a thread outside the pool sleeps on the future's state word (future.c); a
- * worker helps (worker.c), with a node on the future that unparks it.
+ * worker runs the awaited task itself if it has not started, else blocks with a node on the
+ * future that wakes it, lending its worker meanwhile (worker.c, weft__help).
  *
  * weft_wait: done and pending sets over many futures.
  *
  * A waiter keeps two atomic counters, `done` and `failed`, and puts a node on every future that
  * had not finished on entry. Each node, when its future finishes, bumps the counters and, if the
  * condition now holds, wakes the waiter: a condition variable for a thread outside any pool, or
- * an unpark for a worker that helps meanwhile. The waiter checks the condition under the
+ * a wake-up of the worker thread's own word (weft__help). The waiter checks the condition under the
  * mutex before each cond_wait and the node signals under it, so no wake-up is lost.
  *
  * Before returning, the waiter takes every node back (weft__future_remove_node waits for a node
@@ -28,18 +29,18 @@
 
 /* --- one future --- */
 
-/* Waiting on one future: a node on it unparks the helper. */
+/* Waiting on one future: a node on it wakes the waiting thread. */
 struct one_wait {
     struct weft__fnode node;
     weft_future *f;
-    struct weft__worker *w;
+    struct weft__thread *t;
 };
 
 static void one_fire(struct weft__fnode *n, weft_future *f)
 {
     (void)f;
     struct one_wait *o = weft__container_of(n, struct one_wait, node);
-    weft__unpark_worker(o->w);
+    weft__thread_wake(o->t);
     weft__fnode_fired(n); /* last touch */
 }
 
@@ -53,22 +54,28 @@ static bool one_ready(void *ctx)
     return finished(((struct one_wait *)ctx)->f);
 }
 
-static bool one_arm(void *ctx, struct weft__worker *w)
+/* The awaited task itself, if it has not started: running it here is what the wait is for. */
+static struct weft__task *one_find(void *ctx, struct weft__worker *w)
+{
+    return weft__claim(w, ((struct one_wait *)ctx)->f);
+}
+
+static bool one_arm(void *ctx, struct weft__thread *t)
 {
     struct one_wait *o = ctx;
-    o->w = w;
+    o->t = t;
     o->node.fire = one_fire;
     return weft__future_add_node(o->f, &o->node);
 }
 
-static void one_disarm(void *ctx, struct weft__worker *w)
+static void one_disarm(void *ctx, struct weft__thread *t)
 {
-    (void)w;
+    (void)t;
     struct one_wait *o = ctx;
     weft__future_remove_node(o->f, &o->node);
 }
 
-static const struct weft__help_ops one_ops = {one_ready, one_arm, one_disarm};
+static const struct weft__help_ops one_ops = {one_ready, one_find, one_arm, one_disarm};
 
 static bool waits_on_itself(weft_future *f)
 {
@@ -142,7 +149,10 @@ struct waiter {
     _Atomic size_t failed;
     size_t n;
     weft_return_when when;
-    struct weft__worker *w; /* helping worker, or NULL: sleep on cv */
+    struct weft__worker *w; /* the caller's worker, or NULL: sleep on cv */
+    struct weft__thread *t; /* with w: the thread to wake */
+    struct wait_entry *e;
+    size_t next; /* with w: the entry find() looks at next */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -176,7 +186,7 @@ static void entry_fire(struct weft__fnode *n, weft_future *f)
     count(wt, f);
     if (holds(wt)) {
         if (wt->w != NULL) {
-            weft__unpark_worker(wt->w);
+            weft__thread_wake(wt->t);
         } else {
             pthread_mutex_lock(&wt->mu);
             pthread_cond_signal(&wt->cv);
@@ -191,19 +201,32 @@ static bool wt_ready(void *ctx)
     return holds(ctx);
 }
 
-static bool wt_arm(void *ctx, struct weft__worker *w)
+/* An awaited task that has not started, run here: each entry is tried once per call. */
+static struct weft__task *wt_find(void *ctx, struct weft__worker *w)
 {
-    (void)w; /* the nodes are armed for the whole call and already unpark wt->w */
+    struct waiter *wt = ctx;
+    while (wt->next < wt->n) {
+        struct wait_entry *e = &wt->e[wt->next++];
+        struct weft__task *t = e->counted ? NULL : weft__claim(w, e->f);
+        if (t != NULL)
+            return t;
+    }
+    return NULL;
+}
+
+static bool wt_arm(void *ctx, struct weft__thread *t)
+{
+    (void)t; /* the nodes are armed for the whole call and already wake wt->t */
     return !holds(ctx);
 }
 
-static void wt_disarm(void *ctx, struct weft__worker *w)
+static void wt_disarm(void *ctx, struct weft__thread *t)
 {
     (void)ctx;
-    (void)w;
+    (void)t;
 }
 
-static const struct weft__help_ops wait_ops = {wt_ready, wt_arm, wt_disarm};
+static const struct weft__help_ops wait_ops = {wt_ready, wt_find, wt_arm, wt_disarm};
 
 static void sleep_until(struct waiter *wt, int64_t deadline)
 {
@@ -308,7 +331,7 @@ int weft_wait(weft_future *const fs[], size_t n, weft_return_when when, int64_t 
             return -ENOMEM;
     }
     int64_t deadline = weft__deadline(timeout_ns);
-    struct waiter wt = {.n = n, .when = when, .w = weft__me()};
+    struct waiter wt = {.n = n, .when = when, .w = weft__me(), .t = weft__thr, .e = e};
     atomic_init(&wt.done, 0);
     atomic_init(&wt.failed, 0);
     for (size_t i = 0; i < n; i++) {

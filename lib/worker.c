@@ -96,7 +96,7 @@ static struct weft__task *steal_any(struct weft__worker *w)
             void *x;
             int tries = 0;
             do {
-                x = weft__deque_steal(&pool->workers[v].deque);
+                x = weft__deque_steal(&pool->workers[v].deque, WEFT_STEAL_ANY);
             } while (x == WEFT_STEAL_ABORT && ++tries < 4);
             WEFT_COUNT(w, steal_attempts, 1);
             if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT) {
@@ -142,6 +142,7 @@ bool weft__work_visible(weft_pool *pool)
 void weft__forget_worker(void)
 {
     weft__self = NULL;
+    weft__thr = NULL;
     weft__current = NULL;
 }
 
@@ -176,6 +177,22 @@ void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
     weft_future_release(f); /* the task's reference */
 }
 
+/* A submitted task f taken off a queue while a CANCEL shutdown is under way, with taking up:
+ * it ends CANCELLED unless it has started or finished. The state changes before taking falls,
+ * so that the shutdown waiting for taking finds it CANCELLED; waiters wake after. */
+static void decide_cancelled(struct weft__worker *w, weft_future *f)
+{
+    bool won = weft__future_cancel_quiet(f);
+    /* release: the CANCELLED state is visible to the shutdown waiting for this */
+    st_release(&w->taking, 0);
+    if (won) {
+        weft__uncount(f);
+        weft__future_announce(f);
+    }
+    weft_future_release(f); /* the queue's reference */
+    WEFT_COUNT(w, tasks_skipped, 1);
+}
+
 /* Takes a task to run and, if it is a submitted one, decides at once whether it starts or,
  * because a CANCEL shutdown has begun, ends CANCELLED. w->taking is up from before the take
  * until that decision, so that weft_pool_shutdown(CANCEL), which waits for it to fall after
@@ -190,20 +207,16 @@ static struct weft__task *decide(struct weft__worker *w, struct weft__task *t)
     if (t != NULL && (t->flags & WEFT_TASK_SUBMITTED)) {
         weft_future *f = weft__container_of(t, weft_future, task);
         if (ld_seq_cst(&w->pool->shutdown) & WEFT_SHUT_CANCEL) {
-            bool won = weft__future_cancel_quiet(f);
-            /* release: the CANCELLED state is visible to the shutdown waiting for this */
-            st_release(&w->taking, 0);
-            if (won) {
-                weft__uncount(f);
-                weft__future_announce(f);
-            }
-            weft_future_release(f); /* the queue's reference */
-            WEFT_COUNT(w, tasks_skipped, 1);
+            decide_cancelled(w, f); /* drops taking */
             return WEFT_TASK_SKIP;
         }
         if (!weft__future_start(f)) {
-            weft_future_release(f); /* cancelled while queued: drop the queue's reference */
-            WEFT_COUNT(w, tasks_skipped, 1);
+            /* Cancelled while queued, or started by a wait that claimed it (weft__claim):
+             * drop the queue's reference. Only the first counts as skipped. relaxed: the
+             * failed CAS read the word; a final or running state never goes back. */
+            if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) == WEFT_CANCELLED)
+                WEFT_COUNT(w, tasks_skipped, 1);
+            weft_future_release(f);
             t = WEFT_TASK_SKIP;
         } else {
             weft__uncount(f);
@@ -218,13 +231,6 @@ static struct weft__task *acquire_task(struct weft__worker *w)
 {
     st_seq_cst(&w->taking, 1); /* seq_cst: see above */
     return decide(w, find_task(w));
-}
-
-struct weft__task *weft__take_own(struct weft__worker *w)
-{
-    WEFT_ASSERT(w == weft__self);
-    st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
-    return decide(w, weft__deque_take(&w->deque));
 }
 
 void weft__run_task(struct weft__worker *w, struct weft__task *t)
@@ -279,72 +285,125 @@ static inline void spell_end(_Atomic int64_t *since, _Atomic uint64_t *total)
     }
 }
 
-/* --- helping waits --- */
+/* --- waits on a worker --- */
+
+struct weft__task *weft__claim(struct weft__worker *w, weft_future *f)
+{
+    if (!weft__future_is_task(f) || f->pool != w->pool)
+        return NULL;
+    /* relaxed: a hint; the CAS in weft__future_start decides */
+    if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) != WEFT_PENDING)
+        return NULL;
+    /* As in decide, with taking up: a CANCEL shutdown that has begun cancels the task rather
+     * than let it start (its sweep finds the queue entry, or this sees the bit). */
+    st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
+    /* The common case, a task that submitted f and now waits for it: f is at the bottom of this
+     * worker's deque. Taken from there, it runs as the scheduler would run it, with the
+     * queue's reference, and leaves no entry behind. */
+    if (weft__deque_take_if(&w->deque, &f->task) == &f->task) {
+        struct weft__task *t = decide(w, &f->task); /* drops taking */
+        return t != WEFT_TASK_SKIP ? t : NULL;
+    }
+    bool started = !(ld_seq_cst(&w->pool->shutdown) & WEFT_SHUT_CANCEL) && weft__future_start(f);
+    st_release(&w->taking, 0); /* release: as in decide */
+    if (!started)
+        return NULL;
+    weft__uncount(f);
+    weft_future_retain(f); /* the run's reference; the queue entry keeps its own */
+    WEFT_COUNT(w, tasks_run, 1);
+    return &f->task;
+}
+
+void weft__requeue(struct weft__worker *w, struct weft__task *t)
+{
+    weft_pool *pool = w->pool;
+    if (t->flags & WEFT_TASK_SUBMITTED) {
+        if (ld_seq_cst(&pool->shutdown) & WEFT_SHUT_CANCEL) {
+            decide_cancelled(w, weft__container_of(t, weft_future, task)); /* drops taking */
+            return;
+        }
+    }
+    /* Past the closed bit: it was accepted. With taking up, a CANCEL shutdown's sweep finds it
+     * there, or this saw the bit. */
+    weft__inject_push(&pool->inject, w->inject_home, t, NULL, 0);
+    st_release(&w->taking, 0); /* release: the push is visible to the sweep */
+    weft__park_notify_one(&pool->park);
+}
+
+struct weft__task *weft__take_own_frame(struct weft__worker *w,
+                                        bool (*mine)(const struct weft__task *t, const void *ctx),
+                                        const void *ctx)
+{
+    WEFT_ASSERT(w == weft__self);
+    for (;;) {
+        st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
+        struct weft__task *t = weft__deque_take(&w->deque);
+        if (t == NULL || (!(t->flags & WEFT_TASK_SUBMITTED) && mine(t, ctx))) {
+            st_release(&w->taking, 0); /* release: as in decide */
+            return t;
+        }
+        /* A submission a running task left on the deque; or a frame of a thread that held
+         * this worker while the caller was blocked, or one of the caller's outer frames that
+         * came back through the injection queue: nothing here waits for it, so it goes where
+         * any worker takes it. */
+        weft__requeue(w, t);
+    }
+}
+
+/* Blocks until ops->ready(ctx), the deadline, or a wake-up, having lent w if it could. */
+static void block(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
+                  int64_t deadline)
+{
+    struct weft__thread *me = weft__thr;
+    if (!ops->arm(ctx, me))
+        return;                    /* ready already */
+    bool lent = weft__lend(w, me); /* from here on, w and its trace ring are the holder's */
+    for (;;) {
+        uint32_t key = ld_acquire(&me->wake); /* acquire: pairs with weft__thread_wake */
+        if (ops->ready(ctx) || (deadline >= 0 && weft__now_ns() >= deadline))
+            break;
+        weft__futex_wait(&me->wake, key, deadline);
+    }
+    if (lent)
+        weft__lend_reclaim(w, me);
+    ops->disarm(ctx, me);
+}
 
 int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
                int64_t deadline)
 {
     WEFT_ASSERT(w == weft__self);
-    weft_pool *pool = w->pool;
-    /* A waker chose this worker for new work and it has not looked for work since: if the wait
-     * ends first, the wake-up is passed on (else the task may sit with every other worker
-     * asleep; found by the model checker, tests/model). */
-    bool owed = false;
     for (;;) {
         struct spin spin = {0, 0};
         for (;;) {
             if (ops->ready(ctx)) {
-                if (owed)
-                    weft__park_notify_one(&pool->park);
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return 0;
             }
             /* The deadline holds between tasks too: a wait overruns it by at most the task
              * that was running when it passed. */
             if (deadline >= 0 && weft__now_ns() >= deadline) {
-                if (owed)
-                    weft__park_notify_one(&pool->park);
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 return -ETIMEDOUT;
             }
-            struct weft__task *t = acquire_task(w);
-            owed = false; /* it has looked */
+            struct weft__task *t = ops->find != NULL ? ops->find(ctx, w) : NULL;
             if (t != NULL) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
-                if (t != WEFT_TASK_SKIP)
-                    weft__run_task(w, t);
+                weft__run_task(w, t);
                 spin = (struct spin){0, 0};
                 continue;
             }
             spell_begin(&w->st.wait_since);
-            if (!keep_spinning(&spin))
+            /* A lender waits for this worker: blocking hands it over at once. */
+            if (weft__lend_wanted(w) || !keep_spinning(&spin))
                 break;
         }
-        /* Nothing to do: sleep until the condition may hold, work arrives or the deadline
-         * passes. arm() makes whatever can satisfy the condition unpark this worker; it is
-         * called only now, so that waits that end while helping cost no registration. */
-        if (!ops->arm(ctx, w)) {
-            spell_end(&w->st.wait_since, &w->st.helping_ns);
-            return 0;
-        }
-        uint32_t key = weft__park_prepare(&pool->park, w->index);
-        bool chosen;
-        if (ops->ready(ctx) || weft__work_visible(pool)) {
-            chosen = weft__park_cancel(&pool->park, w->index);
-        } else {
-            chosen = park(w, key, deadline);
-        }
-        ops->disarm(ctx, w);
-        if (chosen && ops->ready(ctx))
-            weft__park_notify_one(&pool->park); /* the wake-up was meant for new work */
-        else
-            owed = chosen;
+        /* Nothing this wait depends on can run here: block, and let another thread hold the
+         * worker meanwhile (its time is then that thread's: the spell ends here). arm() is
+         * called only now, so that waits that end while spinning cost no registration. */
+        spell_end(&w->st.wait_since, &w->st.helping_ns);
+        block(w, ops, ctx, deadline);
     }
-}
-
-void weft__unpark_worker(struct weft__worker *w)
-{
-    weft__park_unpark(&w->pool->park, w->index);
 }
 
 /* --- the worker thread --- */
@@ -360,28 +419,51 @@ void weft__worker_name(const weft_pool *pool, unsigned index, char name[16])
     memcpy(name + keep, idx, (size_t)il + 1);
 }
 
-static void name_thread(struct weft__worker *w)
+static void name_thread(struct weft__thread *me, struct weft__worker *w)
 {
     char name[16];
-    weft__worker_name(w->pool, w->index, name);
+    if (me == &me->pool->threads[w->index]) {
+        weft__worker_name(me->pool, w->index, name);
+    } else {
+        /* a spare: "<prefix>-s<index it first stood for>", shortened like a worker's */
+        char idx[13];
+        int il = snprintf(idx, sizeof(idx), "-s%u", w->index);
+        size_t keep = strlen(me->pool->name);
+        if (keep + (size_t)il > 15)
+            keep = 15 - (size_t)il;
+        memcpy(name, me->pool->name, keep);
+        memcpy(name + keep, idx, (size_t)il + 1);
+    }
     pthread_setname_np(pthread_self(), name);
 }
 
-void *weft__worker_main(void *arg)
+/* Why run_worker returned. */
+enum { HANDED_BACK, LEFT };
+
+/* The scheduling loop of the thread holding w, until the pool ends (LEFT) or it hands w back
+ * to a thread that lent it (HANDED_BACK: the caller then holds no worker). */
+static int run_worker(struct weft__thread *me, struct weft__worker *w)
 {
-    struct weft__worker *w = arg;
     weft_pool *pool = w->pool;
     weft__self = w;
-    st_relaxed(&w->st.born_ns, weft__now_ns()); /* relaxed: a statistic */
-    name_thread(w);
     if (w->bound)
         pthread_setaffinity_np(pthread_self(), sizeof(w->cpus), &w->cpus);
-    if (pool->on_worker_start != NULL)
-        pool->on_worker_start(pool, w->index, pool->hook_data);
-
     struct spin spin = {0, 0};
+    /* A waker chose this worker for new work and it has not looked for work since: if it hands
+     * the worker back first, the wake-up is passed on, since the thread taking it back goes on
+     * with its task, not to the queues (found by the model checker, tests/model). */
+    bool owed = false;
     for (;;) {
+        /* A task boundary: nothing of this thread's is on its stack. */
+        if (weft__lend_wanted(w) && weft__lend_hand_back(w, me)) {
+            if (owed)
+                weft__park_notify_one(&pool->park);
+            spell_end(&w->st.idle_since, &w->st.idle_ns);
+            weft__self = NULL;
+            return HANDED_BACK;
+        }
         struct weft__task *t = acquire_task(w);
+        owed = false; /* it has looked */
         if (t != NULL) {
             spell_end(&w->st.idle_since, &w->st.idle_ns);
             if (t != WEFT_TASK_SKIP)
@@ -395,17 +477,19 @@ void *weft__worker_main(void *arg)
         spin = (struct spin){0, 0};
         uint32_t key = weft__park_prepare(&pool->park, w->index);
         /* seq_cst: with inject_drained's seq_cst loads, no task accepted before the pool
-         * closed can be missed (inject.c) */
+         * closed can be missed (inject.c). A worker lent by a task still waiting stays, to be
+         * handed back (the task is not finished, whatever the queues say). */
         if ((ld_seq_cst(&pool->shutdown) & WEFT_SHUT_EXIT) && weft__inject_drained(&pool->inject) &&
-            !weft__work_visible(pool)) {
+            !weft__work_visible(pool) && !weft__lend_pending(w)) {
             weft__park_cancel(&pool->park, w->index);
             break;
         }
-        if (weft__work_visible(pool)) {
-            weft__park_cancel(&pool->park, w->index);
+        /* A lender asking for w back unparks it after raising want_back (lend.c) */
+        if (weft__work_visible(pool) || weft__lend_wanted(w)) {
+            owed = weft__park_cancel(&pool->park, w->index);
             continue;
         }
-        park(w, key, -1);
+        owed = park(w, key, -1);
     }
     spell_end(&w->st.idle_since, &w->st.idle_ns);
     st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */
@@ -413,21 +497,68 @@ void *weft__worker_main(void *arg)
      * still up while this one placed the last batch it popped (its exit test then failed, and
      * nothing was left to take): wake every worker, so that each tests again and leaves. */
     weft__park_notify_all(&pool->park);
-
-    /* Stop hooks run once every worker has left its loop, so each sees every task finished. */
-    uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire above */
-    uint32_t left = add_acq_rel(&pool->exited, 1) + 1; /* acq_rel: pairs with the waits below */
-    if (left == all) {
-        weft__futex_wake(&pool->exited, INT_MAX);
-    } else {
-        while (left < all) {
-            weft__futex_wait(&pool->exited, left, -1);
-            left = ld_acquire(&pool->exited); /* pairs with the acq_rel increments */
-        }
-    }
-    if (pool->on_worker_stop != NULL)
-        pool->on_worker_stop(pool, w->index, pool->hook_data);
     weft__self = NULL;
+    return LEFT;
+}
+
+void *weft__thread_main(void *arg)
+{
+    struct weft__thread *me = arg;
+    weft_pool *pool = me->pool;
+    weft__thr = me;
+    if (me->reserve && !weft__lend_enlist(me)) {
+        weft__thr = NULL;
+        return NULL; /* the pool closed before it was needed */
+    }
+    /* A worker's own thread, or a spare started by a lend, is granted at once. */
+    struct weft__worker *w = weft__lend_await(me);
+    if (w == NULL) {
+        weft__thr = NULL;
+        return NULL; /* a reserve spare the pool never needed */
+    }
+    me->first = w->index;
+    if (me == &pool->threads[w->index])
+        st_relaxed(&w->st.born_ns, weft__now_ns()); /* relaxed: a statistic */
+    name_thread(me, w);
+    /* The hooks run on every thread that runs tasks, before its first and after the pool's
+     * last: a spare passes the index of the worker it first stood in for. */
+    if (pool->on_worker_start != NULL) {
+        weft__self = w; /* the hook may ask weft_worker_index() */
+        pool->on_worker_start(pool, me->first, pool->hook_data);
+    }
+    if (me == &pool->threads[0])
+        weft__lend_reserve(pool); /* a spare ready before any wait needs one */
+    for (;;) {
+        if (me != &pool->threads[w->index])
+            weft__lend_reserve(pool); /* a spare took the reserve's place: replace it */
+        if (run_worker(me, w) == LEFT) {
+            /* Stop hooks run once every worker has left its loop, so each sees every task
+             * finished. */
+            uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire
+                                                                  in the exit test */
+            uint32_t left = add_acq_rel(&pool->exited, 1) + 1; /* acq_rel: pairs with the
+                                                                  waits below */
+            if (left == all) {
+                weft__lend_close(pool); /* idle spares leave */
+                weft__futex_wake(&pool->exited, INT_MAX);
+            }
+            break;
+        }
+        w = weft__lend_await(me); /* an idle spare until granted a worker, or closing */
+        if (w == NULL)
+            break;
+    }
+    uint32_t all = ld_relaxed(&pool->nthreads); /* relaxed: as above */
+    uint32_t left;
+    /* acquire: pairs with the acq_rel increments */
+    while ((left = ld_acquire(&pool->exited)) < all)
+        weft__futex_wait(&pool->exited, left, -1);
+    if (pool->on_worker_stop != NULL) {
+        weft__self = &pool->workers[me->first]; /* as for the start hook */
+        pool->on_worker_stop(pool, me->first, pool->hook_data);
+    }
+    weft__self = NULL;
+    weft__thr = NULL;
     return NULL;
 }
 

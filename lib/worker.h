@@ -11,6 +11,7 @@
 #include "atomic.h"
 #include "deque.h"
 #include "future.h"
+#include "list.h"
 #include "pool.h"
 #include "task.h"
 #include "trace.h"
@@ -38,20 +39,48 @@ struct weft__wstats {
 #define WEFT_COUNT(w, field, n) ((void)(w), (void)(n)) /* bench/stats_cost.sh's baseline */
 #endif
 
+/* A worker is a place in the pool (an index, a deque, statistics), held by one thread at a
+ * time: its own thread, or a spare that stands in while the holder is blocked in a wait
+ * (lend.c). Everything below that says "owner" means the thread holding it. */
 struct weft__worker {
     struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
     WEFT_ALIGNED struct weft__wstats st;
     struct weft__trace *tr;             /* this worker's trace ring, NULL when not tracing */
     _Atomic uint32_t taking;            /* between taking a task and deciding its fate (worker.c) */
+    _Atomic uint32_t want_back;         /* threads that lent it and wait to get it back (lend.c) */
+    _Atomic uint32_t epoch;             /* bumped each time it is lent (join.c, leapfrogging) */
     WEFT_ALIGNED _Atomic uint32_t wake; /* futex word this worker parks on (park.c) */
     weft_pool *pool;
     unsigned index;
     unsigned inject_home; /* the injection shard it drains first */
     uint64_t rng;         /* victim selection; owner only */
-    pthread_t thread;
     bool bound;
     cpu_set_t cpus; /* where to pin it, when bound */
+    /* Under pool->lend.mu (lend.c): */
+    struct weft__thread *holder; /* the thread holding it */
+    struct weft__list lenders;   /* threads blocked in a wait that lent it, newest first */
 };
+
+/* One OS thread of a pool: a worker's own thread, or a spare (lend.c). */
+struct weft__thread {
+    _Atomic uint32_t wake; /* futex word: bumped by a grant and by the wake-ups of its waits */
+    weft_pool *pool;
+    pthread_t thread;
+    unsigned first;             /* the worker it first held: the index its hooks are given */
+    struct weft__thread *extra; /* next spare thread of the pool (pool->lend.extra) */
+    /* Under pool->lend.mu: */
+    struct weft__worker *slot; /* once granted: the worker it is to hold; NULL: leave */
+    bool granted;
+    bool back;              /* a lender whose wait is over, waiting for its worker */
+    bool reserve;           /* a spare started ahead of need: it enlists itself as idle */
+    struct weft__list link; /* on pool->lend.idle, or on a worker's lenders */
+};
+
+/* The thread record of the calling thread, NULL if it is none of a pool's (thread-local). */
+extern WEFT_TLS struct weft__thread *weft__thr;
+
+/* Wakes thread t out of a wait (a condition it waits for may hold). Any thread. */
+void weft__thread_wake(struct weft__thread *t);
 
 /* The worker the calling thread is, if any (the only global state: thread-local). Read it
  * through weft__me() wherever a fork() child could be the reader. */
@@ -75,8 +104,60 @@ static inline struct weft__worker *weft__me(void)
 /* Worker index's thread name, "<prefix>-<index>" shortened to the 15 characters the OS keeps. */
 void weft__worker_name(const weft_pool *pool, unsigned index, char name[16]);
 
-/* Worker entry point. */
-void *weft__worker_main(void *arg);
+/* Entry point of every pool thread; arg is its struct weft__thread, granted its first
+ * worker (a worker's own thread) or not yet (a spare). */
+void *weft__thread_main(void *arg);
+
+/* lend.c. The pool's spare threads, and how a worker changes hands (pool->lend). */
+
+int weft__lend_init(weft_pool *pool);
+/* Joins the spare threads (after every worker left) and frees them; with forked, in a child
+ * after fork(), frees their records only. */
+void weft__lend_destroy(weft_pool *pool, bool forked);
+
+/* The holder of w (the caller, me) is about to block in a wait: hands w to a thread that lent
+ * it and is ready to take it back, else to an idle spare, else to a new spare. False when no
+ * thread could take it (WEFT_MAX_SPARES reached, or a thread could not start): the caller
+ * keeps w. */
+bool weft__lend(struct weft__worker *w, struct weft__thread *me);
+
+/* The wait of me, which lent w, is over: asks for w back and returns once me holds it again. */
+void weft__lend_reclaim(struct weft__worker *w, struct weft__thread *me);
+
+/* The holder of w, at a task boundary (nothing of its own on its stack), saw w->want_back:
+ * gives w to a lender that wants it back and becomes an idle spare. Returns false (and keeps
+ * w) if no lender wanted it after all; true once w is given away. */
+bool weft__lend_hand_back(struct weft__worker *w, struct weft__thread *me);
+
+/* An idle thread (a spare, or one that handed its worker back) waits to be granted a worker:
+ * returns it, or NULL when the pool is closing and the thread must leave. */
+struct weft__worker *weft__lend_await(struct weft__thread *me);
+
+/* Keeps one idle spare ready, so that a wait that blocks need not start a thread (nor
+ * allocate): called by the first worker when it starts, and by a spare when it takes a worker.
+ * Starts one if none is idle. */
+void weft__lend_reserve(weft_pool *pool);
+
+/* A reserve spare, just started, joins the idle list: false if the pool is closing. */
+bool weft__lend_enlist(struct weft__thread *me);
+
+/* The last worker has left its loop: idle spares leave, and none start any more. */
+void weft__lend_close(weft_pool *pool);
+
+/* Whether threads that lent w are still blocked in their waits, or waiting for it back. Only
+ * w's holder changes the list (weft__lend, weft__lend_hand_back, under the mutex, which also
+ * hands w over), so w's holder may read it without the mutex. */
+static inline bool weft__lend_pending(struct weft__worker *w)
+{
+    return !weft__list_empty(&w->lenders);
+}
+
+/* Whether lenders of w wait for it: read at every task boundary. */
+static inline bool weft__lend_wanted(struct weft__worker *w)
+{
+    /* acquire: pairs with the release store in weft__lend_reclaim */
+    return __builtin_expect(ld_acquire(&w->want_back) != 0, 0);
+}
 
 /* The run function of a submitted task (task.run of the futures weft_submit makes). */
 void weft__run_submitted(struct weft__worker *w, struct weft__task *t);
@@ -97,30 +178,51 @@ void weft__task_discard(weft_future *f);
  * could not grow); without may_fail such a push goes to the injection queue instead. */
 int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bool may_fail);
 
-/* A condition a worker waits for while helping. ready() is polled between tasks. Before the
- * worker parks, arm() registers whatever will call weft__unpark_worker(w) once ready() may have
- * become true (false: it already is); disarm() undoes that after the worker wakes, and must not
- * return while a wake-up through it is still in progress. */
+/* A condition a worker waits for. ready() is polled. find() (may be NULL) offers work that
+ * is safe to run on the waiting thread's stack, because the wait depends on it: a task it
+ * claimed (see weft__claim) or a frame it took, for weft__run_task; NULL when there is none.
+ * Before the thread blocks, arm() registers whatever will call weft__thread_wake(t) once
+ * ready() may have become true (false: it already is); disarm() undoes that after the wait,
+ * and must not return while a wake-up through it is still in progress. */
 struct weft__help_ops {
     bool (*ready)(void *ctx);
-    bool (*arm)(void *ctx, struct weft__worker *w);
-    void (*disarm)(void *ctx, struct weft__worker *w);
+    struct weft__task *(*find)(void *ctx, struct weft__worker *w);
+    bool (*arm)(void *ctx, struct weft__thread *t);
+    void (*disarm)(void *ctx, struct weft__thread *t);
 };
 
-/* Runs tasks on worker w until ops->ready(ctx) or the deadline passes. 0 or -ETIMEDOUT. */
+/* Waits on worker w until ops->ready(ctx) or the deadline passes: runs what ops->find offers,
+ * spins a little, then blocks, lending w to another thread meanwhile (lend.c), so that the
+ * pool keeps its parallelism and no unrelated task ever runs on the waiting stack.
+ * 0 or -ETIMEDOUT. */
 int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
                int64_t deadline);
+
+/* For find(): f, if it is a task of w's pool that has not started, started here (as a worker
+ * that took it would), with a reference for the run; the caller runs it with weft__run_task.
+ * NULL otherwise. Its entry stays in its queue, and is dropped when taken. */
+struct weft__task *weft__claim(struct weft__worker *w, weft_future *f);
+
+/* With w->taking up (seq_cst store), w took t off a deque where it must not run it: puts it on
+ * the injection queue for any worker (a submitted task is cancelled instead under a CANCEL
+ * shutdown), then drops w->taking. */
+void weft__requeue(struct weft__worker *w, struct weft__task *t);
+
+/* Takes the bottom of w's own deque until it finds a frame (a task that is not a submitted
+ * one) for which mine(t, ctx) holds, and returns it; NULL once the deque is empty. Everything
+ * it finds before goes to the injection queue (a submitted task is cancelled instead under a
+ * CANCEL shutdown). For waits, which must not run on their stack what they do not wait for. */
+struct weft__task *weft__take_own_frame(struct weft__worker *w,
+                                        bool (*mine)(const struct weft__task *t, const void *ctx),
+                                        const void *ctx);
 
 /* Wakes worker w if it is parked (or makes its next park return at once). */
 void weft__unpark_worker(struct weft__worker *w);
 
-/* Takes the task at the bottom of w's own deque, as the scheduler does: NULL when empty,
- * WEFT_TASK_SKIP when it was a cancelled submission, else a task to give weft__run_task (a
- * submitted one already started). */
+/* What the scheduler's take gives for a queued submission that must not run (cancelled). */
 #define WEFT_TASK_SKIP ((struct weft__task *)1)
-struct weft__task *weft__take_own(struct weft__worker *w);
 
-/* Runs a task from weft__take_own or the scheduler. */
+/* Runs a task from the scheduler or a wait's find(). */
 void weft__run_task(struct weft__worker *w, struct weft__task *t);
 
 /* The tasks running on this thread, innermost first; tasks nest when a wait helps. */

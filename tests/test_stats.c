@@ -594,7 +594,10 @@ START_TEST(test_stats_joins)
         ck_assert_uint_eq(s.submitted_outside, 1);
         ck_assert_uint_eq(s.total.submitted, (uint64_t)c.kicks);
         ck_assert_uint_eq(s.total.tasks_run, 1 + (uint64_t)c.kicks);
-        ck_assert_uint_eq(s.total.inject_taken, 1);
+        /* the root; and the task steal_a submitted, if the join moved it off the deque (a
+         * submission left above a frame goes to the injection queue) */
+        ck_assert_uint_ge(s.total.inject_taken, 1);
+        ck_assert_uint_le(s.total.inject_taken, 1 + (uint64_t)c.kicks);
         if (nw == 1) {
             ck_assert_uint_eq(s.total.joins_stolen, 0);
             ck_assert_uint_eq(s.total.steals, 0);

@@ -187,16 +187,18 @@ static void tr_load(const char *path, unsigned workers, tr_summary *s)
  * Pools and work
  */
 
-/* Worker thread names as the OS has them, recorded by the start hook. */
+/* Worker thread names as the OS has them, recorded by the start hook on each worker's own
+ * thread (the first to start under its index; a spare standing in for it comes later). */
 typedef struct names_seen {
     char name[TR_MAXW][16];
+    atomic_bool set[TR_MAXW];
 } names_seen;
 
 static void record_name(weft_pool *pool, unsigned worker, void *data)
 {
     (void)pool;
     names_seen *n = data;
-    if (TU_EXPECT(worker < TR_MAXW))
+    if (TU_EXPECT(worker < TR_MAXW) && !atomic_exchange(&n->set[worker], true))
         TU_EXPECT(pthread_getname_np(pthread_self(), n->name[worker], 16) == 0);
 }
 
@@ -324,6 +326,7 @@ START_TEST(test_trace_file_contents)
     tmpdir_file(&d, path, sizeof(path), "trace.json");
 
     names_seen seen;
+    memset(&seen, 0, sizeof(seen));
     weft_pool *p = traced_pool(NW, "trc", path, &seen);
     run_tasks(p, NTASKS);
     int kicks = run_fork_join(p);
@@ -366,6 +369,7 @@ START_TEST(test_trace_thread_names)
     tmpdir d;
     tmpdir_make(&d);
     names_seen seen;
+    memset(&seen, 0, sizeof(seen));
     tr_summary t;
     for (size_t k = 0; k < 2; k++) {
         char path[PATH_MAX];

@@ -153,10 +153,26 @@ UNITS = [
          "inline find_task"),
     Unit("worker.work_visible", ("worker.c", "weft__work_visible"),
          ("park_relacy.cpp", "work_visible")),
-    Unit("worker.main_loop", ("worker.c", "weft__worker_main", "loop"),
-         ("park_relacy.cpp", "worker_main", "loop"), "proctype Worker"),
-    Unit("worker.help", ("worker.c", "weft__help"), ("park_relacy.cpp", "help"),
-         "proctype Helper"),
+    Unit("worker.main_loop", ("worker.c", "run_worker", "loop"),
+         ("park_relacy.cpp", "run_worker", "loop"), "inline run_worker"),
+    Unit("worker.help", ("worker.c", "weft__help"), ("park_relacy.cpp", "help"), "inline help"),
+    Unit("worker.block", ("worker.c", "block"), ("park_relacy.cpp", "block")),
+    # lend.c
+    Unit("lend.thread_wake", ("lend.c", "weft__thread_wake"), ("park_relacy.cpp", "thread_wake"),
+         "inline thread_wake"),
+    Unit("lend.grant", ("lend.c", "grant"), ("park_relacy.cpp", "grant"), "inline grant"),
+    Unit("lend.await", ("lend.c", "weft__lend_await"), ("park_relacy.cpp", "lend_await"),
+         "inline lend_await"),
+    Unit("lend.take_returning", ("lend.c", "take_returning"),
+         ("park_relacy.cpp", "take_returning"), "inline take_returning"),
+    Unit("lend.lend", ("lend.c", "weft__lend"), ("park_relacy.cpp", "lend"), "inline lend"),
+    Unit("lend.reclaim", ("lend.c", "weft__lend_reclaim"), ("park_relacy.cpp", "lend_reclaim"),
+         "inline lend_reclaim"),
+    Unit("lend.hand_back", ("lend.c", "weft__lend_hand_back"),
+         ("park_relacy.cpp", "lend_hand_back"), "inline lend_hand_back"),
+    Unit("lend.close", ("lend.c", "weft__lend_close"), ("park_relacy.cpp", "lend_close"),
+         "inline lend_close"),
+    Unit("lend.wanted", ("worker.h", "weft__lend_wanted"), ("park_relacy.cpp", "lend_wanted")),
     # the future worker 0 waits on: ready() is wait.c's one_ready (finished(): acquire load)
     Unit("future.ready", ("wait.c", "one_ready"), ("park_relacy.cpp", "ready")),
     # pool.c / submit.c: the submission from outside and the shutdown the last task runs
@@ -219,16 +235,19 @@ DEVIATIONS = [
         "load relaxed count; mutex_trylock consumer", "documented",
         "the model transcribes weft__inject_pop with wait == false, as worker.c calls it (the "
         "waiting lock is shutdown's sweep)"),
-    Dev("relacy", ("worker.main_loop", "worker.help"), "lib",
+    Dev("relacy", ("worker.main_loop",), "lib",
         "store seq_cst taking; call worker.find_task; call worker.decide",
         "call worker.find_task", "documented", _TAKING),
-    Dev("relacy", ("worker.help",), "lib",
-        "call future.ready; call park.notify_one; call park.notify_one",
-        "call future.ready; call park.notify_one", "documented",
-        "park_relacy.cpp DEVIATIONS: weft__help's deadline is left out (the second pass-on is "
-        "the one before returning -ETIMEDOUT)"),
-    Dev("relacy", ("worker.help",), "lib", "call future.disarm", "", "documented",
-        "park_relacy.cpp DEVIATIONS: the future is one atomic word; help(): 'one_disarm: "
+    Dev("relacy", ("worker.help",), "lib", "call future.find; call worker.run_task", "",
+        "documented",
+        "park_relacy.cpp DEVIATIONS: the future worker 0's thread waits on is a promise, which "
+        "one_find (weft__claim) never offers to run; weft__help's deadline is left out"),
+    Dev("relacy", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
+        "mutex_unlock mu", "documented",
+        "park_relacy.cpp DEVIATIONS: the spare is the reserve, idle from the start: weft__lend "
+        "never starts a thread, so its path for a thread that could not start is left out"),
+    Dev("relacy", ("worker.block",), "lib", "call future.disarm", "", "documented",
+        "park_relacy.cpp DEVIATIONS: the future is one atomic word; block(): 'one_disarm: "
         "weft__future_remove_node, nothing to model'"),
     Dev("relacy", ("pool.submit",), "lib",
         "store seq_cst taking; load seq_cst shutdown; call deque.push; store release taking", "",
@@ -260,24 +279,19 @@ DEVIATIONS = [
         "fetch_sub count", "documented",
         "park.pml: find_task pops 'one task' (take_injected's batch of one): the notify_one "
         "for the rest of a batch (n > 1) never happens"),
-    Dev("spin", ("worker.main_loop", "worker.help"), "lib",
+    Dev("spin", ("worker.main_loop",), "lib",
         "store taking; call worker.find_task; call worker.decide", "call worker.find_task",
         "documented",
         _TAKING),
-    Dev("spin", ("worker.help",), "lib",
-        "load state; call park.notify_one; call park.notify_one",
-        "load state; call park.notify_one", "documented",
-        "weft__help's deadline is left out (park_relacy.cpp DEVIATIONS; park.pml's Helper has "
-        "no deadline)"),
-    Dev("spin", ("worker.help",), "model",
-        "load state; call park.leave; load count; call park.leave",
-        "load state; load count; call park.leave", "form",
-        "`if (ops->ready(ctx) || weft__work_visible(pool)) cancel` written as nested options, "
-        "each cancelling"),
-    Dev("spin", ("worker.help",), "model", "load state; call park.notify_one; load state",
-        "load state; call park.notify_one", "form",
-        "the guards of one Promela `if` are evaluated in one step: `chosen && fdone` and "
-        "`chosen && !fdone` read fdone once, as lib/'s if/else reads ready() once"),
+    Dev("spin", ("worker.help",), "lib", "call future.find; call worker.run_task", "",
+        "documented",
+        "park.pml: 'one_find offers nothing (the future is a promise)'; the deadline is left "
+        "out (park_relacy.cpp DEVIATIONS)"),
+    Dev("spin", ("worker.main_loop",), "model",
+        "load count; call park.leave; load want_back; call park.leave",
+        "load count; load want_back; call park.leave", "form",
+        "`if (weft__work_visible(pool) || weft__lend_wanted(w)) cancel` written as nested "
+        "options, each cancelling"),
     Dev("spin", ("pool.submit",), "lib", "fetch_add pending; fetch_sub pending", "", "documented",
         "weft__task_new's max_pending budget is not modelled (as for Relacy)"),
     Dev("spin", ("pool.submit",), "lib", "store taking; load shutdown; store taking", "",
@@ -291,9 +305,14 @@ DEVIATIONS = [
         "pool closes after the last task)"),
     Dev("spin", ("pool.submit",), "lib", "fetch_add total", "", "documented",
         "statistics are left out"),
-    Dev("spin", ("pool.submit",), "model", "store state; call park.wake", "", "form",
-        "the Submitter also finishes the future worker 0 waits on (weft__future_finish, then "
-        "one_fire's unpark), at a point Spin chooses: not part of weft_submit"),
+    Dev("spin", ("pool.submit",), "model", "store state; call lend.thread_wake", "", "form",
+        "the Submitter also finishes the future worker 0's thread waits on "
+        "(weft__future_finish, then one_fire's weft__thread_wake), at a point Spin chooses: not "
+        "part of weft_submit"),
+    Dev("spin", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
+        "mutex_unlock mu", "documented",
+        "park.pml: 'the spare is the reserve, idle from the start (no thread starts here)': "
+        "weft__lend's path for a spare that could not start is left out"),
     Dev("spin", ("pool.destroy",), "lib", "store nthreads", "", "documented",
         "teardown's nthreads store is not modelled (as for Relacy)"),
     Dev("spin", ("pool.destroy",), "lib", "fetch_or shutdown; fetch_or shutdown",
@@ -305,9 +324,8 @@ DEVIATIONS = [
 # The variant a model calls lib/'s must switch its guarded operations as lib/ does (the text
 # is read with every branch in, see the header).
 LIB_VARIANTS = [
-    ("park_relacy.cpp", "HelpFix", {"f1": "true", "f2": "true", "pass_on": "true",
-                                    "help_fix": "true"},
-     "park_relacy.cpp: 'HelpFix is what lib/ does now'"),
+    ("park_relacy.cpp", "ParkLib", {"f1": "true", "f2": "true", "owed": "true"},
+     "park_relacy.cpp: 'ParkLib is what lib/ does'"),
     ("deque_model.h", "DequeOrders", {"free_old_buffer": "false"},
      "deque_model.h: 'lib/ keeps old buffers on the retired list until destroy'"),
 ]
@@ -354,6 +372,12 @@ LIB_CALLS = {
     "pthread_mutex_trylock": (("mutex", "mutex_trylock"), ""),
     "pthread_mutex_unlock": (("mutex", "mutex_unlock"), ""),
     "finished": (EXPAND, "wait.c: one_ready's acquire load"),
+    "weft__park_unpark": (("call", "park.wake"), "park.c: wake() of worker i, in the idle set "
+                                                  "or not"),
+    "start_spare": (IGNORE, "lend.c: pthread_create (DEVIATIONS: no thread starts in the "
+                            "models' lend)"),
+    "calloc": (IGNORE, "lend.c: a new spare's record, not shared yet"),
+    "free": (IGNORE, "lend.c: a record no other thread saw"),
     "spell_begin": (IGNORE, "statistics (DEVIATIONS: left out)"),
     "spell_end": (IGNORE, "statistics (DEVIATIONS: left out)"),
     "WEFT_COUNT": (IGNORE, "statistics (DEVIATIONS: left out)"),
@@ -366,6 +390,7 @@ LIB_MEMBER_CALLS = {
     ("ops", "ready"): (("call", "future.ready"), "weft__help's condition (one_ready)"),
     ("ops", "arm"): (("call", "future.arm"), "one_arm: weft__future_add_node"),
     ("ops", "disarm"): (("call", "future.disarm"), "one_disarm: weft__future_remove_node"),
+    ("ops", "find"): (("call", "future.find"), "one_find: weft__claim of the awaited task"),
 }
 LIB_SKIP_CALLS = {"WEFT_ASSERT"}  # the call and its arguments: debug builds only
 # lib/ names of the same variable in the models
@@ -380,18 +405,28 @@ MODEL_CALLS = {
     "core_pop": (IGNORE, "the CORE size's abstract queue"),
     "core_push": (IGNORE, "the CORE size's abstract queue"),
 }
-MODEL_OBJECT_ALIASES = {"wake": "words", "fstate": "state"}  # the futex word; the future's state
+# the workers' futex words; a thread's futex word; the future's state
+MODEL_OBJECT_ALIASES = {"wake": "words", "twake": "wake", "fstate": "state"}
 
 # ---- Spin ----
-SPIN_LIB_MACROS = {"HELP": "adds proctype Helper, the helping wait",
-                   "FIX": "park.pml: '-DFIX is what lib/ does now'"}
+SPIN_LIB_MACROS = {"HELP": "adds inline help (the wait) and proctype Helper"}
 # park.pml's globals, by their lib/ names; None: the model's own bookkeeping
 SPIN_VARS = {"count": "count", "linked": "linked", "consumer": "consumer", "idle": "idle",
-             "word": "words", "exiting": "shutdown", "fdone": "state", "ran": None}
-SPIN_MUTEXES = {"consumer"}
+             "word": "words", "exiting": "shutdown", "fdone": "state", "ran": None,
+             "mu": "mu", "want_back": "want_back", "epoch": "epoch", "twake": "wake",
+             # lend.c's plain fields, under mu: not atomic operations in lib/
+             "nlenders": None, "granted": None, "slot": None, "back": None, "lender_of": None,
+             "tidle": None, "closing": None, "exited": None}
+SPIN_MUTEXES = {"consumer", "mu"}
+SPIN_LOCKS = {"mu"}  # taken with a blocking lock (`atomic { mu == 0 -> mu = 1 }`), never tried
 SPIN_INLINE_CALLS = {"leave": "park.leave", "wake": "park.wake", "notify_one": "park.notify_one",
                      "notify_all": "park.notify_all", "find_task": "worker.find_task",
-                     "run_task": "worker.run_task"}
+                     "run_task": "worker.run_task", "thread_wake": "lend.thread_wake",
+                     "grant": "lend.grant", "lend_await": "lend.await",
+                     "take_returning": "lend.take_returning", "lend": "lend.lend",
+                     "lend_reclaim": "lend.reclaim", "lend_hand_back": "lend.hand_back",
+                     "lend_close": "lend.close", "run_worker": "worker.main_loop",
+                     "help": "worker.help"}
 SPIN_IGNORE_CALLS = {"assert", "printf"}
 # How the lib/ side is brought to park.pml's granularity (calls not listed here are kept if
 # park.pml has them as inlines, else expanded).
@@ -407,7 +442,9 @@ SPIN_RULES = {
     "fence": (None, "Promela is sequentially consistent"),
 }
 SPIN_KEEP_CALLS = {"park.leave", "park.wake", "park.notify_one", "park.notify_all",
-                   "worker.find_task", "worker.run_task", "worker.decide"}
+                   "worker.find_task", "worker.run_task", "worker.decide", "lend.thread_wake",
+                   "lend.grant", "lend.await", "lend.take_returning", "lend.lend",
+                   "lend.reclaim", "lend.hand_back", "lend.close"}
 
 # ================================================================================================
 # Lexing
@@ -1235,8 +1272,8 @@ class SpinReader:
             return [Step(f"load {r}", where) for r in reads]
         if not reads:
             return []
-        if reads == ["words"]:
-            return [Step("futex_wait words", where)]
+        if reads in (["words"], ["wake"]):
+            return [Step("futex_wait " + reads[0], where)]
         return [Step("block " + ",".join(reads), where)]
 
     def combine(self, inner, where):
@@ -1259,6 +1296,8 @@ class SpinReader:
             if "load" not in kinds:
                 return [Step(f"store {v}", where)]
             name = [k for k, val in SPIN_VARS.items() if val == v][0]
+            if name in SPIN_LOCKS:
+                return [Step("mutex_lock " + v, where)]
             return [Step(("mutex_trylock " if name in SPIN_MUTEXES else "cas ") + v, where)]
         return [Step(f"{w} {v}", where)]
 
@@ -1534,11 +1573,15 @@ MUTATIONS = [
      "fetch_or(1ul << i, rl::mo_acq_rel", "relacy park.prepare"),
     ("lib", "inject.c", "weft__inject_maybe_nonempty", "ld_acquire(", "ld_relaxed(",
      "relacy inject.maybe_nonempty"),
-    ("lib", "worker.c", "weft__help", "ops->ready(ctx) || weft__work_visible(pool)",
-     "weft__work_visible(pool) || ops->ready(ctx)", "relacy worker.help"),
-    ("lib", "worker.c", "weft__help", "ops->ready(ctx) || weft__work_visible(pool)",
-     "weft__work_visible(pool) || ops->ready(ctx)", "spin   worker.help"),
-    ("models", "park.pml", "proctype Worker",
+    ("lib", "worker.c", "run_worker", "weft__work_visible(pool) || weft__lend_wanted(w)",
+     "weft__lend_wanted(w) || weft__work_visible(pool)", "relacy worker.main_loop"),
+    ("lib", "worker.c", "run_worker", "weft__work_visible(pool) || weft__lend_wanted(w)",
+     "weft__lend_wanted(w) || weft__work_visible(pool)", "spin   worker.main_loop"),
+    ("lib", "lend.c", "weft__lend_reclaim",
+     "st_release(&w->want_back, ld_relaxed(&w->want_back) + 1);",
+     "st_relaxed(&w->want_back, ld_relaxed(&w->want_back) + 1);", "relacy lend.reclaim"),
+    ("lib", "worker.c", "block", "weft__lend_reclaim(w, me);", "(void)0;", "spin   worker.help"),
+    ("models", "park.pml", "inline run_worker",
      "    key = word[i];                 /* weft__park_prepare: ld_acquire(word) */\n"
      "    idle = idle | (1 << i);        /* or_seq_cst(idle, bit); F1 */\n",
      "    idle = idle | (1 << i);        /* or_seq_cst(idle, bit); F1 */\n"
@@ -1557,9 +1600,9 @@ MUTATIONS = [
      "rl::atomic `idle` used without a method"),
     # the variant the model calls lib/'s switches a guarded operation off
     ("models", "park_relacy.cpp", None,
-     "struct HelpFix : ParkLib {\n    static const bool help_fix = true;",
-     "struct HelpFix : ParkLib {\n    static const bool help_fix = false;",
-     "HelpFix::help_fix is false"),
+     "    static const bool owed = true;  /* worker.c run_worker",
+     "    static const bool owed = false;  /* worker.c run_worker",
+     "ParkLib::owed is false"),
     # an operation added to lib/ only
     ("lib", "worker.c", "find_task", "struct weft__task *t = weft__deque_take(&w->deque);",
      "st_relaxed(&w->taking, 0);\n    struct weft__task *t = weft__deque_take(&w->deque);",

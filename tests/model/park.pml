@@ -13,28 +13,40 @@
  *   the bitmap `idle`.
  *   Every statement is atomic in Promela; each lib/ atomic access is one statement here.
  *   Left out, as in park_relacy.cpp: a CANCEL shutdown and the `taking` handshake it relies on
- *   (acquire_task, decide), max_pending (the page's pending count), and teardown's store of nthreads.
+ *   (acquire_task, decide), max_pending (the page's pending count), teardown's store of
+ *   nthreads, the stop hooks' barrier, and the epoch's readers (join.c's leapfrogging).
  *
  *   lib/                                     here
- *   worker.c weft__worker_main loop          proctype Worker
+ *   worker.c run_worker's loop               inline run_worker, run by proctype Thread
+ *     weft__lend_wanted -> hand back         want_back[i] != 0 -> lend_hand_back; an owed
+ *                                            wake-up is passed on (notify_one)
  *     find_task -> take_injected ->          find_task (inline)
  *       inject.c weft__inject_pop            (count hint, trylock, pop, unlock, count -= n)
  *     keep_spinning                          zero rounds (spinning only delays the park)
  *     weft__park_prepare:                    key = word[i]; idle = idle | bit;  (F1: SC)
  *       key = ld_acquire(word); or(idle); F1
- *     exit test: EXIT && drained && !visible exiting, then count == 0, then count == 0
- *     weft__work_visible -> cancel, continue count > 0 -> leave; goto top
+ *     exit test: EXIT && drained && !visible exiting, then count == 0, then count == 0,
+ *       && !weft__lend_pending               then nlenders[i] == 0
+ *     weft__work_visible || lend_wanted      count > 0, or want_back[i] != 0 -> leave
+ *       -> cancel (owed = chosen), continue  (owed = chosen); goto top
  *     park -> weft__park_commit:             (word[i] != key): blocks while word[i] == key,
  *       futex_wait(word, key); leave()       the futex's atomic compare-and-sleep; then leave
+ *   worker.c weft__thread_main               proctype Thread: lend_await, then the loop;
+ *                                            the last worker out calls lend_close
  *   park.c leave: and(~bit), chosen          leave (inline), one atomic statement
  *   park.c notify_one: F2; v = load(idle);   notify_one (inline): v = idle, then for each set
  *     lowest bit: old = and(~bit); if set:   bit from the lowest: old = idle; idle &= ~bit; if
  *     wake: word += 1, futex_wake            it was set, word[j]++ (which ends the wait)
  *   park.c notify_all (teardown)             notify_all (inline)
+ *   lend.c weft__lend, _reclaim, _hand_back, inlines of the same names; the mutex `mu` taken
+ *     _await, _close, grant, take_returning, with `atomic { mu == 0 -> mu = 1 }`; the lists as
+ *     weft__thread_wake                      flags per thread (lender_of, tidle) under mu
  *   pool.c weft_submit (outside):            proctype Submitter: count++, linked++,
  *     inject_push: count += 1, link_in;      notify_one
  *     weft__park_notify_one
- *   worker.c weft__help (worker 0, HELP)     proctype Helper
+ *   worker.c weft__help (worker 0's thread,  inline help, run by proctype Helper
+ *     HELP) with block: arm, lend, sleep on
+ *     its own word, reclaim
  *
  * THE PROPERTY: no lost wake-up.
  *   The worker that runs the last task shuts the pool down as weft_pool_destroy does (sets
@@ -46,17 +58,18 @@
  *   under weak fairness; a final deadlock counts as stuttering forever).
  *
  * CONFIGURATIONS (cpp macros; tests/model/run_spin.sh runs each and knows what to expect)
- *   (none)        both workers in the main loop: must pass.
+ *   (none)        both workers' threads in the main loop: must pass.
  *   REORDER       negative: the worker re-checks for work BEFORE announcing itself in the idle
  *                 set (announce and re-check swapped): must fail.
- *   HELP          worker 0 starts in weft__help waiting for a future that the submitter
- *                 finishes at a point it chooses (any point of its script: Spin explores all);
- *                 when the wait returns, worker 0 leaves (its thread ends: the waiting task's
- *                 own code may run for any time without coming back to the pool). lib/ as it
- *                 is: fails (the lost wake-up in weft__help described in park_relacy.cpp).
- *   HELP FIX      the proposed fix (an owed wake-up is passed on if the wait ends before the
- *                 worker looked for work): must pass.
- *   HELP NO_PASS_ON  negative: without the pass-on rule: must fail.
+ *   HELP          worker 0's thread starts in a task that waits (weft__help) for a future that
+ *                 the submitter finishes at a point it chooses (any point of its script: Spin
+ *                 explores all). It lends worker 0 to the spare (thread 2, idle from the start
+ *                 as lib/'s reserve is) and sleeps on its own word; once the future is final it
+ *                 asks for worker 0 back, and the spare hands it back at a task boundary. The
+ *                 task then goes on until every task has run, so a wake-up that the spare
+ *                 consumed and neither used nor passed on deadlocks the model. Must pass.
+ *   HELP NO_OWED  negative: run_worker hands the worker back without passing on an owed
+ *                 wake-up: must fail.
  *   NTASKS=n      the number of tasks the submitter submits (default 2).
  *
  * The configurations run_spin.sh runs (NAME EXPECT MACROS):
@@ -64,24 +77,25 @@
  * @run main_2tasks pass -DNTASKS=2
  * @run main_3tasks pass -DNTASKS=3
  * @run neg_reorder fail -DREORDER
- * @run neg_help_old_pass_on fail -DHELP
- * @run help_fixed pass -DHELP -DFIX
- * @run neg_help_no_pass_on fail -DHELP -DNO_PASS_ON
+ * @run help_1task pass -DHELP -DNTASKS=1
+ * @run neg_help_no_owed fail -DHELP -DNO_OWED -DNTASKS=1
  * and with WEFT_MODEL_BIG=1:
- * @run-big help_fixed_3tasks pass -DHELP -DFIX -DNTASKS=3
+ * @run-big help_2tasks pass -DHELP -DNTASKS=2
  * @run-big main_4tasks pass -DNTASKS=4
  *
- * RESULTS (Spin 6.5.2, this machine; states stored by the safety run / the LTL run)
- *   main_1task 25 960 / 33 790; main_2tasks 185 940 / 281 523; main_3tasks 767 645 /
- *   1 257 710: no error. help_fixed 731 378 / 1 133 008: no error.
- *   neg_reorder: invalid end state (a worker sleeps, a task queued) and acceptance cycle.
- *   neg_help_old_pass_on (weft__help's former pass-on rule, fixed in lib/ since; -DFIX is what
- *   lib/ does now): the same, after 1 211 states: the bug (trail: worker 1 parks; worker 0 parks;
- *   the submitter pushes task 2, claims worker 0 and wakes it; worker 0 sees chosen && !ready;
- *   the submitter finishes the future; worker 0 sees ready and leaves; worker 1 sleeps with
- *   count == 1). neg_help_no_pass_on: the same, after 1 060 states.
+ * RESULTS (Spin 6.5.2, this machine; states stored by the safety run)
+ *   main_1task 52 752; main_2tasks 350 324; help_1task 5 246 448; help_2tasks 31 306 299: no
+ *   error. neg_reorder: invalid end state after 16 805 states (a worker sleeps, a task
+ *   queued). neg_help_no_owed: invalid end state after 14 609 states (the trail: worker 1's
+ *   thread parks; the spare, holding worker 0, parks; the submitter pushes a task, claims
+ *   worker 0 and wakes the spare; the future finishes and worker 0's thread asks for worker 0
+ *   back; the spare hands it back without looking for work, and nobody wakes worker 1).
+ *   Earlier, the helping wait (which ran any task while waiting) had the same lost wake-up
+ *   in its own form: its pass-on rule came from this model.
  */
 #define NW 2
+#define NT 3        /* threads: 0, 1 the workers' own (lib/ pool->threads), 2 a spare */
+#define NONE 255
 #ifndef NTASKS
 #define NTASKS 2
 #endif
@@ -90,10 +104,23 @@ byte count = 0;     /* inject.c shard->count: queued or being pushed */
 byte linked = 0;    /* tasks linked into the queue, not yet popped */
 bool consumer = 0;  /* inject.c shard->consumer (the mutex) */
 byte idle = 0;      /* park.c p->idle: bit i = worker i parked or about to */
-byte word[NW];      /* park.c p->words[i]: the futex words */
+byte word[NW];      /* park.c p->words[i]: the workers' futex words */
 bool exiting = 0;   /* pool->shutdown & WEFT_SHUT_EXIT */
-bool fdone = 0;     /* HELP: the future worker 0 waits on has finished */
+bool fdone = 0;     /* HELP: the future worker 0's thread waits on has finished */
 byte ran = 0;       /* tasks run (model only) */
+/* lend.c */
+bool mu = 0;        /* pool->lend.mu */
+byte want_back[NW]; /* w->want_back */
+byte epoch[NW];     /* w->epoch */
+byte nlenders[NW];  /* w->lenders, its length; under mu */
+byte twake[NT];     /* t->wake: the threads' futex words */
+bool granted[NT];   /* under mu */
+byte slot[NT];      /* under mu */
+bool back[NT];      /* under mu */
+byte lender_of[NT]; /* under mu: on that worker's lenders list, or NONE */
+bool tidle[NT];     /* under mu: on the idle list */
+bool closing = 0;   /* under mu */
+byte exited = 0;    /* pool->exited */
 
 /* park.c leave(): and_acq_rel(&idle, ~bit); chosen when a waker had cleared the bit first */
 inline leave(i, chosen) {
@@ -171,12 +198,133 @@ inline run_task() {
     fi
 }
 
-/* worker.c weft__worker_main's loop */
-proctype Worker(byte i) {
-    byte key, v, lowbit, old;
-    bool got, chosen, last;
+/* ---- lend.c ---- */
+
+/* weft__thread_wake: add_release(&t->wake, 1); futex_wake */
+inline thread_wake(t) {
+    twake[t]++
+}
+
+/* grant, under mu */
+inline grant(t, w) {
+    slot[t] = w;
+    granted[t] = 1;
+    thread_wake(t)
+}
+
+/* weft__lend_await: the worker granted, NONE to leave */
+inline lend_await(me, w, key) {
+    do
+    :: key = twake[me];
+        atomic { mu == 0 -> mu = 1 };
+        if
+        :: granted[me] -> granted[me] = 0; w = slot[me]; mu = 0; break
+        :: else -> mu = 0
+        fi;
+        (twake[me] != key)             /* futex_wait(&me->wake, key): sleeps while equal */
+    od
+}
+
+/* take_returning, under mu: the thread that lent w and waits to get it back, or NONE */
+inline take_returning(w, to, t, v) {
+    to = NONE;
+    t = 0;
+    do
+    :: t < NT && lender_of[t] == w && back[t] ->
+        lender_of[t] = NONE; nlenders[w]--; back[t] = 0;
+        v = want_back[w];              /* ld_relaxed, then st_release of one less: under mu */
+        want_back[w] = v - 1;
+        to = t; break
+    :: t < NT && !(lender_of[t] == w && back[t]) -> t++
+    :: t == NT -> break
+    od
+}
+
+/* weft__lend: the spare is the reserve, idle from the start (no thread starts here) */
+inline lend(w, me, lent, to, t, v) {
+    atomic { mu == 0 -> mu = 1 };
+    take_returning(w, to, t, v);
+    if
+    :: to == NONE ->
+        t = 0;
+        do
+        :: t < NT && tidle[t] -> tidle[t] = 0; to = t; break
+        :: t < NT && !tidle[t] -> t++
+        :: t == NT -> break
+        od
+    :: else -> skip
+    fi;
+    if
+    :: to == NONE -> mu = 0; lent = 0
+    :: else ->
+        back[me] = 0; lender_of[me] = w; nlenders[w]++;
+        epoch[w]++;                    /* add_release(&w->epoch, 1) */
+        grant(to, w);
+        mu = 0; lent = 1
+    fi
+}
+
+/* weft__lend_reclaim */
+inline lend_reclaim(w, me, key, got_w, v) {
+    atomic { mu == 0 -> mu = 1 };
+    if
+    :: !granted[me] -> back[me] = 1; v = want_back[w]; want_back[w] = v + 1   /* under mu */
+    :: else -> skip
+    fi;
+    mu = 0;
+    wake(w);                           /* weft__park_unpark */
+    lend_await(me, got_w, key);
+    assert(got_w == w)
+}
+
+/* weft__lend_hand_back */
+inline lend_hand_back(w, me, handed, to, t, v) {
+    atomic { mu == 0 -> mu = 1 };
+    take_returning(w, to, t, v);
+    if
+    :: to != NONE -> tidle[me] = 1; grant(to, w); handed = 1
+    :: else -> handed = 0
+    fi;
+    mu = 0
+}
+
+/* weft__lend_close */
+inline lend_close(t) {
+    atomic { mu == 0 -> mu = 1 };
+    closing = 1;
+    t = 0;
+    do
+    :: t < NT -> if :: tidle[t] -> tidle[t] = 0; grant(t, NONE) :: else -> skip fi; t++
+    :: t == NT -> break
+    od;
+    mu = 0
+}
+
+/* ---- worker.c ---- */
+
+/* run_worker's loop for worker i, held by thread me; ends with handed = 1 (handed back) or
+ * handed = 0 (left) */
+inline run_worker(i, me, handed) {
+    owed = 0;
 top:
+    if                             /* weft__lend_wanted(w) && weft__lend_hand_back(w, me) */
+    :: want_back[i] != 0 ->
+        lend_hand_back(i, me, handed, to, t, v);
+        if
+        :: handed ->
+#ifndef NO_OWED
+            if
+            :: owed -> notify_one(v, lowbit, old)
+            :: else -> skip
+            fi;
+#endif
+            goto out
+        :: else -> skip
+        fi
+    :: else -> skip
+    fi;
     find_task(got);
+    owed = 0;
     if
     :: got -> run_task(); goto top
     :: else -> skip
@@ -184,19 +332,24 @@ top:
 #ifndef REORDER
     key = word[i];                 /* weft__park_prepare: ld_acquire(word) */
     idle = idle | (1 << i);        /* or_seq_cst(idle, bit); F1 */
-    if                             /* exit test */
-    :: exiting && count == 0 && count == 0 -> leave(i, chosen); goto done
+    if                             /* exit test, then !weft__lend_pending(w) */
+    :: exiting && count == 0 && count == 0 && nlenders[i] == 0 ->
+        leave(i, chosen); handed = 0; goto out
     :: else -> skip
     fi;
-    if                             /* weft__work_visible */
-    :: count > 0 -> leave(i, chosen); goto top
-    :: else -> skip
+    if                             /* weft__work_visible || weft__lend_wanted */
+    :: count > 0 -> leave(i, owed); goto top
+    :: else ->
+        if
+        :: want_back[i] != 0 -> leave(i, owed); goto top
+        :: else -> skip
+        fi
     fi;
 #else
     /* negative: the re-check happens before the worker announces itself */
     key = word[i];
     if
-    :: exiting && count == 0 && count == 0 -> goto done
+    :: exiting && count == 0 && count == 0 && nlenders[i] == 0 -> handed = 0; goto out
     :: else -> skip
     fi;
     if
@@ -206,66 +359,85 @@ top:
     idle = idle | (1 << i);
 #endif
     (word[i] != key);              /* futex_wait(word, key): sleeps while word == key */
-    leave(i, chosen);
+    leave(i, owed);
     goto top;
-done:
-    assert(count == 0)
+out:
+    skip
+}
+
+/* weft__thread_main's loop from worker w on (hooks and their barrier left out) */
+inline thread_loop(me, w) {
+    do
+    :: w == NONE -> break
+    :: else ->
+        run_worker(w, me, handed);
+        if
+        :: !handed ->
+            assert(count == 0);
+            d_step { exited++; last = (exited == NW) };
+            if
+            :: last -> lend_close(t)
+            :: else -> skip
+            fi;
+            break
+        :: else -> lend_await(me, w, key)
+        fi
+    od
+}
+
+/* a worker's own thread (and the spare: me == 2) */
+proctype Thread(byte me) {
+    byte key, v, lowbit, old, to, t, w;
+    bool got, chosen, last, owed, handed;
+    lend_await(me, w, key);
+    thread_loop(me, w)
 }
 
 #ifdef HELP
-/* worker.c weft__help with one_ops, for worker 0 (then the thread leaves the pool) */
-proctype Helper() {
-    byte key, v, lowbit, old;
-    bool got, chosen, last, owed = 0;
-top:
-    if                             /* ops->ready(ctx) */
-    :: fdone ->
-#ifdef FIX
-        if
-        :: owed -> notify_one(v, lowbit, old)
+/* worker.c weft__help with one_ops for worker 0's thread; one_find offers nothing (the future
+ * is a promise); keep_spinning is zero rounds */
+inline help(w, me) {
+    do
+    :: fdone -> break              /* ops->ready(ctx) */
+    :: else ->
+        if                         /* weft__lend_wanted(w) || !keep_spinning: both block */
+        :: want_back[w] != 0 -> skip
         :: else -> skip
         fi;
-#endif
-        goto done
-    :: else -> skip
-    fi;
-    find_task(got);
-    owed = 0;
-    if
-    :: got -> run_task(); goto top
-    :: else -> skip
-    fi;
-    if                             /* ops->arm(): refused once the future is final */
-    :: fdone -> goto done
-    :: else -> skip
-    fi;
-    key = word[0];                 /* weft__park_prepare */
-    idle = idle | 1;
-    if
-    :: fdone -> leave(0, chosen)   /* ops->ready(ctx) || ... */
-    :: else ->
-        if
-        :: count > 0 -> leave(0, chosen)   /* ... || weft__work_visible(pool) */
-        :: else -> (word[0] != key); leave(0, chosen)
+        /* block */
+        if                         /* ops->arm(): refused once the future is final */
+        :: fdone -> skip
+        :: else ->
+            lend(w, me, lent, to, t, v);
+            do
+            :: key = twake[me];
+                if
+                :: fdone -> break  /* ops->ready(ctx) */
+                :: else -> (twake[me] != key)   /* futex_wait(&me->wake, key) */
+                fi
+            od;
+            if
+            :: lent -> lend_reclaim(w, me, key, got_w, v)
+            :: else -> skip
+            fi
         fi
-    fi;
-#ifndef NO_PASS_ON
-    if                             /* if (chosen && ops->ready(ctx)) notify_one */
-    :: chosen && fdone -> notify_one(v, lowbit, old)
-#ifdef FIX
-    :: chosen && !fdone -> owed = 1
-#endif
-    :: else -> skip
-    fi;
-#endif
-    goto top;
-done:
-    skip
+    od
+}
+
+/* worker 0's thread: a task that waits on the future, then goes on until every task has run
+ * (so a task left queued with every worker asleep is a deadlock), then returns to the loop */
+proctype Helper() {
+    byte key, v, lowbit, old, to, t, w, got_w;
+    bool got, chosen, last, owed, handed, lent;
+    lend_await(0, w, key);
+    help(w, 0);
+    (ran == NTASKS);
+    thread_loop(0, w)
 }
 #endif
 
 /* pool.c weft_submit from outside the pool, NTASKS times; with HELP, the future is finished
- * (weft__future_finish, then one_fire: weft__park_unpark(worker 0)) at any point */
+ * (weft__future_finish, then one_fire: weft__thread_wake of worker 0's thread) at any point */
 proctype Submitter() {
     byte n = 0, v, lowbit, old;
     bool finished = 0;
@@ -276,7 +448,7 @@ proctype Submitter() {
         notify_one(v, lowbit, old);   /* weft__park_notify_one */
         n++
 #ifdef HELP
-    :: !finished -> fdone = 1; wake(0); finished = 1
+    :: !finished -> fdone = 1; thread_wake(0); finished = 1
     :: n == NTASKS && finished -> break
 #else
     :: n == NTASKS -> break
@@ -286,13 +458,24 @@ proctype Submitter() {
 
 init {
     atomic {
-        run Submitter();
+        byte k;
+        for (k : 0 .. NT - 1) {
+            lender_of[k] = NONE;
+            slot[k] = NONE
+        }
+        slot[0] = 0; granted[0] = 1;   /* init_threads */
+        slot[1] = 1; granted[1] = 1;
 #ifdef HELP
+        tidle[2] = 1;                  /* weft__lend_reserve, weft__lend_enlist */
+        run Submitter();
         run Helper();
+        run Thread(1);
+        run Thread(2)
 #else
-        run Worker(0);
+        run Submitter();
+        run Thread(0);
+        run Thread(1)
 #endif
-        run Worker(1)
     }
 }
 

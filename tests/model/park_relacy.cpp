@@ -9,10 +9,15 @@
  *               fence), weft__park_cancel, weft__park_commit, leave (and_acq_rel), wake
  *               (add_release; futex_wake), weft__park_notify_one (F2 = seq_cst fence; relaxed
  *               load of idle; and_acq_rel claims a bit), weft__park_notify_all, weft__park_unpark
- *     worker.c  weft__worker_main's loop (find_task, park_prepare, the exit test, the re-check
- *               weft__work_visible, cancel or commit), find_task, take_injected, steal_any,
- *               weft__work_visible, and weft__help with one_ops (the helping wait and its
- *               pass-on rule `if (chosen && ops->ready(ctx)) weft__park_notify_one()`)
+ *     worker.c  run_worker's loop (the hand-back at a task boundary when want_back is up, with
+ *               its pass-on of an owed wake-up; find_task, park_prepare, the exit test, the
+ *               re-check weft__work_visible || weft__lend_wanted, cancel or commit),
+ *               weft__thread_main, find_task, take_injected, steal_any, weft__work_visible,
+ *               and weft__help with one_ops and block (arm, lend, sleep on the thread's own
+ *               word until ready, reclaim)
+ *     lend.c    weft__lend, weft__lend_reclaim, weft__lend_hand_back, weft__lend_await,
+ *               weft__lend_close, grant, take_returning, weft__thread_wake; the mutex as a
+ *               pthread mutex, the lists as flags and counts under it
  *     inject.c  one shard per worker, as weft_pool_create makes them: weft__inject_push (seq_cst
  *               count increment, closed check, link_in), pop_one, weft__inject_pop (relaxed count
  *               hint, trylock, release decrement), _maybe_nonempty (acquire), _drained (seq_cst);
@@ -44,31 +49,28 @@
  *   (all threads blocked). A task run twice or never fails an assertion; a worker spinning
  *   forever is reported as LIVELOCK.
  *
- * SCENARIOS (threads: 0 submitter, 1 worker 0, 2 worker 1). The submitter runs a script:
- *   'S' submits the next task, 'F' finishes the future that worker 0 waits on.
- *   submitN       both workers run the main loop; the submitter submits N tasks (S, SS, SSS).
- *   help_*        worker 0 starts in weft__help, waiting for the future that the submitter
- *                 finishes ('F': weft__future_finish's final CAS, then one_fire's
- *                 weft__park_unpark of worker 0). When that wait returns, worker 0 leaves (its
- *                 thread ends): this stands for the waiting task's own code, which may run for
- *                 any time without coming back to the pool. So a wake-up that worker 0 consumes
- *                 and neither uses to look for work nor passes on is lost: worker 1 must be woken
- *                 instead. This is the case the pass-on rule is there for.
+ * SCENARIOS (threads: 0 submitter, 1 worker 0's own thread, 2 worker 1's, 3 a spare). The
+ *   submitter runs a script: 'S' submits the next task, 'F' finishes the future that worker
+ *   0's thread waits on.
+ *   submitN       both workers' threads run the main loop; the submitter submits N tasks (S,
+ *                 SS, SSS); the spare has nothing to do.
+ *   help_*        worker 0's thread starts in a task that waits in weft__help for the future
+ *                 the submitter finishes ('F': weft__future_finish's final CAS, then one_fire's
+ *                 weft__thread_wake). It lends worker 0 to the spare (idle from the start, as
+ *                 lib/'s reserve spare is), sleeps on its own word, then asks for worker 0
+ *                 back, which the spare hands back at a task boundary. The task then goes on
+ *                 until every task has run before it returns to the loop: so a wake-up that
+ *                 the spare consumed and neither used to look for work nor passed on is lost,
+ *                 and the model deadlocks.
  *
- * BUG FOUND IN lib/worker.c weft__help, NOW FIXED THERE (HelpFix is what lib/ does now; the old
- * rule stays as negative tests neg_help_old_pass_on and neg_help_old_pass_on_full, and in
- * park.pml, which must keep finding the lost wake-up)
- *   The pass-on test `if (chosen && ops->ready(ctx)) weft__park_notify_one(...)` runs once,
- *   right after the park. If the future is not final at that moment but becomes final before
- *   the loop comes back to its first statement, `if (ops->ready(ctx)) return 0;` (checked before
- *   find_task), the worker returns having consumed a wake-up that a submitter aimed at it, without
- *   looking for work and without passing it on. Execution found (SF, 2 workers): worker 1 parks
- *   (its re-check comes before the submission); worker 0 parks; the submitter pushes a task,
- *   notify_one sees both bits, claims worker 0 (lowest bit) and wakes it; worker 0 wakes, chosen,
- *   evaluates ready() = false; the submitter finishes the future; worker 0's loop sees ready() =
- *   true and returns. The task stays queued and worker 1 sleeps until something else wakes it.
- *   HelpFix is the fix proposed in the report (the wake-up stays owed until the worker has looked
- *   for work once; if the wait ends first, it is passed on); the *_fixed tests check it.
+ * BUG FOUND BY THIS MODEL IN THE LENDING PROTOCOL, FIXED IN lib/ BEFORE IT LANDED
+ *   (1) A spare holding worker 0 took the exit test while worker 0's own thread was still
+ *   blocked in its wait: it left the loop, and the thread never got its worker back (DEADLOCK,
+ *   help scenarios). lib/ keeps a lent worker in the loop (!weft__lend_pending in the exit
+ *   test). (2) A spare woken for new work (notify_one chose worker 0) that handed worker 0
+ *   back before looking for work consumed the wake-up: the thread taking worker 0 back goes on
+ *   with its task. lib/ passes an owed wake-up on (ParkLib::owed); neg_no_owed keeps the old
+ *   rule and must fail.
  *
  * DEVIATIONS FROM lib/
  *   - keep_spinning() is modelled as zero rounds: spinning only repeats find_task before the
@@ -77,10 +79,16 @@
  *     consumer holds the shard), the model calls rl::yield so that Relacy's fair schedulers do not
  *     mistake the spin for a livelock.
  *   - Statistics, tracing, weft__help's deadline and the random first victim are left out (two
- *     workers: one victim). The future is one atomic word: ready() is its acquire load (worker.c
+ *     workers: one victim). The future is one atomic word: ready() is its acquire load (wait.c
  *     finished()), arm() refuses once it is final (weft__future_add_node), and finishing always
- *     unparks worker 0 as if its node were registered (an extra wake-up of worker 0 is at worst a
- *     spurious return for it).
+ *     wakes worker 0's thread as if its node were registered (an extra wake-up is at worst a
+ *     spurious return for it). It is a promise, which one_find (weft__claim) never offers to
+ *     run, so help() has no find step.
+ *   - The spare is the reserve that lib/ starts ahead of need, idle from the start: weft__lend
+ *     never starts a thread here (nor takes the path for one that could not start), and
+ *     weft__lend_reserve is not modelled. The stop hooks and their barrier after the loop are
+ *     left out (a thread ends when it leaves the loop; the last one out calls lend_close).
+ *     join.c's readers of the epoch (leapfrogging) are not modelled.
  *   - Deques have 16 slots (lib/: 256), so take_injected takes at most room + 1 = 17 tasks.
  *   - A CANCEL shutdown is not modelled (the property is about lost wake-ups), and so neither is
  *     the `taking` handshake it relies on: acquire_task's st_seq_cst of taking and decide()'s
@@ -99,31 +107,24 @@
  *
  * BOUNDS (default suite; context-bound = exhaustive over executions with at most N preemptions;
  *   Relacy's seq_cst fence is stronger than C11's, and in its exhaustive modes a load reads the
- *   latest store or the one before; see deque_relacy.cpp)
- *   core_submit1        S,   2 workers                  bound 3    3 592 984 executions
- *   core_submit2        SS,  2 workers                  bound 2      672 240
- *   core_help_fs        FS,  worker 0 helping           bound 2      226 064
- *   core_help_sfs       SFS, worker 0 helping           bound 2      640 452
- *   core_help_sf_fixed  SF,  helping, HelpFix           bound 2      246 700
- *   core_help_ssf_fixed SSF, helping, HelpFix           bound 2      739 168
- *   full_submit1        S,   2 workers                  bound 1      140 400
- *   full_submit2        SS,  2 workers (batch to deque) bound 1    1 379 224
+ *   latest store or the one before; see deque_relacy.cpp). Iterations on this machine:
+ *   core_submit1        S,   2 workers                  bound 2    1 572 328 executions
+ *   core_submit2        SS,  2 workers                  bound 1       66 096
+ *   core_help_fs/sf/sfs/ssf  worker 0's thread waits    bound 1      166 332 - 302 968
+ *   full_submit1        S,   2 workers                  bound 1      719 064
  *   full_submit2_random / full_submit3_random           random       300 000 each
- *   full_help_fs        FS,  helping                    bound 1      114 924
- *   full_help_sfs_random SFS, helping                   random       300 000
- *   full_help_sf_fixed  SF,  helping, HelpFix           bound 1      112 428
- *   full_help_ssf_fixed_random SSF, helping, HelpFix    random       300 000
- *   (about 60 s in all). WEFT_MODEL_BIG=1 adds (all pass, about 13 minutes):
- *   big_core_submit2 (SS, bound 3: 31 355 360), big_core_help_sf_fixed (bound 3: 6 710 384),
- *   big_full_submit1 (S, bound 2: 16 498 164), big_full_submit3_random and
- *   big_full_help_ssf_fixed_random (20 000 000 each).
+ *   full_help_sf        SF,  worker 0's thread waits    bound 1    1 785 788
+ *   full_help_sfs_random / full_help_ssf_random         random       300 000 each
+ *   (about 80 s in all). WEFT_MODEL_BIG=1 adds (each passes): big_core_submit1 (bound 3:
+ *   55 097 816), big_core_submit2 (bound 2: 5 697 260), big_core_help_sf (bound 2: 16 907 848),
+ *   big_core_help_fs (bound 2: 19 024 380), big_full_submit2 and big_full_help_fs (bound 1),
+ *   big_full_submit3_random and big_full_help_ssf_random (20 000 000 each).
  *
- * KNOWN BUG AND NEGATIVE TESTS (each must fail: Relacy must report DEADLOCK, the lost wake-up)
- *   neg_help_old_pass_on       weft__help's former pass-on rule, scenario SF, core, bound 2.
- *   neg_help_old_pass_on_full  the same with the full queue, bound 1.
+ * NEGATIVE TESTS (each must fail: Relacy must report DEADLOCK, the lost wake-up)
  *   neg_no_f1          prepare without F1 (core bound 2, and neg_no_f1_full: full bound 1).
  *   neg_no_f2          notify_one without F2 (likewise).
- *   neg_no_pass_on     weft__help without the pass-on rule, scenario FS (core bound 2).
+ *   neg_no_owed        run_worker hands its worker back without passing on an owed wake-up,
+ *                      scenario SF (core bound 1).
  *
  * RUNNING
  *   park_relacy                 the default suite; park_relacy NAME... | all
@@ -131,7 +132,7 @@
  *   WEFT_MODEL_TRACE=1          print a failing execution's history (always written to
  *                               park_relacy.NAME.trace)
  *   park_relacy custom SCRIPT HELP(0|1) full|bound|random BOUND ITERATIONS [VARIANT [core]]
- *                               one ad-hoc run (VARIANT: lib no_f1 no_f2 no_pass_on help_fix)
+ *                               one ad-hoc run (VARIANT: lib no_f1 no_f2 no_owed)
  */
 #include "deque_model.h"
 #include "model_runner.h"
@@ -145,10 +146,9 @@ using model::DequeOrders;
 /* ---- the variants ---- */
 
 struct ParkLib {
-    static const bool f1 = true;      /* park.c prepare: weft_fence_seq_cst() F1 */
-    static const bool f2 = true;      /* park.c notify_one: weft_fence_seq_cst() F2 */
-    static const bool pass_on = true; /* worker.c weft__help: the pass-on rule */
-    static const bool help_fix = false;
+    static const bool f1 = true;    /* park.c prepare: weft_fence_seq_cst() F1 */
+    static const bool f2 = true;    /* park.c notify_one: weft_fence_seq_cst() F2 */
+    static const bool owed = true;  /* worker.c run_worker: an owed wake-up is passed on */
 };
 struct NoF1 : ParkLib {
     static const bool f1 = false;
@@ -156,20 +156,16 @@ struct NoF1 : ParkLib {
 struct NoF2 : ParkLib {
     static const bool f2 = false;
 };
-struct NoPassOn : ParkLib {
-    static const bool pass_on = false;
-};
-/* The fix proposed in the report: a wake-up this worker was chosen for stays owed until it has
- * looked for work once; if the wait ends first, it is passed on. */
-struct HelpFix : ParkLib {
-    static const bool help_fix = true;
+/* run_worker without the pass-on of an owed wake-up when it hands its worker back. */
+struct NoOwed : ParkLib {
+    static const bool owed = false;
 };
 
 /* ---- configuration ---- */
 
 struct Config {
     const char *script; /* submitter: 'S' submit the next task, 'F' finish the future */
-    bool help;          /* worker 0 starts in weft__help on that future */
+    bool help;          /* worker 0's thread starts in weft__help on that future */
 };
 Config g_cfg;
 
@@ -181,6 +177,8 @@ const int64_t DEQUE_CAP = model::MODEL_MAX_CAP; /* lib/: 256 */
 const int64_t INJECT_BATCH = 32;                /* worker.c */
 
 const unsigned SHUT_CLOSED = 0x1, SHUT_EXIT = 0x4; /* pool.h */
+const unsigned NTHREADS = NWORKERS + 1; /* the workers' own threads and one spare (lend.c) */
+const int NONE = -1;
 
 /* The futex (platform.c weft__futex_wait / weft__futex_wake), as Relacy's rl_futex models it:
  * a seq_cst fence (the kernel's full barrier), then the comparison of the word with the key and
@@ -257,9 +255,24 @@ struct Worker {
     rl::atomic<int> wake; /* the futex word */
     unsigned index;
     unsigned inject_home;
+    rl::atomic<int> want_back;    /* lenders waiting to get it back (lend.c) */
+    rl::atomic<unsigned> epoch;   /* bumped when it is lent */
+    rl::var<int> holder;          /* under mu: the thread holding it */
+    rl::var<int> nlenders;        /* the length of its lenders list (under mu) */
 };
 
-template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NWORKERS> {
+/* struct weft__thread: a pool thread (lend.c); the lists are flags, under mu */
+struct Thr {
+    rl::atomic<int> twake; /* its futex word (lib/: wake) */
+    rl::var<int> slot;    /* granted: the worker it is to hold, NONE: leave */
+    rl::var<bool> granted;
+    rl::var<bool> back;     /* a lender whose wait is over */
+    rl::var<int> lender_of; /* on that worker's lenders list, or NONE */
+    rl::var<bool> idle;     /* on the idle list */
+};
+
+template <class O, bool CORE>
+struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
     Shard shard[NSHARDS];
     /* CORE: the abstract queue (see the header) */
     rl::atomic<long> ccount; /* as inject.c's count */
@@ -270,6 +283,10 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
     rl::atomic<unsigned> shutdown;  /* pool->shutdown */
     rl::atomic<int> fstate;         /* the future worker 0 waits on: 0 pending, 1 final */
     rl::atomic<int> ndone;          /* tasks run (model only) */
+    Thr thr[NTHREADS];              /* 0, 1: the workers' own threads; 2: the spare */
+    PthreadMutex mu;           /* pool->lend.mu */
+    rl::var<bool> closing;          /* pool->lend.closing */
+    rl::atomic<int> exited;         /* pool->exited */
     Task tasks[MAX_TASKS];
     int ntasks = 0;
     int got[MAX_TASKS] = {};
@@ -296,7 +313,23 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
             workers[i].inject_home = i % NSHARDS;
             workers[i].wake.store(0, rl::mo_relaxed, $);
             workers[i].deque.init(DEQUE_CAP);
+            workers[i].want_back.store(0, rl::mo_relaxed, $);
+            workers[i].epoch.store(0, rl::mo_relaxed, $);
+            workers[i].holder($) = (int)i;
+            workers[i].nlenders($) = 0;
         }
+        for (unsigned i = 0; i < NTHREADS; i++) { /* init_threads; the spare as a reserve */
+            thr[i].twake.store(0, rl::mo_relaxed, $);
+            bool own = i < NWORKERS;
+            thr[i].slot($) = own ? (int)i : NONE;
+            thr[i].granted($) = own;
+            thr[i].back($) = false;
+            thr[i].lender_of($) = NONE;
+            /* the spare, with a wait only: weft__lend_reserve, weft__lend_enlist */
+            thr[i].idle($) = !own && g_cfg.help;
+        }
+        closing($) = false;
+        exited.store(0, rl::mo_relaxed, $);
         ccount.store(0, rl::mo_relaxed, $);
         chead($) = 0;
         ctail($) = 0;
@@ -593,7 +626,9 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         RL_ASSERT(v == 100 + t->id);
         t->payload($) = -1;
         got[t->id]++;
-        if (ndone.fetch_add(1, rl::mo_acq_rel, $) + 1 == ntasks) {
+        int done = ndone.fetch_add(1, rl::mo_acq_rel, $) + 1;
+        futex_wake(ndone); /* for task_goes_on (model only) */
+        if (done == ntasks) {
             /* check_drift: begin pool.destroy (weft_pool_destroy, compared by check_drift.py) */
             shutdown.fetch_or(SHUT_CLOSED, rl::mo_seq_cst, $);             /* weft_pool_shutdown */
             shutdown.fetch_or(SHUT_CLOSED | SHUT_EXIT, rl::mo_seq_cst, $); /* teardown */
@@ -602,11 +637,154 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         }
     }
 
-    /* weft__worker_main's loop */
-    void worker_main(Worker &w)
+    /* ---- lend.c ---- */
+
+    /* weft__thread_wake */
+    void thread_wake(int t)
+    {
+        thr[t].twake.fetch_add(1, rl::mo_release, $);
+        futex_wake(thr[t].twake); /* weft__futex_wake(&t->wake, 1) */
+    }
+
+    /* grant, under mu */
+    void grant(int t, int w)
+    {
+        thr[t].slot($) = w;
+        thr[t].granted($) = true;
+        if (w != NONE)
+            workers[w].holder($) = t;
+        thread_wake(t);
+    }
+
+    /* weft__lend_await */
+    int lend_await(int me)
     {
         for (;;) {
+            int key = thr[me].twake.load(rl::mo_acquire, $);
+            mu.lock($);
+            if (thr[me].granted($)) {
+                thr[me].granted($) = false;
+                int w = thr[me].slot($);
+                mu.unlock($);
+                return w;
+            }
+            mu.unlock($);
+            futex_wait(thr[me].twake, key); /* weft__futex_wait(&me->wake, key, -1) */
+        }
+    }
+
+    /* take_returning, under mu */
+    int take_returning(Worker &w)
+    {
+        for (unsigned t = 0; t < NTHREADS; t++) {
+            if (thr[t].lender_of($) == (int)w.index && thr[t].back($)) {
+                thr[t].lender_of($) = NONE;
+                w.nlenders($) = w.nlenders($) - 1; /* weft__list_remove */
+                thr[t].back($) = false;
+                w.want_back.store(w.want_back.load(rl::mo_relaxed, $) - 1, rl::mo_release, $);
+                return (int)t;
+            }
+        }
+        return NONE;
+    }
+
+    /* weft__lend (the spare is the reserve: no thread is started here) */
+    bool lend(Worker &w, int me)
+    {
+        mu.lock($);
+        RL_ASSERT(w.holder($) == me);
+        int to = take_returning(w);
+        if (to == NONE) {
+            for (unsigned t = 0; t < NTHREADS && to == NONE; t++) {
+                if (thr[t].idle($)) {
+                    thr[t].idle($) = false;
+                    to = (int)t;
+                }
+            }
+        }
+        if (to == NONE) {
+            mu.unlock($);
+            return false;
+        }
+        thr[me].back($) = false;
+        thr[me].lender_of($) = (int)w.index;
+        w.nlenders($) = w.nlenders($) + 1; /* weft__list_push_head */
+        w.epoch.fetch_add(1, rl::mo_release, $);
+        grant(to, (int)w.index);
+        mu.unlock($);
+        return true;
+    }
+
+    /* weft__lend_reclaim */
+    void lend_reclaim(Worker &w, int me)
+    {
+        mu.lock($);
+        if (!thr[me].granted($)) {
+            thr[me].back($) = true;
+            w.want_back.store(w.want_back.load(rl::mo_relaxed, $) + 1, rl::mo_release, $);
+        }
+        mu.unlock($);
+        wake(w.index); /* weft__park_unpark */
+        int back = lend_await(me);
+        RL_ASSERT(back == (int)w.index);
+    }
+
+    /* weft__lend_hand_back */
+    bool lend_hand_back(Worker &w, int me)
+    {
+        mu.lock($);
+        RL_ASSERT(w.holder($) == me);
+        int to = take_returning(w);
+        if (to != NONE) {
+            thr[me].idle($) = true;
+            grant(to, (int)w.index);
+        }
+        mu.unlock($);
+        return to != NONE;
+    }
+
+    /* weft__lend_close */
+    void lend_close()
+    {
+        mu.lock($);
+        closing($) = true;
+        for (unsigned t = 0; t < NTHREADS; t++) {
+            if (thr[t].idle($)) {
+                thr[t].idle($) = false;
+                grant((int)t, NONE);
+            }
+        }
+        mu.unlock($);
+    }
+
+    /* weft__lend_pending: read by w's holder, the only thread that changes it */
+    bool lend_pending(Worker &w)
+    {
+        return w.nlenders($) != 0;
+    }
+
+    /* weft__lend_wanted */
+    bool lend_wanted(Worker &w)
+    {
+        return w.want_back.load(rl::mo_acquire, $) != 0;
+    }
+
+    /* ---- worker.c ---- */
+
+    enum { HANDED_BACK, LEFT };
+
+    /* run_worker's loop */
+    int run_worker(int me, Worker &w)
+    {
+        bool owed = false;
+        for (;;) {
+            if (lend_wanted(w) && lend_hand_back(w, me)) {
+                if (O::owed && owed)
+                    notify_one();
+                return HANDED_BACK;
+            }
             Task *t = find_task(w);
+            owed = false;
             if (t != nullptr) {
                 run_task(w, t);
                 continue;
@@ -614,20 +792,41 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
             /* keep_spinning(): zero rounds (see the header) */
             int key = park_prepare(w.index);
             if ((shutdown.load(rl::mo_seq_cst, $) & SHUT_EXIT) && inject_drained() &&
-                !work_visible()) {
+                !work_visible() && !lend_pending(w)) {
                 park_cancel(w.index);
                 break;
             }
-            if (work_visible()) {
-                park_cancel(w.index);
+            if (work_visible() || lend_wanted(w)) {
+                owed = park_cancel(w.index);
                 rl::yield(1, $); /* lib/ spins here until the work can be taken */
                 continue;
             }
-            park_commit(w.index, key); /* park(w, key, -1) */
+            owed = park_commit(w.index, key); /* park(w, key, -1) */
+        }
+        return LEFT;
+    }
+
+    /* weft__thread_main, without the hooks and their barrier (see the header) */
+    void thread_main(int me)
+    {
+        thread_loop(me, lend_await(me));
+    }
+
+    /* its loop, from worker w on */
+    void thread_loop(int me, int w)
+    {
+        while (w != NONE) {
+            if (run_worker(me, workers[w]) == LEFT) {
+                if (exited.fetch_add(1, rl::mo_acq_rel, $) + 1 == (int)NWORKERS)
+                    lend_close(); /* idle spares leave */
+                return;
+            }
+            w = lend_await(me);
         }
     }
 
-    /* the future: worker.c finished(), one_arm (weft__future_add_node refuses a final future) */
+    /* the future: wait.c finished() (one_ready), one_arm (weft__future_add_node refuses a final
+     * future) */
     bool ready()
     {
         return fstate.load(rl::mo_acquire, $) != 0;
@@ -637,41 +836,36 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         return fstate.load(rl::mo_acquire, $) == 0;
     }
 
-    /* weft__help with one_ops, deadline -1 */
-    void help(Worker &w)
+    /* block */
+    void block(Worker &w, int me)
     {
-        bool owed = false; /* HelpFix only */
+        if (!arm())
+            return;
+        bool lent = lend(w, me);
+        for (;;) {
+            int key = thr[me].twake.load(rl::mo_acquire, $);
+            if (ready())
+                break;
+            futex_wait(thr[me].twake, key); /* weft__futex_wait(&me->wake, key, -1) */
+        }
+        if (lent)
+            lend_reclaim(w, me);
+        /* one_disarm: weft__future_remove_node, nothing to model */
+    }
+
+    /* weft__help with one_ops, deadline -1 */
+    void help(Worker &w, int me)
+    {
         for (;;) {
             for (;;) {
-                if (ready()) {
-                    if (O::help_fix && owed)
-                        notify_one();
+                if (ready())
                     return;
-                }
-                Task *t = find_task(w);
-                owed = false;
-                if (t != nullptr) {
-                    run_task(w, t);
-                    continue;
-                }
-                break; /* keep_spinning() false: zero rounds */
+                /* one_find: weft__claim refuses a future that is no task (the model's is a
+                 * promise) */
+                if (lend_wanted(w) || true) /* keep_spinning() false: zero rounds */
+                    break;
             }
-            if (!arm())
-                return;
-            int key = park_prepare(w.index);
-            bool chosen;
-            if (ready() || work_visible()) {
-                chosen = park_cancel(w.index);
-            } else {
-                chosen = park_commit(w.index, key);
-            }
-            /* one_disarm: weft__future_remove_node, nothing to model */
-            if (O::pass_on && chosen && ready())
-                notify_one(); /* the wake-up was meant for new work */
-            else if (O::help_fix && chosen)
-                owed = true;
-            if (!chosen)
-                rl::yield(1, $); /* a spurious return or work seen: lib/ loops */
+            block(w, me);
         }
     }
 
@@ -685,11 +879,23 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
         notify_one();
     }
 
-    /* weft__future_finish's final CAS, then one_fire: weft__unpark_worker(worker 0) */
+    /* weft__future_finish's final CAS, then one_fire: weft__thread_wake(worker 0's thread) */
     void finish_future()
     {
         fstate.exchange(1, rl::mo_acq_rel, $);
-        wake(0); /* weft__park_unpark */
+        thread_wake(0);
+    }
+
+    /* The waiting task's own code, after its wait: it runs until every task has (so a task
+     * left queued with every worker asleep deadlocks the model), then returns to the pool. */
+    void task_goes_on()
+    {
+        for (;;) {
+            int n = ndone.load(rl::mo_acquire, $);
+            if (n == ntasks)
+                return;
+            futex_wait(ndone, n);
+        }
     }
 
     void thread(unsigned index)
@@ -702,12 +908,14 @@ template <class O, bool CORE> struct ParkTest : rl::test_suite<ParkTest<O, CORE>
                 else if (*c == 'F')
                     finish_future();
             }
-        } else {
-            Worker &w = workers[index - 1];
-            if (g_cfg.help && w.index == 0)
-                help(w); /* then the waiting task's own code: leaves the pool */
-            else
-                worker_main(w);
+        } else if (index == 1 && g_cfg.help) {
+            /* worker 0's thread, in a task that waits (weft__help), then goes on */
+            int w = lend_await(0); /* granted from the start */
+            help(workers[w], 0);
+            task_goes_on();
+            thread_loop(0, w); /* the task returned: back to the scheduling loop */
+        } else if (index - 1 < NWORKERS || g_cfg.help) {
+            thread_main((int)index - 1); /* a worker's own thread, or the spare */
         }
     }
 };
@@ -747,40 +955,31 @@ int main(int argc, char **argv)
     const rl::scheduler_type_e BOUND = rl::sched_bound, RANDOM = rl::sched_random;
     std::vector<Case> cases = {
         /* the abstract queue (CORE), exhaustive within the preemption bound */
-        {"core_submit1", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 3,
+        {"core_submit1", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
          "abstract queue, submitter S, 2 workers", c_s},
-        {"core_submit2", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
+        {"core_submit2", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 1,
          "abstract queue, submitter SS, 2 workers", c_ss},
-        {"core_help_fs", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
-         "abstract queue, submitter FS, worker 0 helping", c_help_fs},
-        {"core_help_sfs", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
-         "abstract queue, submitter SFS, worker 0 helping", c_help_sfs},
-        {"core_help_sf_fixed", false, MUST_PASS, run_core<HelpFix>, BOUND, 0, 2,
-         "abstract queue, submitter SF, worker 0 helping, weft__help fixed", c_help_sf},
-        {"core_help_ssf_fixed", false, MUST_PASS, run_core<HelpFix>, BOUND, 0, 2,
-         "abstract queue, submitter SSF, worker 0 helping, weft__help fixed", c_help_ssf},
+        {"core_help_fs", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 1,
+         "abstract queue, submitter FS, worker 0's thread waits", c_help_fs},
+        {"core_help_sf", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 1,
+         "abstract queue, submitter SF, worker 0's thread waits", c_help_sf},
+        {"core_help_sfs", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 1,
+         "abstract queue, submitter SFS, worker 0's thread waits", c_help_sfs},
+        {"core_help_ssf", false, MUST_PASS, run_core<ParkLib>, BOUND, 0, 1,
+         "abstract queue, submitter SSF, worker 0's thread waits", c_help_ssf},
         /* lib/'s queues and deques */
         {"full_submit1", false, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
          "injection queue + deques, submitter S, 2 workers", c_s},
-        {"full_submit2", false, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
-         "injection queue + deques, submitter SS, 2 workers", c_ss},
         {"full_submit2_random", false, MUST_PASS, run<ParkLib>, RANDOM, 300000, 0,
          "injection queue + deques, submitter SS, 2 workers", c_ss},
         {"full_submit3_random", false, MUST_PASS, run<ParkLib>, RANDOM, 300000, 0,
          "injection queue + deques, submitter SSS, 2 workers", c_sss},
-        {"full_help_fs", false, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
-         "injection queue + deques, submitter FS, worker 0 helping", c_help_fs},
+        {"full_help_sf", false, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
+         "injection queue + deques, submitter SF, worker 0's thread waits", c_help_sf},
         {"full_help_sfs_random", false, MUST_PASS, run<ParkLib>, RANDOM, 300000, 0,
-         "injection queue + deques, submitter SFS, worker 0 helping", c_help_sfs},
-        {"full_help_sf_fixed", false, MUST_PASS, run<HelpFix>, BOUND, 0, 1,
-         "injection queue + deques, submitter SF, worker 0 helping, weft__help fixed", c_help_sf},
-        {"full_help_ssf_fixed_random", false, MUST_PASS, run<HelpFix>, RANDOM, 300000, 0,
-         "injection queue + deques, submitter SSF, worker 0 helping, weft__help fixed", c_help_ssf},
-        /* the lost wake-up of weft__help's former pass-on rule (see the header): must fail */
-        {"neg_help_old_pass_on", false, KNOWN_BUG, run_core<ParkLib>, BOUND, 0, 2,
-         "abstract queue, submitter SF, worker 0 helping (former rule)", c_help_sf},
-        {"neg_help_old_pass_on_full", false, KNOWN_BUG, run<ParkLib>, BOUND, 0, 1,
-         "injection queue + deques, submitter SF, worker 0 helping (former rule)", c_help_sf},
+         "injection queue + deques, submitter SFS, worker 0's thread waits", c_help_sfs},
+        {"full_help_ssf_random", false, MUST_PASS, run<ParkLib>, RANDOM, 300000, 0,
+         "injection queue + deques, submitter SSF, worker 0's thread waits", c_help_ssf},
         /* negative */
         {"neg_no_f1", false, NEGATIVE, run_core<NoF1>, BOUND, 0, 2,
          "abstract queue, submitter S, 2 workers, no F1", c_s},
@@ -790,19 +989,26 @@ int main(int argc, char **argv)
          "abstract queue, submitter S, 2 workers, no F2", c_s},
         {"neg_no_f2_full", false, NEGATIVE, run<NoF2>, BOUND, 0, 1,
          "injection queue + deques, submitter S, 2 workers, no F2", c_s},
-        {"neg_no_pass_on", false, NEGATIVE, run_core<NoPassOn>, BOUND, 0, 2,
-         "abstract queue, submitter FS, worker 0 helping, no pass-on", c_help_fs},
+        {"neg_no_owed", false, NEGATIVE, run_core<NoOwed>, BOUND, 0, 1,
+         "abstract queue, submitter SF, worker 0's thread waits, no pass-on at hand-back",
+         c_help_sf},
         /* big: WEFT_MODEL_BIG=1 */
-        {"big_core_submit2", true, MUST_PASS, run_core<ParkLib>, BOUND, 0, 3,
+        {"big_core_submit1", true, MUST_PASS, run_core<ParkLib>, BOUND, 0, 3,
+         "abstract queue, submitter S, 2 workers", c_s},
+        {"big_core_submit2", true, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
          "abstract queue, submitter SS, 2 workers", c_ss},
-        {"big_core_help_sf_fixed", true, MUST_PASS, run_core<HelpFix>, BOUND, 0, 3,
-         "abstract queue, submitter SF, worker 0 helping, weft__help fixed", c_help_sf},
-        {"big_full_submit1", true, MUST_PASS, run<ParkLib>, BOUND, 0, 2,
-         "injection queue + deques, submitter S, 2 workers", c_s},
+        {"big_core_help_sf", true, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
+         "abstract queue, submitter SF, worker 0's thread waits", c_help_sf},
+        {"big_core_help_fs", true, MUST_PASS, run_core<ParkLib>, BOUND, 0, 2,
+         "abstract queue, submitter FS, worker 0's thread waits", c_help_fs},
+        {"big_full_submit2", true, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
+         "injection queue + deques, submitter SS, 2 workers", c_ss},
+        {"big_full_help_fs", true, MUST_PASS, run<ParkLib>, BOUND, 0, 1,
+         "injection queue + deques, submitter FS, worker 0's thread waits", c_help_fs},
         {"big_full_submit3_random", true, MUST_PASS, run<ParkLib>, RANDOM, 20000000, 0,
          "injection queue + deques, submitter SSS, 2 workers", c_sss},
-        {"big_full_help_ssf_fixed_random", true, MUST_PASS, run<HelpFix>, RANDOM, 20000000, 0,
-         "injection queue + deques, submitter SSF, worker 0 helping, weft__help fixed", c_help_ssf},
+        {"big_full_help_ssf_random", true, MUST_PASS, run<ParkLib>, RANDOM, 20000000, 0,
+         "injection queue + deques, submitter SSF, worker 0's thread waits", c_help_ssf},
     };
     if (argc >= 7 && strcmp(argv[1], "custom") == 0) {
         g_cfg = Config{argv[2], atoi(argv[3]) != 0};
@@ -818,10 +1024,8 @@ int main(int argc, char **argv)
             r = core ? run_core<NoF1>(s, iters, bound) : run<NoF1>(s, iters, bound);
         else if (o == "no_f2")
             r = core ? run_core<NoF2>(s, iters, bound) : run<NoF2>(s, iters, bound);
-        else if (o == "no_pass_on")
-            r = core ? run_core<NoPassOn>(s, iters, bound) : run<NoPassOn>(s, iters, bound);
-        else if (o == "help_fix")
-            r = core ? run_core<HelpFix>(s, iters, bound) : run<HelpFix>(s, iters, bound);
+        else if (o == "no_owed")
+            r = core ? run_core<NoOwed>(s, iters, bound) : run<NoOwed>(s, iters, bound);
         else
             return 2;
         std::printf("%s after %llu iterations, %.1f s\n", rl::test_result_str(r.res), r.iterations,
