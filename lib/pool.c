@@ -216,6 +216,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
     atomic_init(&pool->shutdown, 0);
     atomic_init(&pool->swept, 0);
+    atomic_init(&pool->sweepers, 0);
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
 
@@ -317,6 +318,10 @@ static void cancel_everything_queued(weft_pool *pool)
 {
     struct sweep sw = {NULL, NULL};
     struct weft__task *batch[64];
+    /* seq_cst: another sweep running at once (a shutdown from a callback on a worker, say)
+     * may hold tasks it stole from a deque, still PENDING, where this one cannot see them: each
+     * waits below for the others to have cancelled what they took */
+    add_seq_cst(&pool->sweepers, 1);
     wait_takers(pool);
     for (unsigned s = 0; s < pool->inject.nshards; s++) {
         struct weft__inject_shard *sh = &pool->inject.shard[s];
@@ -342,6 +347,13 @@ static void cancel_everything_queued(weft_pool *pool)
         }
     }
     wait_takers(pool);
+    /* Everything this sweep took is CANCELLED or kept aside (frames are never cancelled): wait
+     * for the other sweeps in progress to be as far. None waits for this one's announcements,
+     * so a sweep started from one of them does not wait for its own caller. acq_rel and
+     * seq_cst: pair with the other sweeps' RMWs, whose cancellations they publish. */
+    sub_acq_rel(&pool->sweepers, 1);
+    for (unsigned round = 0; ld_seq_cst(&pool->sweepers) != 0;)
+        weft__backoff(&round);
     while (sw.keep != NULL) {
         struct weft__task *next = ld_relaxed(&sw.keep->next);
         weft__inject_push(&pool->inject, 0, sw.keep, NULL, 0);

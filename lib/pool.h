@@ -49,6 +49,7 @@ struct weft_pool {
     struct weft__parking park;
     WEFT_ALIGNED _Atomic uint32_t shutdown;
     WEFT_ALIGNED _Atomic uint64_t swept; /* tasks cancelled by a CANCEL shutdown's sweep */
+    _Atomic uint32_t sweepers;           /* CANCEL sweeps taking tasks off the queues now */
     _Atomic uint32_t nthreads;           /* threads started; read by workers after the EXIT bit */
     _Atomic uint32_t exited;             /* workers out of their loop (futex word) */
     size_t max_pending;
