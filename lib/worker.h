@@ -134,7 +134,7 @@ bool weft__lend_hand_back(struct weft__worker *w, struct weft__thread *me);
 struct weft__worker *weft__lend_await(struct weft__thread *me);
 
 /* Keeps one idle spare ready, so that a wait that blocks need not start a thread (nor
- * allocate): called by the first worker when it starts, and by a spare when it takes a worker.
+ * allocate): called before the pool's first task, and by a spare when it takes a worker.
  * Starts one if none is idle. */
 void weft__lend_reserve(weft_pool *pool);
 

@@ -242,6 +242,10 @@ DEVIATIONS = [
         "documented",
         "park_relacy.cpp DEVIATIONS: the future worker 0's thread waits on is a promise, which "
         "one_find (weft__claim) never offers to run; weft__help's deadline is left out"),
+    Dev("relacy", ("worker.main_loop",), "lib",
+        "load relaxed reserved; exchange relaxed reserved", "", "documented",
+        "park_relacy.cpp DEVIATIONS: the spare is the reserve, idle from the start; "
+        "weft__lend_reserve (started before the pool's first task) is not modelled"),
     Dev("relacy", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
         "mutex_unlock mu", "documented",
         "park_relacy.cpp DEVIATIONS: the spare is the reserve, idle from the start: weft__lend "
@@ -309,6 +313,10 @@ DEVIATIONS = [
         "the Submitter also finishes the future worker 0's thread waits on "
         "(weft__future_finish, then one_fire's weft__thread_wake), at a point Spin chooses: not "
         "part of weft_submit"),
+    Dev("spin", ("worker.main_loop",), "lib", "load reserved; exchange reserved", "",
+        "documented",
+        "park.pml: the spare is 'idle from the start as lib/'s reserve is'; "
+        "weft__lend_reserve is not modelled (park_relacy.cpp DEVIATIONS)"),
     Dev("spin", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
         "mutex_unlock mu", "documented",
         "park.pml: 'the spare is the reserve, idle from the start (no thread starts here)': "
@@ -374,6 +382,8 @@ LIB_CALLS = {
     "finished": (EXPAND, "wait.c: one_ready's acquire load"),
     "weft__park_unpark": (("call", "park.wake"), "park.c: wake() of worker i, in the idle set "
                                                   "or not"),
+    "weft__lend_reserve": (IGNORE, "lend.c: the reserve spare, idle from the start in the "
+                                   "models (DEVIATIONS)"),
     "start_spare": (IGNORE, "lend.c: pthread_create (DEVIATIONS: no thread starts in the "
                             "models' lend)"),
     "calloc": (IGNORE, "lend.c: a new spare's record, not shared yet"),
