@@ -193,7 +193,9 @@ static bool help_ready(void *ctx)
     return ready_or_empty(((struct help_ctx *)ctx)->c);
 }
 
-/* A pending entry's task that has not started, oldest first, run here: once per wait. */
+/* A pending entry's task that has not started, oldest first, run here. The candidate is
+ * chosen under the set's mutex and claimed after it: a claim may cancel the task (a CANCEL
+ * shutdown has begun) and so fire its nodes, this set's among them, which take the mutex. */
 static struct weft__task *help_find(void *ctx, struct weft__worker *w)
 {
     struct help_ctx *hc = ctx;
@@ -201,15 +203,26 @@ static struct weft__task *help_find(void *ctx, struct weft__worker *w)
         return NULL;
     hc->scanned = true;
     weft_completion *c = hc->c;
-    struct weft__task *t = NULL;
+    weft_future *f = NULL;
     pthread_mutex_lock(&c->mu);
-    for (struct weft__list *l = c->pending.prev; l != &c->pending && t == NULL; l = l->prev) {
-        t = weft__claim(w, weft__container_of(l, struct centry, link)->f);
-        if (t != NULL)
-            hc->scanned = false; /* more may follow once this one has run */
+    for (struct weft__list *l = c->pending.prev; l != &c->pending; l = l->prev) {
+        weft_future *g = weft__container_of(l, struct centry, link)->f;
+        /* relaxed: a hint; weft__claim decides */
+        if (weft__future_is_task(g) && g->pool == w->pool &&
+            (ld_relaxed(&g->state) & WEFT_FS_STATE_MASK) == WEFT_PENDING) {
+            f = g;
+            weft_future_retain(f); /* the entry may go once the mutex is released */
+            break;
+        }
     }
     pthread_mutex_unlock(&c->mu);
-    return t; /* the claim holds a reference: the entry may go meanwhile */
+    if (f == NULL)
+        return NULL;
+    struct weft__task *t = weft__claim(w, f);
+    if (t != NULL)
+        hc->scanned = false; /* more may follow once this one has run */
+    weft_future_release(f);  /* the claim holds its own reference, or the queue's */
+    return t;
 }
 
 static bool help_arm(void *ctx, struct weft__thread *t)
