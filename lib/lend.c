@@ -134,8 +134,17 @@ void weft__lend_reserve(weft_pool *pool)
         pool->lend.nextra++;
     }
     pthread_mutex_unlock(&pool->lend.mu);
-    if (t == NULL || start_spare(pool, t) == 0)
+    if (t == NULL)
         return;
+    if (start_spare(pool, t) == 0) {
+        /* Wait until it is idle: called before a task runs, this keeps a thread that is still
+         * starting out of that task's way (a fork() in the task would copy a half-made thread's
+         * locks into the child, a sanitizer's included). acquire: pairs with the release in
+         * weft__lend_enlist. */
+        while (ld_acquire(&t->enlisted) == 0)
+            weft__futex_wait(&t->enlisted, 0, -1);
+        return;
+    }
     pthread_mutex_lock(&pool->lend.mu);
     /* Unlink it: records are only added at the head, but others may have been added since. */
     for (struct weft__thread **p = &pool->lend.extra; *p != NULL; p = &(*p)->extra) {
@@ -157,6 +166,8 @@ bool weft__lend_enlist(struct weft__thread *me)
     if (!closing)
         weft__list_push_head(&pool->lend.idle, &me->link);
     pthread_mutex_unlock(&pool->lend.mu);
+    st_release(&me->enlisted, 1); /* release: pairs with the acquire in weft__lend_reserve */
+    weft__futex_wake(&me->enlisted, 1);
     return !closing;
 }
 

@@ -71,9 +71,10 @@ struct weft__thread {
     /* Under pool->lend.mu: */
     struct weft__worker *slot; /* once granted: the worker it is to hold; NULL: leave */
     bool granted;
-    bool back;              /* a lender whose wait is over, waiting for its worker */
-    bool reserve;           /* a spare started ahead of need: it enlists itself as idle */
-    struct weft__list link; /* on pool->lend.idle, or on a worker's lenders */
+    bool back;                 /* a lender whose wait is over, waiting for its worker */
+    bool reserve;              /* a spare started ahead of need: it enlists itself as idle */
+    _Atomic uint32_t enlisted; /* a reserve spare: 1 once on the idle list (futex word) */
+    struct weft__list link;    /* on pool->lend.idle, or on a worker's lenders */
 };
 
 /* The thread record of the calling thread, NULL if it is none of a pool's (thread-local). */
