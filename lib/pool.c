@@ -304,9 +304,12 @@ static void sweep_one(weft_pool *pool, struct weft__task *t, struct sweep *sw)
             sw->cancelled = t;
         } else {
             /* Cancelled by its owner while queued: a worker that popped it would count it as
-             * skipped; the sweep took it, so the sweep counts it. */
-            add_relaxed(&pool->swept, 1); /* relaxed: a statistic */
-            weft_future_release(f);       /* the queue's reference */
+             * skipped; the sweep took it, so the sweep counts it. Started by a wait that
+             * claimed it (worker.c, weft__claim): counted as run already. relaxed: the failed
+             * CAS read the word, and neither state goes back. */
+            if ((ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) == WEFT_CANCELLED)
+                add_relaxed(&pool->swept, 1); /* relaxed: a statistic */
+            weft_future_release(f);           /* the queue's reference */
         }
     } else {
         st_relaxed(&t->next, sw->keep); /* relaxed: the task is ours until pushed back */
