@@ -189,8 +189,11 @@ static void decide_cancelled(struct weft__worker *w, weft_future *f)
         weft__uncount(f);
         weft__future_announce(f);
     }
+    /* Not counted when a wait had claimed and started it (weft__claim): it counts as run.
+     * relaxed: the failed CAS read the word, and neither state goes back. */
+    if (won || (ld_relaxed(&f->state) & WEFT_FS_STATE_MASK) == WEFT_CANCELLED)
+        WEFT_COUNT(w, tasks_skipped, 1);
     weft_future_release(f); /* the queue's reference */
-    WEFT_COUNT(w, tasks_skipped, 1);
 }
 
 /* Takes a task to run and, if it is a submitted one, decides at once whether it starts or,
