@@ -101,6 +101,10 @@ int weft_future_then(weft_future *prev, weft_pool *pool, weft_then_fn fn, void *
 {
     if (prev == NULL || pool == NULL || fn == NULL || out == NULL)
         return -EINVAL;
+    /* acquire: pairs with the release in weft_pool_shutdown. A closed pool refuses before any
+     * allocation, so that a shut-down pool answers -ESHUTDOWN, never -ENOMEM. */
+    if ((ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool))
+        return -ESHUTDOWN;
     struct weft__worker *self = weft__me();
     bool outside = self == NULL || self->pool != pool;
     struct cont *c = weft__block_alloc();
