@@ -164,6 +164,14 @@ void weft__future_finish(weft_future *f, weft_state st, int code, void *result)
     announce(f, s);
 }
 
+void weft__future_settle(weft_future *f)
+{
+    unsigned round = 0;
+    /* acquire: pairs with the release CAS in weft__future_finish */
+    while (!weft__state_final(ld_acquire(&f->state)))
+        weft__backoff(&round);
+}
+
 bool weft__future_cancel_quiet(weft_future *f)
 {
     uint32_t s = ld_relaxed(&f->state); /* relaxed: the CAS below decides */
@@ -382,23 +390,12 @@ const char *weft_state_name(weft_state s)
 
 /* --- promises: futures completed by the caller --- */
 
-/* Another thread has claimed the promise (SETTING) and is a few instructions away from its
- * final CAS in weft__future_finish: wait for it, so that whoever lost to it answers "already
- * finished" only once that is true for every reader. */
-static void promise_settle(weft_future *f)
-{
-    unsigned round = 0;
-    /* acquire: pairs with the release CAS in weft__future_finish */
-    while ((ld_acquire(&f->state) & WEFT_FS_STATE_MASK) == WEFT_PENDING)
-        weft__backoff(&round);
-}
-
 static int promise_cancel(weft_future *f, int32_t *pid)
 {
     (void)pid; /* no pool, no fork rule: a promise is completed by whoever holds it */
     if (weft__future_cancel_pending(f))
         return 1;
-    promise_settle(f); /* lost to a setter */
+    weft__future_settle(f); /* lost to a setter that claimed it (SETTING) */
     return 0;
 }
 
@@ -447,7 +444,7 @@ static int promise_complete(weft_future *f, weft_state st, int code, void *resul
         if ((s & WEFT_FS_STATE_MASK) != WEFT_PENDING)
             return -EALREADY;
         if (s & WEFT_FS_SETTING) {
-            promise_settle(f); /* another setter won */
+            weft__future_settle(f); /* another setter won */
             return -EALREADY;
         }
         /* acq_rel: pairs with a cancel's CAS and other setters' claims: one of them wins */

@@ -93,6 +93,12 @@ bool weft__future_start(weft_future *f);
  * Wakes waiters and fires nodes. */
 void weft__future_finish(weft_future *f, weft_state st, int code, void *result);
 
+/* Waits until f is final, for a caller that lost a claim on it (a promise's SETTING, a
+ * gather's RUNNING) to a thread a few instructions away from its final CAS in
+ * weft__future_finish: so that the loser answers "already finished" only once that is true
+ * for every reader. Backs off to sleeping (the claimant may have a lower priority). */
+void weft__future_settle(weft_future *f);
+
 /* PENDING -> CANCELLED, and nothing else: false if the future has started or finished. Wakes
  * waiters and fires nodes. */
 bool weft__future_cancel_pending(weft_future *f);

@@ -37,7 +37,6 @@
 #include "future.h"
 
 #include "alloc.h"
-#include "platform.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -74,10 +73,7 @@ static WEFT_TLS const struct sweep_frame *sweeping;
 static bool finish_gather(struct gather *g, weft_state st, int code, size_t child)
 {
     if (!weft__future_start(&g->fut)) { /* claim: see above */
-        unsigned round = 0;
-        /* acquire: pairs with the release CAS in weft__future_finish */
-        while (!weft__state_final(ld_acquire(&g->fut.state)))
-            weft__backoff(&round);
+        weft__future_settle(&g->fut);
         return false;
     }
     g->failed = child; /* the claimant's alone; published by the final CAS below */
