@@ -217,9 +217,6 @@ struct weft__task *weft__take_own_frame(struct weft__worker *w,
                                         bool (*mine)(const struct weft__task *t, const void *ctx),
                                         const void *ctx);
 
-/* Wakes worker w if it is parked (or makes its next park return at once). */
-void weft__unpark_worker(struct weft__worker *w);
-
 /* What the scheduler's take gives for a queued submission that must not run (cancelled). */
 #define WEFT_TASK_SKIP ((struct weft__task *)1)
 
