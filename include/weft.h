@@ -92,7 +92,8 @@ typedef struct weft_config {
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
     void *hook_data;
     /* 0: no limit. Otherwise the most tasks submitted from threads outside the pool that may be
-     * waiting to start; past it weft_submit() from such a thread returns -EAGAIN. */
+     * waiting to start; past it weft_submit() from such a thread returns -EAGAIN (and
+     * weft_submit_timed waits for room). Tasks that tasks submit do not count. */
     size_t max_pending;
     /* Bytes of stack per worker thread. 0: $WEFT_STACK_SIZE if set, else WEFT_DEFAULT_STACK_SIZE.
      * A wait on a worker runs the task it waits for on the same stack if that task has not
@@ -102,6 +103,13 @@ typedef struct weft_config {
     /* Where to write a Chrome trace-event file of this pool's execution when it is destroyed;
      * NULL: $WEFT_TRACE if set, else no tracing. Copied at creation. */
     const char *trace_path;
+    /* 0: no limit. Otherwise the most tasks submitted from threads outside the pool that may be
+     * queued or running at once; past it weft_submit() from such a thread returns -EAGAIN (and
+     * weft_submit_timed waits). With max_inflight equal to the number of workers, a submission
+     * is accepted only while a worker is free to run it (a thread pool with no queue). A task
+     * stops counting just before its future finishes, so a caller that waited for it finds the
+     * room it leaves. */
+    size_t max_inflight;
 } weft_config;
 
 #define WEFT_MAX_THREADS        1024u
@@ -185,8 +193,29 @@ typedef enum { WEFT_PENDING, WEFT_RUNNING, WEFT_DONE, WEFT_FAILED, WEFT_CANCELLE
  * Tasks a worker submits go to its own deque, which it runs newest first (as fork-join wants)
  * unless others steal them, oldest first. Nothing orders submissions of different threads.
  * Errors: -EINVAL (pool or fn NULL), -ESHUTDOWN (pool shut down), -ENOMEM, -EAGAIN (max_pending
- * tasks from outside the pool are already waiting to start). */
+ * tasks from outside the pool are already waiting to start, or max_inflight are queued or
+ * running). */
 WEFT_API int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out);
+
+/* weft_submit that waits for room: where weft_submit would return -EAGAIN because of
+ * max_pending or max_inflight, it sleeps until a task leaves room, then submits; after
+ * timeout_ns (0: do not wait; WEFT_FOREVER: no limit) it returns -ETIMEDOUT instead. It blocks
+ * the calling thread, even on a worker of another pool (whose other tasks then wait); on a
+ * worker of pool itself, and on a pool without limits, it never waits (as weft_submit). Waiters
+ * are not served in order: each wake lets every waiter try again.
+ * Errors: those of weft_submit but -EAGAIN, -EINVAL (also a bad timeout), -ETIMEDOUT; a pool
+ * shut down while the caller waits gives -ESHUTDOWN. On error nothing was submitted. */
+WEFT_API int weft_submit_timed(weft_pool *pool, weft_fn fn, void *arg, int64_t timeout_ns,
+                               weft_future **out);
+
+/* A descriptor that poll and epoll report readable (POLLIN) while the pool has room for a
+ * submission from outside under max_pending and max_inflight (always, with neither set): after
+ * weft_submit's -EAGAIN, an event loop polls it and submits again when it is readable. Made on
+ * first call, then the same one; owned by the pool (never read from it or close it), closed by
+ * weft_pool_destroy. Room is a snapshot: another thread may take it first, and then the next
+ * submission fails again and the descriptor is not readable until room comes back.
+ * Errors: -EINVAL (pool NULL), -EMFILE, -ENFILE, -ENOMEM from eventfd. */
+WEFT_API int weft_pool_room_fd(weft_pool *pool);
 
 /* Runs fn(arg, result) as a task of pool and waits for it: the way into a pool for code that
  * forks and joins (weft_join, scopes, weft_offer and loops run serially outside any pool), as

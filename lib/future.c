@@ -338,7 +338,7 @@ int weft__task_future_cancel(weft_future *f, int32_t *pid)
             if (weft__future_cancel_pending(f)) {
                 /* Only the future and its pool's page are touched from here on: once the CAS
                  * is done, a worker may drop the task and the pool may be destroyed. */
-                weft__uncount(f); /* it will never start */
+                weft__uncount(f, true); /* it will never start */
                 return 1;
             }
             s = ld_acquire(&f->state); /* it started meanwhile */

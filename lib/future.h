@@ -63,9 +63,10 @@ struct weft_future {
     void *result;    /* written by the runner before the final state (release) */
     int code;        /* likewise */
     struct weft__list nodes;
-    /* Non-NULL while it counts against its pool's max_pending: the pool's page (page.h), which
-     * outlives the pool until every count is given back. Whoever wins the CAS out of PENDING
-     * gives the count back (weft__uncount). */
+    /* Non-NULL when it counts against its pool's max_pending or max_inflight: the pool's page
+     * (page.h), which outlives the pool until every count is given back. Whoever wins the CAS
+     * out of PENDING gives the max_pending count back (weft__uncount), and the thread that ran
+     * it the max_inflight count (weft__unflight). */
     struct weft__page *counted_in;
     const struct weft__future_ops *ops;
 };
@@ -129,14 +130,30 @@ int weft__future_block(weft_future *f, int64_t deadline);
  * code for FAILED, -ECANCELED for CANCELLED; -EAGAIN while it has not finished. */
 int weft__future_outcome(const weft_future *f, void **result);
 
-/* f has left PENDING (started or cancelled): it no longer counts against max_pending. Called
- * once, by whoever won the CAS out of PENDING. */
-static inline void weft__uncount(weft_future *f)
+/* f has left PENDING, to RUNNING (final false) or CANCELLED (final true): it no longer counts
+ * against max_pending, nor, when it will never run, against max_inflight. Called once, by
+ * whoever won the CAS out of PENDING. */
+static inline void weft__uncount(weft_future *f, bool final)
 {
-    if (f->counted_in != NULL) {
-        sub_relaxed(&f->counted_in->pending, 1); /* relaxed: a budget, as in weft__task_new */
-        weft__page_put(f->counted_in, 1);        /* then the page, which the count held */
-    }
+    struct weft__page *pg = f->counted_in;
+    if (pg == NULL)
+        return;
+    bool flies = pg->max_inflight != 0;
+    weft__room_give(pg, true, final);
+    if (final || !flies)
+        weft__page_put(pg, 1); /* then the page, which the count held */
+}
+
+/* f, which started, has finished running: it no longer counts against max_inflight. Called
+ * once, by the thread that ran it, before the future's final state is published (so that a
+ * caller who waited for it finds its room). */
+static inline void weft__unflight(weft_future *f)
+{
+    struct weft__page *pg = f->counted_in;
+    if (pg == NULL || pg->max_inflight == 0)
+        return;
+    weft__room_give(pg, false, true);
+    weft__page_put(pg, 1);
 }
 
 /* True if any of fs[0..n) is NULL. */

@@ -77,8 +77,10 @@ static void teardown(weft_pool *pool, unsigned started)
         weft__pool_write_trace(pool);
     if (pool->stats_path != NULL && started == pool->nworkers)
         weft__pool_write_stats(pool);
-    if (pool->page != NULL)
+    if (pool->page != NULL) {
         weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
+        weft__room_close(pool->page);
+    }
     free_pool(pool, false);
 }
 
@@ -221,7 +223,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     atomic_init(&pool->exited, 0);
 
     unsigned started = 0;
-    pool->page = weft__page_new();
+    pool->page = weft__page_new(cfg->max_pending, cfg->max_inflight);
     rc = pool->page != NULL ? 0 : -ENOMEM;
     if (rc == 0)
         rc = weft__inject_init(&pool->inject, st.threads);
@@ -366,7 +368,7 @@ static void cancel_everything_queued(weft_pool *pool)
     while (sw.cancelled != NULL) {
         weft_future *f = weft__container_of(sw.cancelled, weft_future, task);
         sw.cancelled = ld_relaxed(&sw.cancelled->next);
-        weft__uncount(f);
+        weft__uncount(f, true);
         weft__future_announce(f);
         weft_future_release(f); /* the queue's reference */
     }
@@ -382,7 +384,11 @@ int weft_pool_shutdown(weft_pool *pool, weft_shutdown_mode mode)
      * (worker.c, decide); its release side also pairs with weft_submit's and run_loop's
      * acquire fast checks of the closed bit, which refuse early but decide nothing */
     or_seq_cst(&pool->shutdown, bits);
-    if (mode == WEFT_SHUTDOWN_CANCEL && !weft__pool_forked(pool))
+    if (weft__pool_forked(pool))
+        return 0;
+    /* After the bit: a submitter that waits for room and wakes finds the pool closed */
+    weft__room_shut(pool->page);
+    if (mode == WEFT_SHUTDOWN_CANCEL)
         cancel_everything_queued(pool);
     return 0;
 }

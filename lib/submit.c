@@ -23,11 +23,9 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
     f->task.run = weft__run_submitted;
     struct weft__page *page = pool->page;
     f->pid = page->pid;
-    if (outside && pool->max_pending != 0) {
-        /* relaxed: a budget, not a publication; the injection queue publishes the task. The
-         * pool's own hold keeps this from reaching zero. */
-        if (add_relaxed(&page->pending, 1) >= pool->max_pending) {
-            sub_relaxed(&page->pending, 1);
+    if (outside && weft__page_limited(page)) {
+        /* The pool's own hold keeps the page while this takes its own. */
+        if (!weft__room_take(page)) {
             weft__block_free(f);
             return -EAGAIN;
         }
@@ -41,8 +39,8 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
 void weft__task_discard(weft_future *f)
 {
     if (f->counted_in != NULL) {
-        /* relaxed: as in weft__task_new; the pool's own hold keeps these from the last */
-        sub_relaxed(&f->counted_in->pending, 1);
+        weft__room_give(f->counted_in, true, true);
+        /* relaxed: the pool's own hold keeps this from being the last */
         sub_relaxed(&f->counted_in->holds, 1);
     }
     weft__block_free(f);
@@ -118,4 +116,35 @@ int weft_submit(weft_pool *pool, weft_fn fn, void *arg, weft_future **out)
     if (out != NULL)
         *out = f;
     return 0;
+}
+
+int weft_submit_timed(weft_pool *pool, weft_fn fn, void *arg, int64_t timeout_ns, weft_future **out)
+{
+    if (pool == NULL || fn == NULL || !weft__timeout_ok(timeout_ns))
+        return -EINVAL;
+    int64_t deadline = weft__deadline(timeout_ns);
+    int rc = weft_submit(pool, fn, arg, out);
+    while (rc == -EAGAIN) {
+        if (timeout_ns == 0)
+            return -ETIMEDOUT;
+        uint32_t seen = weft__room_watch(pool->page);
+        rc = weft_submit(pool, fn, arg, out); /* again, announced: see page.c */
+        if (rc != -EAGAIN) {
+            weft__room_unwatch(pool->page);
+            break;
+        }
+        if (weft__room_wait(pool->page, seen, deadline) == -ETIMEDOUT) {
+            rc = weft_submit(pool, fn, arg, out); /* a last chance: room may have come late */
+            return rc == -EAGAIN ? -ETIMEDOUT : rc;
+        }
+        rc = weft_submit(pool, fn, arg, out);
+    }
+    return rc;
+}
+
+int weft_pool_room_fd(weft_pool *pool)
+{
+    if (pool == NULL)
+        return -EINVAL;
+    return weft__room_fd(pool->page);
 }

@@ -85,7 +85,7 @@ static void cont_launch(struct cont *c)
     }
     /* Cancelled by its owner already, or the pool was shut down or destroyed: it never runs. */
     if (weft__future_cancel_pending(next))
-        weft__uncount(next);
+        weft__uncount(next, true);
     weft_future_release(next);
     weft__page_put(page, 1);
 }

@@ -173,6 +173,7 @@ void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
         st = WEFT_CANCELLED; /* relaxed: the flag was set before the task could read it */
     else if (code != 0)
         st = WEFT_FAILED;
+    weft__unflight(f);
     weft__future_finish(f, st, code, result);
     weft_future_release(f); /* the task's reference */
 }
@@ -186,7 +187,7 @@ static void decide_cancelled(struct weft__worker *w, weft_future *f)
     /* release: the CANCELLED state is visible to the shutdown waiting for this */
     st_release(&w->taking, 0);
     if (won) {
-        weft__uncount(f);
+        weft__uncount(f, true);
         weft__future_announce(f);
     }
     /* Not counted when a wait had claimed and started it (weft__claim): it counts as run.
@@ -222,7 +223,7 @@ static struct weft__task *decide(struct weft__worker *w, struct weft__task *t)
             weft_future_release(f);
             t = WEFT_TASK_SKIP;
         } else {
-            weft__uncount(f);
+            weft__uncount(f, false);
             WEFT_COUNT(w, tasks_run, 1);
         }
     }
@@ -311,7 +312,7 @@ struct weft__task *weft__claim(struct weft__worker *w, weft_future *f)
     st_release(&w->taking, 0); /* release: as in decide */
     if (!started)
         return NULL;
-    weft__uncount(f);
+    weft__uncount(f, false);
     weft_future_retain(f); /* the run's reference; the queue entry keeps its own */
     WEFT_COUNT(w, tasks_run, 1);
     return &f->task;

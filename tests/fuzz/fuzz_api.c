@@ -1785,7 +1785,9 @@ static void op_pool_create(struct input *in)
         cfg.on_worker_stop = hook_stop;
         cfg.hook_data = pi;
     }
-    if (flags & 2)
+    if ((flags & 2) && (mb & 0x80))
+        cfg.max_inflight = 1 + mb % 4; /* queued or running */
+    else if (flags & 2)
         cfg.max_pending = 1 + mb % 4;
     if ((flags & 0x18) == 0x18)
         cfg.trace_path = "/dev/null";
@@ -1844,7 +1846,8 @@ static void op_pool_create(struct input *in)
         CHECK(size == pi->threads); /* the hooks read it: written only before the create */
     else
         pi->threads = size;
-    pi->max_pending = null_cfg ? 0 : cfg.max_pending;
+    /* any limit: what the checks of -EAGAIN need to know */
+    pi->max_pending = null_cfg ? 0 : cfg.max_pending + cfg.max_inflight;
     pi->hooks = !null_cfg && (flags & 1);
     npinfos++;
     pools[slot] = pi;
@@ -1974,7 +1977,17 @@ static void submit_one(struct pinfo *pi, uint8_t kb, uint8_t p1, uint8_t p2, uin
     if (r == NULL)
         return;
     weft_future *f = (weft_future *)&f;
-    int rc = weft_submit(pi->p, task_fn, r, detached ? NULL : &f);
+    int rc;
+    if (flags & 0x40) {
+        /* waits for room at most 1 ms: tasks here may wait for gates this thread opens */
+        rc = weft_submit_timed(pi->p, task_fn, r, (flags & 0x20) ? 1000000 : 0,
+                               detached ? NULL : &f);
+        CHECK(rc != -EAGAIN);
+        if (rc == -ETIMEDOUT)
+            rc = -EAGAIN; /* the same refusal, checked below */
+    } else {
+        rc = weft_submit(pi->p, task_fn, r, detached ? NULL : &f);
+    }
     CHECK(rc == 0 || rc == -ESHUTDOWN || rc == -EAGAIN || rc == -ENOMEM);
     if (rc == -ESHUTDOWN)
         CHECK(atomic_load(&pi->maybe_closed));
