@@ -110,7 +110,15 @@ typedef struct weft_config {
      * stops counting just before its future finishes, so a caller that waited for it finds the
      * room it leaves. */
     size_t max_inflight;
+    /* WEFT_CONFIG_NO_ENV: read no environment variable ($WEFT_THREADS, $WEFT_BIND,
+     * $WEFT_STACK_SIZE, $WEFT_TRACE, $WEFT_TRACE_EVENTS, $WEFT_STATS, $WEFT_DISPLAY_ENV); the
+     * defaults stand where a field is 0. For a library that embeds a pool, whose users set those
+     * variables for their own pools. Only $WEFT_DEBUG, which changes no behaviour, still
+     * applies. Other bits: -EINVAL. */
+    unsigned flags;
 } weft_config;
+
+#define WEFT_CONFIG_NO_ENV 0x1u
 
 #define WEFT_MAX_THREADS        1024u
 #define WEFT_DEFAULT_STACK_SIZE ((size_t)64 << 20)
@@ -127,8 +135,8 @@ WEFT_API void weft_config_init(weft_config *cfg);
 WEFT_API int weft_config_check(const weft_config *cfg, char *buf, size_t len);
 
 /* Creates a pool and starts its workers. cfg NULL means all defaults.
- * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, threads > WEFT_MAX_THREADS, a
- * $WEFT_THREADS or $WEFT_BIND that cannot be parsed, stack_size below PTHREAD_STACK_MIN),
+ * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, unknown flags, threads > WEFT_MAX_THREADS,
+ * a $WEFT_THREADS or $WEFT_BIND that cannot be parsed, stack_size below PTHREAD_STACK_MIN),
  * -ENOMEM, -EAGAIN (a worker thread could not be started). On error *out is untouched and
  * nothing is left running or allocated. */
 WEFT_API int weft_pool_create(const weft_config *cfg, weft_pool **out);

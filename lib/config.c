@@ -140,6 +140,8 @@ static int env_trace_events(uint32_t *out, char *why, size_t len)
  * this. */
 void weft__display_env(const weft_pool *pool, const weft_config *cfg)
 {
+    if (cfg->flags & WEFT_CONFIG_NO_ENV)
+        return;
     const char *v = env("WEFT_DISPLAY_ENV");
     if (v == NULL || strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0)
         return;
@@ -166,6 +168,9 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
 int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
                            size_t len)
 {
+    if (cfg->flags & ~(unsigned)WEFT_CONFIG_NO_ENV)
+        return bad(why, len, "weft_config.flags = %#x: unknown bits (known: WEFT_CONFIG_NO_ENV)",
+                   cfg->flags);
     if ((unsigned)cfg->bind > WEFT_BIND_SPREAD)
         return bad(why, len, "weft_config.bind = %d: not a weft_bind", (int)cfg->bind);
     if (cfg->threads > WEFT_MAX_THREADS)
@@ -174,22 +179,26 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
     if (cfg->stack_size != 0 && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
         return bad(why, len, "weft_config.stack_size = %zu: at least %zu (PTHREAD_STACK_MIN)",
                    cfg->stack_size, (size_t)PTHREAD_STACK_MIN);
+    /* WEFT_CONFIG_NO_ENV: a library embedding a pool decides alone; nothing is read */
+    bool use_env = !(cfg->flags & WEFT_CONFIG_NO_ENV);
     struct weft__settings st = {cfg->threads,    cfg->bind, cfg->stack_size,
-                                cfg->trace_path, 0,         env("WEFT_STATS")};
+                                cfg->trace_path, 0,         use_env ? env("WEFT_STATS") : NULL};
     int rc;
-    if (st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
+    if (use_env && st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
         return rc;
-    if (st.bind == WEFT_BIND_NONE && (rc = env_bind(&st.bind, why, len)) != 0)
+    if (use_env && st.bind == WEFT_BIND_NONE && (rc = env_bind(&st.bind, why, len)) != 0)
         return rc;
-    if (st.stack == 0 && (rc = env_stack(&st.stack, why, len)) != 0)
+    if (use_env && st.stack == 0 && (rc = env_stack(&st.stack, why, len)) != 0)
         return rc;
     if (st.stack == 0)
         st.stack = WEFT_DEFAULT_STACK_SIZE;
     if (st.threads == 0)
         st.threads = weft__default_threads();
-    if (st.trace == NULL)
+    if (st.trace == NULL && use_env)
         st.trace = env("WEFT_TRACE");
-    if (st.trace != NULL && (rc = env_trace_events(&st.trace_events, why, len)) != 0)
+    if (st.trace != NULL && !use_env)
+        st.trace_events = WEFT_TRACE_EVENTS_DEFAULT;
+    else if (st.trace != NULL && (rc = env_trace_events(&st.trace_events, why, len)) != 0)
         return rc;
     if (why != NULL && len > 0)
         snprintf(why, len, "ok");

@@ -48,7 +48,6 @@ int weft__lend_init(weft_pool *pool)
     pool->lend.extra = NULL;
     pool->lend.nextra = 0;
     pool->lend.closing = false;
-    atomic_init(&pool->lend.reserved, false);
     return 0;
 }
 

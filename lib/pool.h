@@ -30,8 +30,7 @@ struct weft__lend {
     struct weft__list idle;     /* threads holding no worker, waiting for one */
     struct weft__thread *extra; /* every spare thread started, for the joins at destruction */
     unsigned nextra;
-    bool closing;          /* every worker has left: idle threads leave, no spare starts */
-    _Atomic bool reserved; /* the first reserve spare was started (worker.c) */
+    bool closing; /* every worker has left: idle threads leave, no spare starts */
 };
 #define WEFT_MAX_SPARES 256 /* spare threads per pool, at most */
 

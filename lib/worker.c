@@ -470,12 +470,6 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
         owed = false; /* it has looked */
         if (t != NULL) {
             spell_end(&w->st.idle_since, &w->st.idle_ns);
-            /* relaxed: a hint; the exchange decides who starts the reserve. A spare ready
-             * before any wait needs one, started before the pool's first task (so that a pool
-             * that runs nothing costs no thread). */
-            if (__builtin_expect(!ld_relaxed(&pool->lend.reserved), 0) &&
-                !atomic_exchange_explicit(&pool->lend.reserved, true, memory_order_relaxed))
-                weft__lend_reserve(pool);
             if (t != WEFT_TASK_SKIP)
                 weft__run_task(w, t);
             spin = (struct spin){0, 0};

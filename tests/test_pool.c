@@ -132,6 +132,48 @@ START_TEST(test_env_threads)
 }
 END_TEST
 
+/* WEFT_CONFIG_NO_ENV: the environment, even a bad one, changes nothing. */
+START_TEST(test_no_env)
+{
+    tu_env_saved t = tu_env_set("WEFT_THREADS", "abc");
+    tu_env_saved b = tu_env_set("WEFT_BIND", "close");
+    tu_env_saved k = tu_env_set("WEFT_STACK_SIZE", "1");
+    tu_env_saved r = tu_env_set("WEFT_TRACE", "/nonexistent-dir/trace.json");
+    weft_config cfg;
+    weft_config_init(&cfg);
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), -EINVAL); /* the environment is read */
+    ck_assert_ptr_null(p);
+    cfg.flags = WEFT_CONFIG_NO_ENV;
+    char why[200];
+    ck_assert_int_eq(weft_config_check(&cfg, why, sizeof(why)), 0);
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_machine_info mi;
+    ck_assert_int_eq(weft_machine_query(&mi), 0);
+    ck_assert_uint_eq(weft_pool_size(p), mi.default_threads);
+    check_runs_on_workers(p, 20);
+    tu_pool_free(p);
+    tu_env_restore(&r);
+    tu_env_restore(&k);
+    tu_env_restore(&b);
+
+    tu_env_restore(&t);
+    t = tu_env_set("WEFT_THREADS", "3");
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    ck_assert_uint_eq(weft_pool_size(p), mi.default_threads); /* not 3 */
+    tu_pool_free(p);
+    tu_env_restore(&t);
+
+    /* Unknown flag bits are refused, with a sentence, and nothing is made. */
+    cfg.flags = 0x80u;
+    ck_assert_int_eq(weft_config_check(&cfg, why, sizeof(why)), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "flags"));
+    p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+}
+END_TEST
+
 START_TEST(test_stack_size)
 {
     weft_config cfg;
@@ -1103,6 +1145,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_create_sizes);
     tcase_add_test(tc, test_create_destroy_repeatedly);
     tcase_add_test(tc, test_env_threads);
+    tcase_add_test(tc, test_no_env);
     tcase_add_test(tc, test_stack_size);
     tcase_add_test(tc, test_worker_index);
     suite_add_tcase(s, tc);

@@ -242,10 +242,6 @@ DEVIATIONS = [
         "documented",
         "park_relacy.cpp DEVIATIONS: the future worker 0's thread waits on is a promise, which "
         "one_find (weft__claim) never offers to run; weft__help's deadline is left out"),
-    Dev("relacy", ("worker.main_loop",), "lib",
-        "load relaxed reserved; exchange relaxed reserved", "", "documented",
-        "park_relacy.cpp DEVIATIONS: the spare is the reserve, idle from the start; "
-        "weft__lend_reserve (started before the pool's first task) is not modelled"),
     Dev("relacy", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
         "mutex_unlock mu", "documented",
         "park_relacy.cpp DEVIATIONS: the spare is the reserve, idle from the start: weft__lend "
@@ -307,10 +303,6 @@ DEVIATIONS = [
         "the Submitter also finishes the future worker 0's thread waits on "
         "(weft__future_finish, then one_fire's weft__thread_wake), at a point Spin chooses: not "
         "part of weft_submit"),
-    Dev("spin", ("worker.main_loop",), "lib", "load reserved; exchange reserved", "",
-        "documented",
-        "park.pml: the spare is 'idle from the start as lib/'s reserve is'; "
-        "weft__lend_reserve is not modelled (park_relacy.cpp DEVIATIONS)"),
     Dev("spin", ("lend.lend",), "lib", "mutex_unlock mu; mutex_lock mu; mutex_unlock mu",
         "mutex_unlock mu", "documented",
         "park.pml: 'the spare is the reserve, idle from the start (no thread starts here)': "

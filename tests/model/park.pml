@@ -64,7 +64,7 @@
  *   HELP          worker 0's thread starts in a task that waits (weft__help) for a future that
  *                 the submitter finishes at a point it chooses (any point of its script: Spin
  *                 explores all). It lends worker 0 to the spare (thread 2, idle from the start
- *                 as lib/'s reserve is) and sleeps on its own word; once the future is final it
+ *                 as lib/'s reserve is after a first lend) and sleeps on its own word; once the future is final it
  *                 asks for worker 0 back, and the spare hands it back at a task boundary. The
  *                 task then goes on until every task has run, so a wake-up that the spare
  *                 consumed and neither used nor passed on deadlocks the model. Must pass.

@@ -57,7 +57,7 @@
  *   help_*        worker 0's thread starts in a task that waits in weft__help for the future
  *                 the submitter finishes ('F': weft__future_finish's final CAS, then one_fire's
  *                 weft__thread_wake). It lends worker 0 to the spare (idle from the start, as
- *                 lib/'s reserve spare is), sleeps on its own word, then asks for worker 0
+ *                 lib/'s reserve spare is after the first lend), sleeps on its own word, then asks for worker 0
  *                 back, which the spare hands back at a task boundary. The task then goes on
  *                 until every task has run before it returns to the loop: so a wake-up that
  *                 the spare consumed and neither used to look for work nor passed on is lost,
@@ -84,9 +84,10 @@
  *     wakes worker 0's thread as if its node were registered (an extra wake-up is at worst a
  *     spurious return for it). It is a promise, which one_find (weft__claim) never offers to
  *     run, so help() has no find step.
- *   - The spare is the reserve that lib/ starts ahead of need, idle from the start: weft__lend
- *     never starts a thread here (nor takes the path for one that could not start), and
- *     weft__lend_reserve is not modelled. The stop hooks and their barrier after the loop are
+ *   - The spare is idle from the start, as lib/'s reserve is once a first lend has started a
+ *     spare (weft__lend starts one on demand; a spare that takes a worker starts the next
+ *     reserve): weft__lend never starts a thread here (nor takes the path for one that could
+ *     not start), and weft__lend_reserve is not modelled. The stop hooks and their barrier after the loop are
  *     left out (a thread ends when it leaves the loop; the last one out calls lend_close).
  *     join.c's readers of the epoch (leapfrogging) are not modelled.
  *   - Deques have 16 slots (lib/: 256), so take_injected takes at most room + 1 = 17 tasks.
