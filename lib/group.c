@@ -78,25 +78,47 @@ int weft_group_submit(weft_group *g, weft_fn fn, void *arg, weft_future **out)
     struct member *m = weft__block_alloc();
     if (m == NULL)
         return -ENOMEM;
+    /* The member is on the list before its task can run: a task of the group that waits for
+     * the group must find itself there (-EDEADLK), not an empty group that lets it free g. So
+     * the steps of weft_submit are taken one by one: make the future, list it, queue it. */
+    struct weft__worker *self = weft__me();
+    bool outside = self == NULL || self->pool != g->pool;
     weft_future *f;
-    int rc = weft_submit(g->pool, fn, arg, &f);
+    /* references: the queue's, the member's, and the caller's when out is given */
+    int rc = weft__task_new(g->pool, fn, arg, out != NULL ? 3 : 2, outside, &f);
     if (rc != 0) {
         weft__block_free(m);
         return rc;
     }
-    m->f = f; /* the reference weft_submit gave; the caller gets one of its own below */
+    m->f = f;
     m->g = g;
     m->node.fire = member_fire;
     pthread_mutex_lock(&g->mu);
     weft__list_push_tail(&g->members, &m->link);
     g->pending++;
     pthread_mutex_unlock(&g->mu);
-    if (out != NULL) {
-        weft_future_retain(f);
-        *out = f;
+    /* From here on, weft_group_cancel may cancel f at any time, firing the member's node. */
+    if (!weft__future_add_node(f, &m->node)) {
+        /* Cancelled before it was queued: it will never run. The member leaves as its node
+         * would have made it; the queue's reference goes with it. */
+        leave(m);
+        weft_future_release(f);
+        if (out != NULL)
+            *out = f;
+        return 0;
     }
-    if (!weft__future_add_node(f, &m->node))
-        leave(m); /* finished already */
+    rc = weft__enqueue(g->pool, f, self, true);
+    if (rc != 0) {
+        /* Not queued: end it CANCELLED (unless a weft_group_cancel did), which fires the node
+         * and takes the member off the list; then drop every reference but the member's. */
+        weft_future_cancel(f);
+        weft_future_release(f); /* the queue's */
+        if (out != NULL)
+            weft_future_release(f); /* the caller's, never handed out */
+        return rc;
+    }
+    if (out != NULL)
+        *out = f;
     return 0;
 }
 

@@ -176,6 +176,40 @@ START_TEST(test_group_waits_inside_the_pool)
 }
 END_TEST
 
+/* A task always finds itself counted in its group: the member is listed before the task can
+ * run (it was not, and a task that waited for its group could find it empty and free it). */
+typedef struct self_count {
+    weft_group *g;
+    atomic_int seen_empty;
+} self_count;
+
+static int task_counts_itself(void *arg, void **result)
+{
+    (void)result;
+    self_count *c = arg;
+    if (weft_group_pending(c->g) == 0)
+        atomic_fetch_add(&c->seen_empty, 1);
+    return 0;
+}
+
+START_TEST(test_group_member_listed_before_it_runs)
+{
+    weft_pool *pool = tu_pool_new(2, NULL);
+    self_count c;
+    atomic_init(&c.seen_empty, 0);
+    ck_assert_int_eq(weft_group_create(pool, &c.g), 0);
+    for (int i = 0; i < 2000; i++) {
+        ck_assert_int_eq(weft_group_submit(c.g, task_counts_itself, &c, NULL), 0);
+        if (i % 64 == 63)
+            ck_assert_int_eq(weft_group_wait(c.g, WEFT_FOREVER), 0);
+    }
+    ck_assert_int_eq(weft_group_destroy(c.g), 0);
+    tu_pool_free(pool);
+    ck_assert_int_eq(tu_ld(&c.seen_empty), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 /* Submitters, a waiter and a canceller at once. */
 typedef struct stress {
     weft_group *g;
@@ -259,6 +293,7 @@ int main(void)
     tcase_add_test(tc, test_group_tasks_submit_to_their_group);
     tcase_add_test(tc, test_group_wait_timeout_and_cancel);
     tcase_add_test(tc, test_group_waits_inside_the_pool);
+    tcase_add_test(tc, test_group_member_listed_before_it_runs);
     tcase_add_test(tc, test_group_stress);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
