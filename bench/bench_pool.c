@@ -13,12 +13,19 @@
  * cycle (malloc, calloc, realloc and aligned allocations, interposed in this program), and
  * the ratio of weft's median to the baseline's. weft's pools here read no environment
  * (WEFT_CONFIG_NO_ENV) and bind no thread.
+ *
+ * Then the pattern of an embedded pool between jobs (zstd's: hand a job over, work, wait for
+ * it, work again): one worker, ITER rounds of submit a job of 10 us of busy work, wait for it,
+ * then busy-work GAP us on the calling thread, for GAP in 0, 5, 20, 100 us. Per row the wall
+ * time and the process CPU time per round, for weft and the pthread baseline (whose worker
+ * sleeps on its condition variable at once): CPU above wall time is what idle spinning costs.
  */
 #include <weft.h>
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +187,117 @@ static void weft_cycle(unsigned n)
     CHECK(weft_pool_destroy(pool));
 }
 
+static double median(double *v, int n);
+
+/* --- hand a job over, work, wait --- */
+
+static void busy_us(int us)
+{
+    int64_t end = clock_ns(CLOCK_MONOTONIC) + (int64_t)us * 1000;
+    while (clock_ns(CLOCK_MONOTONIC) < end)
+        ;
+}
+
+static int job_busy(void *arg, void **result)
+{
+    busy_us((int)(intptr_t)arg);
+    *result = arg;
+    return 0;
+}
+
+struct pingpong {
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    int job, done, stop;
+};
+
+static void *pp_main(void *arg)
+{
+    struct pingpong *m = arg;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        while (m->job == 0 && !m->stop)
+            pthread_cond_wait(&m->cv, &m->mu);
+        if (m->job == 0)
+            break;
+        m->job = 0;
+        pthread_mutex_unlock(&m->mu);
+        busy_us(10);
+        pthread_mutex_lock(&m->mu);
+        m->done = 1;
+        pthread_cond_signal(&m->done_cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+static void pingpong_rows(int iters, int reps)
+{
+    static const int gaps[] = {0, 5, 20, 100};
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.flags = WEFT_CONFIG_NO_ENV;
+    weft_pool *pool;
+    CHECK(weft_pool_create(&cfg, &pool));
+    struct pingpong pp = {.job = 0};
+    pthread_mutex_init(&pp.mu, NULL);
+    pthread_cond_init(&pp.cv, NULL);
+    pthread_cond_init(&pp.done_cv, NULL);
+    pthread_t th;
+    if (pthread_create(&th, NULL, pp_main, &pp) != 0)
+        exit(1);
+    printf("# one worker: submit 10 us of work, wait, then GAP us on the caller; per round\n");
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        double ww[64], wc[64], pw[64], pc[64];
+        for (int r = 0; r < reps; r++) {
+            for (int side = 0; side < 2; side++) {
+                bool weft = (side + r) % 2 == 0;
+                int64_t w0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+                for (int i = 0; i < iters; i++) {
+                    if (weft) {
+                        weft_future *f;
+                        CHECK(weft_submit(pool, job_busy, (void *)(intptr_t)10, &f));
+                        CHECK(weft_future_wait(f, WEFT_FOREVER));
+                        weft_future_release(f);
+                    } else {
+                        pthread_mutex_lock(&pp.mu);
+                        pp.job = 1;
+                        pp.done = 0;
+                        pthread_cond_signal(&pp.cv);
+                        while (!pp.done)
+                            pthread_cond_wait(&pp.done_cv, &pp.mu);
+                        pthread_mutex_unlock(&pp.mu);
+                    }
+                    busy_us(gaps[g]);
+                }
+                double wall = (double)(clock_ns(CLOCK_MONOTONIC) - w0) / 1e3 / iters;
+                double cpu = (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / 1e3 / iters;
+                if (weft) {
+                    ww[r] = wall;
+                    wc[r] = cpu;
+                } else {
+                    pw[r] = wall;
+                    pc[r] = cpu;
+                }
+            }
+        }
+        double a = median(ww, reps), b = median(wc, reps), c = median(pw, reps),
+               d = median(pc, reps);
+        printf("bench=pingpong impl=weft gap_us=%d wall_us=%.1f cpu_us=%.1f cpu_vs_wall=%.2f "
+               "wall_vs_baseline=%.2f cpu_vs_baseline=%.2f\n",
+               gaps[g], a, b, b / a, a / c, b / d);
+        printf("bench=pingpong impl=pthread gap_us=%d wall_us=%.1f cpu_us=%.1f cpu_vs_wall=%.2f\n",
+               gaps[g], c, d, d / c);
+    }
+    pthread_mutex_lock(&pp.mu);
+    pp.stop = 1;
+    pthread_cond_signal(&pp.cv);
+    pthread_mutex_unlock(&pp.mu);
+    pthread_join(th, NULL);
+    CHECK(weft_pool_destroy(pool));
+}
+
 struct sample {
     double wall_us, cpu_us, calls, bytes;
 };
@@ -279,5 +397,6 @@ int main(int argc, char **argv)
                "heap_calls=%.1f heap_bytes=%.0f\n",
                n, mmed, mbest, median(mc, reps), ms.calls, ms.bytes);
     }
+    pingpong_rows(cycles * 10, reps);
     return 0;
 }

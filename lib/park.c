@@ -40,8 +40,10 @@ void weft__park_destroy(struct weft__parking *p)
 {
     weft__free(p->idle);
     weft__free(p->words);
+    weft__free(p->woken_at);
     p->idle = NULL;
     p->words = NULL;
+    p->woken_at = NULL;
 }
 
 int weft__park_init(struct weft__parking *p, unsigned nworkers)
@@ -50,12 +52,15 @@ int weft__park_init(struct weft__parking *p, unsigned nworkers)
     p->nwords = (nworkers + 63) / 64;
     p->idle = weft__aligned_alloc(WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
     p->words = weft__calloc(nworkers, sizeof(*p->words));
-    if (p->idle == NULL || p->words == NULL) {
+    p->woken_at = weft__calloc(nworkers, sizeof(*p->woken_at));
+    if (p->idle == NULL || p->words == NULL || p->woken_at == NULL) {
         weft__park_destroy(p);
         return -ENOMEM;
     }
     for (unsigned i = 0; i < p->nwords; i++)
         atomic_init(&p->idle[i], 0);
+    for (unsigned i = 0; i < nworkers; i++)
+        atomic_init(&p->woken_at[i], 0);
     return 0;
 }
 
@@ -96,6 +101,9 @@ bool weft__park_commit(struct weft__parking *p, unsigned i, uint32_t key, int64_
 
 static void wake(struct weft__parking *p, unsigned i)
 {
+    /* relaxed: a timestamp for worker.c's spinning heuristic, on a path that makes a system
+     * call anyway */
+    st_relaxed(&p->woken_at[i], weft__now_ns());
     /* release pairs with the acquire load of the key in prepare */
     add_release(p->words[i], 1);
     weft__futex_wake(p->words[i], 1);

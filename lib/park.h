@@ -16,6 +16,9 @@ struct weft__parking {
     unsigned nwords;
     unsigned nworkers;
     _Atomic uint32_t **words; /* words[i]: worker i's futex word */
+    /* woken_at[i]: when a waker last woke worker i (CLOCK_MONOTONIC ns): when its work came,
+     * for the adaptive spinning of worker.c, which must not count the wake-up's own latency */
+    _Atomic int64_t *woken_at;
 };
 
 int weft__park_init(struct weft__parking *p, unsigned nworkers);
@@ -50,6 +53,12 @@ static inline void weft__park_notify_if_idle(struct weft__parking *p)
             return;
         }
     }
+}
+
+/* When a waker last woke worker i (ns), 0 if never: see woken_at. */
+static inline int64_t weft__park_woken_at(struct weft__parking *p, unsigned i)
+{
+    return ld_relaxed(&p->woken_at[i]); /* relaxed: a timestamp for a heuristic */
 }
 
 /* Wakes every worker (shutdown). */

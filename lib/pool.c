@@ -221,6 +221,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     atomic_init(&pool->sweepers, 0);
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
+    atomic_init(&pool->spinners, 0);
 
     unsigned started = 0;
     pool->page = weft__page_new(cfg->max_pending, cfg->max_inflight);

@@ -52,6 +52,7 @@ struct weft_pool {
     _Atomic uint32_t sweepers;           /* CANCEL sweeps taking tasks off the queues now */
     _Atomic uint32_t nthreads;           /* threads started; read by workers after the EXIT bit */
     _Atomic uint32_t exited;             /* workers out of their loop (futex word) */
+    _Atomic uint32_t spinners;           /* idle workers spinning now (worker.c) */
     size_t max_pending;
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);

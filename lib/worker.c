@@ -21,19 +21,39 @@ WEFT_TLS struct weft__worker *weft__self;
 
 WEFT_TLS struct weft__run_frame *weft__current;
 
-/* A worker that found nothing keeps looking for SPIN_NS before it parks, because a park and
- * wake-up pair costs microseconds of system calls: pausing for the first SPIN_PAUSES rounds,
- * then yielding the CPU to any other runnable thread (submitters, on a busy machine). */
-#define SPIN_NS     20000
-#define SPIN_PAUSES 16
+/* Idle spinning, only while it pays. A worker that found nothing keeps looking for a while
+ * before it parks, because a park and wake-up pair costs microseconds of system calls and of
+ * wake-up latency: pausing for the first SPIN_PAUSES rounds, then yielding the CPU to any other
+ * runnable thread (submitters, on a busy machine) for up to SPIN_NS.
+ *
+ * Spinning for as long as blocking costs, then blocking, never costs more than twice the best
+ * choice made knowing the future (competitive spinning, Karlin, Manasse, McGeoch and Owicki,
+ * SOSP 1991); knowing the recent past does better. Each worker keeps an average of its last
+ * idle spells, from the first failed look to the task found, parked time included. While that
+ * average is longer than SPIN_NS, spinning would almost always end in a park anyway, so the
+ * worker parks right after the pauses: a pool fed jobs one at a time with gaps longer than a
+ * wake-up (an embedded compressor's) then uses CPU only for its jobs. When spells shorten
+ * again, the parked ones pull the average back down and spinning resumes. And, as Go's
+ * scheduler does, at most half the workers (at least one) spin at once: more spinners find no
+ * more work, they only burn the cores the others need. */
+#define SPIN_NS      20000
+#define SPIN_PAUSES  16
+#define SPIN_AVG_MAX 1000000 /* longer spells count as this long, so one cannot dominate */
 
 struct spin {
     int rounds;
-    int64_t since;
+    int64_t since; /* start of the yielding phase, 0 before it */
+    bool counted;  /* holds one of pool->spinners */
 };
 
-/* False once the spin has lasted SPIN_NS: time to park. */
-static bool keep_spinning(struct spin *s)
+static bool spin_allowed(struct weft__worker *w)
+{
+    return w->idle_avg_ns <= SPIN_NS;
+}
+
+/* A wait's spin, before it blocks: false once it has lasted SPIN_NS. Not limited as an idle
+ * worker's is: it waits for one future, which its own work may be about to finish. */
+static bool wait_spinning(struct spin *s)
 {
     if (s->rounds++ < SPIN_PAUSES) {
         weft_cpu_relax();
@@ -48,6 +68,56 @@ static bool keep_spinning(struct spin *s)
     }
     return false;
 }
+
+/* An idle worker's spin: false once it has lasted SPIN_NS, or should not go on: time to
+ * park. */
+static bool keep_spinning(struct weft__worker *w, struct spin *s)
+{
+    if (s->rounds++ < SPIN_PAUSES) {
+        weft_cpu_relax();
+        return true;
+    }
+    if (s->since == 0) {
+        if (!spin_allowed(w))
+            return false;
+        weft_pool *pool = w->pool;
+        unsigned cap = pool->nworkers > 1 ? pool->nworkers / 2 : 1;
+        /* relaxed: a head count that only limits spinning; nothing is published through it */
+        if (add_relaxed(&pool->spinners, 1) >= cap) {
+            sub_relaxed(&pool->spinners, 1);
+            return false;
+        }
+        s->counted = true;
+        s->since = weft__now_ns();
+    }
+    if (weft__now_ns() - s->since < SPIN_NS) {
+        sched_yield();
+        return true;
+    }
+    return false;
+}
+
+/* The spin is over (work found, or time to park): gives back its place among the spinners. */
+static void spin_end(struct weft__worker *w, struct spin *s)
+{
+    if (s->counted)
+        sub_relaxed(&w->pool->spinners, 1); /* relaxed: as in keep_spinning */
+    *s = (struct spin){0, 0, false};
+}
+
+/* An idle spell that began at `start` (0: none) ended with a task found: into the average.
+ * came: when a waker woke this worker for the work, if it parked (0: it found it spinning);
+ * the wake-up's latency is the cost of parking, not part of the gap between tasks. */
+static void idle_spell_done(struct weft__worker *w, int64_t start, int64_t came)
+{
+    if (start == 0)
+        return;
+    int64_t d = (came > start ? came : weft__now_ns()) - start;
+    if (d > SPIN_AVG_MAX)
+        d = SPIN_AVG_MAX;
+    w->idle_avg_ns += (d - w->idle_avg_ns) / 4; /* owner only */
+}
+
 #define INJECT_BATCH 32
 
 static uint64_t next_rand(struct weft__worker *w)
@@ -378,7 +448,7 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
 {
     WEFT_ASSERT(w == weft__self);
     for (;;) {
-        struct spin spin = {0, 0};
+        struct spin spin = {0, 0, false};
         for (;;) {
             if (ops->ready(ctx)) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
@@ -394,12 +464,12 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
             if (t != NULL) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
                 weft__run_task(w, t);
-                spin = (struct spin){0, 0};
+                spin = (struct spin){0, 0, false};
                 continue;
             }
             spell_begin(&w->st.wait_since);
             /* A lender waits for this worker: blocking hands it over at once. */
-            if (weft__lend_wanted(w) || !keep_spinning(&spin))
+            if (weft__lend_wanted(w) || !wait_spinning(&spin))
                 break;
         }
         /* Nothing this wait depends on can run here: block, and let another thread hold the
@@ -452,7 +522,9 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
     weft__self = w;
     if (w->bound)
         pthread_setaffinity_np(pthread_self(), sizeof(w->cpus), &w->cpus);
-    struct spin spin = {0, 0};
+    struct spin spin = {0, 0, false};
+    int64_t idle_start = 0; /* the idle spell in progress began then (0: none) */
+    int64_t came = 0;       /* within it, when a waker last woke this worker */
     /* A waker chose this worker for new work and it has not looked for work since: if it hands
      * the worker back first, the wake-up is passed on, since the thread taking it back goes on
      * with its task, not to the queues (found by the model checker, tests/model). */
@@ -462,6 +534,7 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
         if (weft__lend_wanted(w) && weft__lend_hand_back(w, me)) {
             if (owed)
                 weft__park_notify_one(&pool->park);
+            spin_end(w, &spin);
             spell_end(&w->st.idle_since, &w->st.idle_ns);
             weft__self = NULL;
             return HANDED_BACK;
@@ -470,15 +543,19 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
         owed = false; /* it has looked */
         if (t != NULL) {
             spell_end(&w->st.idle_since, &w->st.idle_ns);
+            spin_end(w, &spin);
+            idle_spell_done(w, idle_start, came);
+            idle_start = came = 0;
             if (t != WEFT_TASK_SKIP)
                 weft__run_task(w, t);
-            spin = (struct spin){0, 0};
             continue;
         }
         spell_begin(&w->st.idle_since);
-        if (keep_spinning(&spin))
+        if (idle_start == 0)
+            idle_start = weft__now_ns();
+        if (keep_spinning(w, &spin))
             continue;
-        spin = (struct spin){0, 0};
+        spin_end(w, &spin);
         uint32_t key = weft__park_prepare(&pool->park, w->index);
         /* seq_cst: with inject_drained's seq_cst loads, no task accepted before the pool
          * closed can be missed (inject.c). A worker lent by a task still waiting stays, to be
@@ -494,6 +571,8 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
             continue;
         }
         owed = park(w, key, -1);
+        if (owed)
+            came = weft__park_woken_at(&pool->park, w->index);
     }
     spell_end(&w->st.idle_since, &w->st.idle_ns);
     st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */

@@ -54,6 +54,7 @@ struct weft__worker {
     unsigned index;
     unsigned inject_home; /* the injection shard it drains first */
     uint64_t rng;         /* victim selection; owner only */
+    int64_t idle_avg_ns;  /* average of its recent idle spells (worker.c, spinning); owner only */
     bool bound;
     cpu_set_t cpus; /* where to pin it, when bound */
     /* Under pool->lend.mu (lend.c): */

@@ -221,6 +221,10 @@ _TAKEN = ("lib/ keeps the shard's count up until the popped batch is in the dequ
           "inject_pop, before the pushes")
 
 DEVIATIONS = [
+    Dev("relacy", ("park.wake",), "lib", "store relaxed woken_at", "", "documented",
+        "park_relacy.cpp DEVIATIONS: wake()'s timestamp for the spinning heuristic is left out"),
+    Dev("spin", ("park.wake",), "lib", "store woken_at", "", "documented",
+        "park.pml: wake()'s relaxed timestamp (woken_at) is left out"),
     # ---- deque_relacy.cpp / deque_model.h ------------------------------------------------
     Dev("relacy", ("deque.buf_new",), "model", "store relaxed slot", "", "documented",
         "deque_relacy.cpp DEVIATIONS: new buffers' slots are stored NULL before publication "
@@ -357,6 +361,12 @@ LIB_CALLS = {
     "weft__pool_write_stats": (IGNORE, "statistics file, after every worker was joined"),
     "weft__pool_forked": (IGNORE, "fork() child detection, not modelled"),
     "weft__page_get": (IGNORE, "the max_pending budget holds the page (DEVIATIONS: not modelled)"),
+    "keep_spinning": (IGNORE, "worker.c: idle spinning; its relaxed head count of spinners only "
+                              "limits spinning (the models' workers park at once: DEVIATIONS)"),
+    "spin_end": (IGNORE, "worker.c: gives back the place among the spinners (as keep_spinning)"),
+    "weft__park_woken_at": (IGNORE, "park.h: the relaxed timestamp of the last wake-up, for the "
+                                    "spinning heuristic (DEVIATIONS: left out)"),
+    "idle_spell_done": (IGNORE, "worker.c: the owner's average of idle spells, no atomics"),
     "weft__room_take": (IGNORE, "page.c: the max_pending/max_inflight budget, outside the "
                                 "scheduler (not modelled; its own Dekker pair is argued in page.c "
                                 "and tested by test_room)"),

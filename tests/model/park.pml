@@ -13,7 +13,8 @@
  *   the bitmap `idle`.
  *   Every statement is atomic in Promela; each lib/ atomic access is one statement here.
  *   Left out, as in park_relacy.cpp: a CANCEL shutdown and the `taking` handshake it relies on
- *   (acquire_task, decide), max_pending (the page's pending count), teardown's store of
+ *   (acquire_task, decide), max_pending (the page's budget), wake()'s relaxed timestamp
+ *   (woken_at, for the spinning heuristic; it orders nothing), teardown's store of
  *   nthreads, the stop hooks' barrier, and the epoch's readers (join.c's leapfrogging).
  *
  *   lib/                                     here

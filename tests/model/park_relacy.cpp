@@ -74,7 +74,9 @@
  *
  * DEVIATIONS FROM lib/
  *   - keep_spinning() is modelled as zero rounds: spinning only repeats find_task before the
- *     park, which the scheduler's freedom to delay a thread covers. Where lib/ loops back after
+ *     park, which the scheduler's freedom to delay a thread covers. Its heuristics are left out
+ *     with it: the head count of spinners and wake()'s relaxed timestamp (woken_at), which order
+ *     nothing. Where lib/ loops back after
  *     seeing work it cannot take yet (weft__work_visible true while a push is half done or another
  *     consumer holds the shard), the model calls rl::yield so that Relacy's fair schedulers do not
  *     mistake the spin for a livelock.
