@@ -85,6 +85,21 @@ build_with_pkg_config() {
     fi
     expect_ok "$out/app_static"
     echo "ok: pkg-config consumer, static ($prefix)"
+
+    # The README's hello-world, with its two commands as printed there (-std=c11, pkg-config).
+    local hello=$here/../../tools/examples/hello.c out_h
+    quiet "$CC" -std=c11 "$hello" $("$pkg_config" --cflags --libs weft) -o "$out/hello"
+    out_h=$(LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$out/hello") ||
+        die "hello exited with $?"
+    [[ $out_h == "sum = 2.076674, from "* ]] || die "hello printed: $out_h"
+    quiet "$CC" -std=c11 "$hello" $("$pkg_config" --static --cflags --libs weft-static) \
+        -o "$out/hello-static"
+    if ldd "$out/hello-static" | grep -q 'libweft'; then
+        die "ldd: the static hello loads libweft: $(ldd "$out/hello-static")"
+    fi
+    out_h=$("$out/hello-static") || die "hello-static exited with $?"
+    [[ $out_h == "sum = 2.076674, from "* ]] || die "hello-static printed: $out_h"
+    echo "ok: the README's hello, shared and static ($prefix)"
 }
 
 build_with_cmake() {
