@@ -116,6 +116,18 @@ typedef struct weft_config {
      * variables for their own pools. Only $WEFT_DEBUG, which changes no behaviour, still
      * applies. Other bits: -EINVAL. */
     unsigned flags;
+    /* Where the pool's own memory comes from, for a library that passes its user's allocator
+     * (zstd's ZSTD_customMem): both NULL for malloc and free, or both set (else -EINVAL).
+     * mem_alloc(mem_opaque, size) returns size bytes aligned for any type, or NULL; mem_free
+     * gives back what it returned. Everything the pool owns comes from it: the pool, its
+     * workers' records and deques, its queues, trace rings, spare threads' records and task
+     * groups (weft_group_create). It is called from any thread, the pool's workers included
+     * (a deque grows on its worker), until weft_pool_destroy returns. Futures, gathers and
+     * completion sets come from per-thread block caches shared by all pools (malloc, at most
+     * some 72 KiB per thread, kept until it exits); thread stacks from the OS (mmap). */
+    void *(*mem_alloc)(void *opaque, size_t size);
+    void (*mem_free)(void *opaque, void *p);
+    void *mem_opaque;
 } weft_config;
 
 #define WEFT_CONFIG_NO_ENV 0x1u
@@ -135,10 +147,10 @@ WEFT_API void weft_config_init(weft_config *cfg);
 WEFT_API int weft_config_check(const weft_config *cfg, char *buf, size_t len);
 
 /* Creates a pool and starts its workers. cfg NULL means all defaults.
- * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, unknown flags, threads > WEFT_MAX_THREADS,
- * a $WEFT_THREADS or $WEFT_BIND that cannot be parsed, stack_size below PTHREAD_STACK_MIN),
- * -ENOMEM, -EAGAIN (a worker thread could not be started). On error *out is untouched and
- * nothing is left running or allocated. */
+ * Errors: -EINVAL (out NULL, cfg->bind not a weft_bind, unknown flags, one of mem_alloc and
+ * mem_free without the other, threads > WEFT_MAX_THREADS, a $WEFT_THREADS or $WEFT_BIND that cannot
+ * be parsed, stack_size below PTHREAD_STACK_MIN), -ENOMEM, -EAGAIN (a worker thread could not be
+ * started). On error *out is untouched and nothing is left running or allocated. */
 WEFT_API int weft_pool_create(const weft_config *cfg, weft_pool **out);
 
 /* What weft sees of the machine, for tools and diagnostics (weft-info). */
@@ -158,6 +170,12 @@ WEFT_API int weft_machine_query(weft_machine_info *out);
  * (-1 for WEFT_BIND_NONE). Errors: -EINVAL (bad bind, n 0 or above WEFT_MAX_THREADS, cpus
  * NULL), -ENOMEM. */
 WEFT_API int weft_bind_plan(weft_bind bind, unsigned n, int *cpus);
+
+/* Bytes of memory the pool owns now: what it took from its allocator (weft_config.mem_alloc,
+ * or malloc), headers included, plus its page; deque buffers grow while it runs. Not counted:
+ * the workers' stacks (address space the OS commits as it is touched: stack_size per thread),
+ * futures (block caches, see weft_config.mem_alloc). 0 for NULL. Any thread; a snapshot. */
+WEFT_API size_t weft_pool_memory(const weft_pool *pool);
 
 /* Number of workers; 0 for NULL. */
 WEFT_API unsigned weft_pool_size(const weft_pool *pool);

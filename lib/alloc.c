@@ -11,7 +11,9 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -50,6 +52,55 @@ static int fail_here(void)
 #else
 #define FAULT(fail_value) ((void)0)
 #endif
+
+/* Before each block of a pool's allocator: where the allocator's block begins, and how many
+ * bytes it took. */
+struct mem_header {
+    void *base;
+    size_t size;
+};
+_Static_assert(sizeof(struct mem_header) == 16, "the header must keep 16-byte alignment");
+
+void *weft__mem_alloc_quiet(struct weft__mem *m, size_t align, size_t size)
+{
+    if (align < 16)
+        align = 16;
+    size_t total = size + align + sizeof(struct mem_header);
+    if (total < size)
+        return NULL; /* overflow */
+    void *base = m->alloc != NULL ? m->alloc(m->opaque, total) : malloc(total);
+    if (base == NULL)
+        return NULL;
+    uintptr_t p =
+        ((uintptr_t)base + sizeof(struct mem_header) + align - 1) & ~(uintptr_t)(align - 1);
+    struct mem_header *h = (struct mem_header *)p - 1;
+    h->base = base;
+    h->size = total;
+    memset((void *)p, 0, size);
+    /* relaxed: a tally for weft_pool_memory, ordering nothing */
+    atomic_fetch_add_explicit(&m->live, total, memory_order_relaxed);
+    return (void *)p;
+}
+
+void *weft__mem_alloc(struct weft__mem *m, size_t align, size_t size)
+{
+    FAULT(NULL);
+    return weft__mem_alloc_quiet(m, align, size);
+}
+
+void weft__mem_free(struct weft__mem *m, void *p)
+{
+    if (p == NULL)
+        return;
+    struct mem_header *h = (struct mem_header *)p - 1;
+    void *base = h->base;
+    /* relaxed: as in weft__mem_alloc_quiet */
+    atomic_fetch_sub_explicit(&m->live, h->size, memory_order_relaxed);
+    if (m->free != NULL)
+        m->free(m->opaque, base);
+    else
+        free(base);
+}
 
 void *weft__malloc(size_t size)
 {

@@ -171,6 +171,8 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
     if (cfg->flags & ~(unsigned)WEFT_CONFIG_NO_ENV)
         return bad(why, len, "weft_config.flags = %#x: unknown bits (known: WEFT_CONFIG_NO_ENV)",
                    cfg->flags);
+    if ((cfg->mem_alloc == NULL) != (cfg->mem_free == NULL))
+        return bad(why, len, "weft_config.mem_alloc and mem_free: set both or neither");
     if ((unsigned)cfg->bind > WEFT_BIND_SPREAD)
         return bad(why, len, "weft_config.bind = %d: not a weft_bind", (int)cfg->bind);
     if (cfg->threads > WEFT_MAX_THREADS)

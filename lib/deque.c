@@ -38,12 +38,12 @@
 
 #include <errno.h>
 
-static struct weft__deque_buf *buf_new(int64_t capacity)
+static struct weft__deque_buf *buf_new(struct weft__mem *mem, int64_t capacity)
 {
     /* Zeroed: a thief racing a growth may read a slot of the new buffer that the owner has not
      * written (its CAS then fails and the value is dropped); it should read something defined. */
     struct weft__deque_buf *b =
-        weft__calloc(1, sizeof(*b) + (size_t)capacity * sizeof(_Atomic(void *)));
+        weft__mem_alloc(mem, 0, sizeof(*b) + (size_t)capacity * sizeof(_Atomic(void *)));
     if (b == NULL)
         return NULL;
     b->mask = capacity - 1;
@@ -51,12 +51,13 @@ static struct weft__deque_buf *buf_new(int64_t capacity)
     return b;
 }
 
-int weft__deque_init(struct weft__deque *d, int64_t capacity)
+int weft__deque_init(struct weft__deque *d, int64_t capacity, struct weft__mem *mem)
 {
+    d->mem = mem;
     int64_t cap = 16;
     while (cap < capacity)
         cap <<= 1;
-    struct weft__deque_buf *b = buf_new(cap);
+    struct weft__deque_buf *b = buf_new(mem, cap);
     if (b == NULL)
         return -ENOMEM;
     atomic_init(&d->top, 0);
@@ -70,7 +71,7 @@ void weft__deque_destroy(struct weft__deque *d)
     struct weft__deque_buf *b = ld_relaxed(&d->buf); /* no other thread is left */
     while (b != NULL) {
         struct weft__deque_buf *next = b->retired;
-        weft__free(b);
+        weft__mem_free(d->mem, b);
         b = next;
     }
     st_relaxed(&d->buf, NULL);
@@ -80,7 +81,7 @@ __attribute__((noinline, cold)) struct weft__deque_buf *
 weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, int64_t b)
 {
     WEFT_ASSERT(b - t == old->mask + 1); /* grows only when full */
-    struct weft__deque_buf *nb = buf_new((old->mask + 1) * 2);
+    struct weft__deque_buf *nb = buf_new(d->mem, (old->mask + 1) * 2);
     if (nb == NULL)
         return NULL;
     for (int64_t i = t; i < b; i++) {

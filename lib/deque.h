@@ -6,6 +6,7 @@
 #ifndef WEFT_DEQUE_H
 #define WEFT_DEQUE_H
 
+#include "alloc.h"
 #include "atomic.h"
 #include "platform.h"
 
@@ -26,14 +27,15 @@ struct weft__deque {
     /* Written by the owner only; read by thieves. */
     WEFT_ALIGNED _Atomic int64_t bottom;
     _Atomic(struct weft__deque_buf *) buf;
-    char pad_[WEFT_CACHE_LINE - sizeof(_Atomic int64_t) - sizeof(void *)];
+    struct weft__mem *mem; /* where its buffers come from: the pool's allocator */
+    char pad_[WEFT_CACHE_LINE - sizeof(_Atomic int64_t) - 2 * sizeof(void *)];
 };
 
 _Static_assert(sizeof(struct weft__deque) == 2 * WEFT_CACHE_LINE,
                "top and bottom must sit on separate cache lines: fix pad_");
 
-/* Returns 0 or -ENOMEM. */
-int weft__deque_init(struct weft__deque *d, int64_t capacity);
+/* Returns 0 or -ENOMEM. Buffers come from mem (the pool's allocator, alloc.h). */
+int weft__deque_init(struct weft__deque *d, int64_t capacity, struct weft__mem *mem);
 /* Frees the buffer and every retired one; no thread may use the deque any more. */
 void weft__deque_destroy(struct weft__deque *d);
 

@@ -43,7 +43,7 @@ int weft_group_create(weft_pool *pool, weft_group **out)
 {
     if (pool == NULL || out == NULL)
         return -EINVAL;
-    weft_group *g = weft__malloc(sizeof(*g));
+    weft_group *g = weft__mem_alloc(&pool->mem, 0, sizeof(*g));
     if (g == NULL)
         return -ENOMEM;
     g->pool = pool;
@@ -196,7 +196,7 @@ int weft_group_cancel(weft_group *g)
         return -EINVAL;
     pthread_mutex_lock(&g->mu);
     size_t n = g->pending;
-    weft_future **fs = n > 0 ? weft__malloc(n * sizeof(*fs)) : NULL;
+    weft_future **fs = n > 0 ? weft__mem_alloc(&g->pool->mem, 0, n * sizeof(*fs)) : NULL;
     if (n > 0 && fs == NULL) {
         pthread_mutex_unlock(&g->mu);
         return -ENOMEM;
@@ -213,7 +213,7 @@ int weft_group_cancel(weft_group *g)
             cancelled++;
         weft_future_release(fs[i]);
     }
-    weft__free(fs);
+    weft__mem_free(&g->pool->mem, fs);
     return cancelled;
 }
 
@@ -228,6 +228,6 @@ int weft_group_destroy(weft_group *g)
     pthread_mutex_lock(&g->mu);
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_destroy(&g->mu);
-    weft__free(g);
+    weft__mem_free(&g->pool->mem, g);
     return 0;
 }

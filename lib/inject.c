@@ -27,9 +27,9 @@
 
 #include <errno.h>
 
-int weft__inject_init(struct weft__inject *q, unsigned nshards)
+int weft__inject_init(struct weft__inject *q, unsigned nshards, struct weft__mem *mem)
 {
-    q->shard = weft__aligned_alloc(WEFT_CACHE_LINE, nshards * sizeof(*q->shard));
+    q->shard = weft__mem_alloc(mem, WEFT_CACHE_LINE, nshards * sizeof(*q->shard));
     if (q->shard == NULL)
         return -ENOMEM;
     q->nshards = nshards;
@@ -47,11 +47,11 @@ int weft__inject_init(struct weft__inject *q, unsigned nshards)
     return 0;
 }
 
-void weft__inject_destroy(struct weft__inject *q)
+void weft__inject_destroy(struct weft__inject *q, struct weft__mem *mem)
 {
     for (unsigned i = 0; i < q->nshards; i++)
         pthread_mutex_destroy(&q->shard[i].consumer);
-    weft__free(q->shard);
+    weft__mem_free(mem, q->shard);
     q->shard = NULL;
 }
 

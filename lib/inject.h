@@ -6,6 +6,7 @@
 #ifndef WEFT_INJECT_H
 #define WEFT_INJECT_H
 
+#include "alloc.h"
 #include "atomic.h"
 #include "task.h"
 
@@ -29,8 +30,8 @@ struct weft__inject {
     unsigned nshards;
 };
 
-int weft__inject_init(struct weft__inject *q, unsigned nshards);
-void weft__inject_destroy(struct weft__inject *q);
+int weft__inject_init(struct weft__inject *q, unsigned nshards, struct weft__mem *mem);
+void weft__inject_destroy(struct weft__inject *q, struct weft__mem *mem);
 
 /* The shard the calling thread submits to. */
 unsigned weft__inject_home(const struct weft__inject *q);

@@ -58,7 +58,7 @@ void weft__lend_destroy(weft_pool *pool, bool forked)
         struct weft__thread *next = t->extra;
         if (!forked)
             pthread_join(t->thread, NULL);
-        weft__free(t);
+        weft__mem_free(&pool->mem, t);
         t = next;
     }
     pool->lend.extra = NULL;
@@ -123,7 +123,8 @@ void weft__lend_reserve(weft_pool *pool)
     pthread_mutex_lock(&pool->lend.mu);
     bool want = weft__list_empty(&pool->lend.idle) && !pool->lend.closing &&
                 pool->lend.nextra < WEFT_MAX_SPARES;
-    struct weft__thread *t = want ? calloc(1, sizeof(*t)) : NULL; /* see start_spare */
+    struct weft__thread *t =
+        want ? weft__mem_alloc_quiet(&pool->mem, 0, sizeof(*t)) : NULL; /* see start_spare */
     if (t != NULL) {
         t->pool = pool;
         t->reserve = true;
@@ -154,7 +155,7 @@ void weft__lend_reserve(weft_pool *pool)
     }
     pool->lend.nextra--;
     pthread_mutex_unlock(&pool->lend.mu);
-    free(t);
+    weft__mem_free(&pool->mem, t);
 }
 
 bool weft__lend_enlist(struct weft__thread *me)
@@ -201,7 +202,7 @@ bool weft__lend(struct weft__worker *w, struct weft__thread *me)
         }
     }
     if (to == NULL && !pool->lend.closing && pool->lend.nextra < WEFT_MAX_SPARES) {
-        fresh = calloc(1, sizeof(*fresh)); /* see start_spare */
+        fresh = weft__mem_alloc_quiet(&pool->mem, 0, sizeof(*fresh)); /* see start_spare */
         if (fresh != NULL) {
             fresh->pool = pool;
             fresh->first = w->index;
@@ -235,7 +236,7 @@ bool weft__lend(struct weft__worker *w, struct weft__thread *me)
     weft__list_remove(&me->link);
     w->holder = me;
     pthread_mutex_unlock(&pool->lend.mu);
-    free(fresh);
+    weft__mem_free(&pool->mem, fresh);
     return false;
 }
 

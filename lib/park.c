@@ -36,25 +36,25 @@
 #include <errno.h>
 #include <limits.h>
 
-void weft__park_destroy(struct weft__parking *p)
+void weft__park_destroy(struct weft__parking *p, struct weft__mem *mem)
 {
-    weft__free(p->idle);
-    weft__free(p->words);
-    weft__free(p->woken_at);
+    weft__mem_free(mem, p->idle);
+    weft__mem_free(mem, p->words);
+    weft__mem_free(mem, p->woken_at);
     p->idle = NULL;
     p->words = NULL;
     p->woken_at = NULL;
 }
 
-int weft__park_init(struct weft__parking *p, unsigned nworkers)
+int weft__park_init(struct weft__parking *p, unsigned nworkers, struct weft__mem *mem)
 {
     p->nworkers = nworkers;
     p->nwords = (nworkers + 63) / 64;
-    p->idle = weft__aligned_alloc(WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
-    p->words = weft__calloc(nworkers, sizeof(*p->words));
-    p->woken_at = weft__calloc(nworkers, sizeof(*p->woken_at));
+    p->idle = weft__mem_alloc(mem, WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
+    p->words = weft__mem_alloc(mem, 0, nworkers * sizeof(*p->words));
+    p->woken_at = weft__mem_alloc(mem, 0, nworkers * sizeof(*p->woken_at));
     if (p->idle == NULL || p->words == NULL || p->woken_at == NULL) {
-        weft__park_destroy(p);
+        weft__park_destroy(p, mem);
         return -ENOMEM;
     }
     for (unsigned i = 0; i < p->nwords; i++)

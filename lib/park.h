@@ -21,8 +21,9 @@ struct weft__parking {
     _Atomic int64_t *woken_at;
 };
 
-int weft__park_init(struct weft__parking *p, unsigned nworkers);
-void weft__park_destroy(struct weft__parking *p);
+struct weft__mem;
+int weft__park_init(struct weft__parking *p, unsigned nworkers, struct weft__mem *mem);
+void weft__park_destroy(struct weft__parking *p, struct weft__mem *mem);
 void weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *word);
 
 /* Worker i announces that it is about to sleep. Returns the key to pass to commit. After it, the

@@ -18,6 +18,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+size_t weft_pool_memory(const weft_pool *pool)
+{
+    if (pool == NULL)
+        return 0;
+    /* relaxed: a snapshot of a tally */
+    return atomic_load_explicit(&pool->mem.live, memory_order_relaxed) +
+           (size_t)sysconf(_SC_PAGESIZE);
+}
 
 unsigned weft_pool_size(const weft_pool *pool)
 {
@@ -33,7 +43,7 @@ static void free_pool(weft_pool *pool, bool forked)
 {
     if (pool->threads != NULL) {
         weft__lend_destroy(pool, forked); /* joins the spare threads */
-        weft__free(pool->threads);
+        weft__mem_free(&pool->mem, pool->threads);
     }
     if (pool->workers != NULL) {
         for (unsigned i = 0; i < pool->nworkers; i++)
@@ -41,24 +51,25 @@ static void free_pool(weft_pool *pool, bool forked)
     }
     if (pool->traces != NULL) {
         for (unsigned i = 0; i < pool->nworkers; i++)
-            weft__trace_free(&pool->traces[i]);
+            weft__trace_free(&pool->traces[i], &pool->mem);
     }
-    weft__free(pool->traces);
-    weft__free(pool->trace_path);
-    weft__free(pool->stats_path);
-    weft__park_destroy(&pool->park);
+    weft__mem_free(&pool->mem, pool->traces);
+    weft__mem_free(&pool->mem, pool->trace_path);
+    weft__mem_free(&pool->mem, pool->stats_path);
+    weft__park_destroy(&pool->park, &pool->mem);
     if (forked)
-        weft__free(pool->inject.shard);
+        weft__mem_free(&pool->mem, pool->inject.shard);
     else
-        weft__inject_destroy(&pool->inject);
-    weft__free(pool->workers);
+        weft__inject_destroy(&pool->inject, &pool->mem);
+    weft__mem_free(&pool->mem, pool->workers);
     if (pool->page != NULL) {
         if (forked)
             weft__page_drop_forked(pool->page);
         else
             weft__page_put(pool->page, WEFT_PAGE_HOLD); /* futures may still hold counts */
     }
-    weft__free(pool);
+    struct weft__mem mem = pool->mem; /* the pool frees itself through a copy */
+    weft__mem_free(&mem, pool);
 }
 
 /* Stops the `started` workers that run, joins them, writes the trace and frees the pool: the
@@ -113,10 +124,10 @@ static int start_workers(weft_pool *pool, unsigned *started)
 static int init_workers(weft_pool *pool)
 {
     unsigned n = pool->nworkers;
-    pool->workers = weft__aligned_alloc(WEFT_CACHE_LINE, n * sizeof(*pool->workers));
+    /* zeroed: a NULL deque buffer means not made */
+    pool->workers = weft__mem_alloc(&pool->mem, WEFT_CACHE_LINE, n * sizeof(*pool->workers));
     if (pool->workers == NULL)
         return -ENOMEM;
-    memset(pool->workers, 0, n * sizeof(*pool->workers)); /* a NULL deque buffer: not made */
     for (unsigned i = 0; i < n; i++) {
         struct weft__worker *w = &pool->workers[i];
         w->pool = pool;
@@ -129,7 +140,7 @@ static int init_workers(weft_pool *pool)
         atomic_init(&w->epoch, 0);
         weft__list_init(&w->lenders);
         weft__park_register(&pool->park, i, &w->wake);
-        int rc = weft__deque_init(&w->deque, 256);
+        int rc = weft__deque_init(&w->deque, 256, &pool->mem);
         if (rc != 0)
             return rc;
     }
@@ -139,12 +150,12 @@ static int init_workers(weft_pool *pool)
 /* The workers' own threads' records, each granted its worker before it starts. */
 static int init_threads(weft_pool *pool)
 {
-    struct weft__thread *ts = weft__calloc(pool->nworkers, sizeof(*ts));
+    struct weft__thread *ts = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*ts));
     if (ts == NULL)
         return -ENOMEM;
     int rc = weft__lend_init(pool);
     if (rc != 0) {
-        weft__free(ts);
+        weft__mem_free(&pool->mem, ts);
         return rc;
     }
     for (unsigned i = 0; i < pool->nworkers; i++) {
@@ -163,14 +174,14 @@ static int init_threads(weft_pool *pool)
 
 static int init_traces(weft_pool *pool, const char *path, uint32_t events)
 {
-    pool->trace_path = weft__malloc(strlen(path) + 1);
-    pool->traces = weft__calloc(pool->nworkers, sizeof(*pool->traces));
+    pool->trace_path = weft__mem_alloc(&pool->mem, 0, strlen(path) + 1);
+    pool->traces = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*pool->traces));
     if (pool->trace_path == NULL || pool->traces == NULL)
         return -ENOMEM;
     strcpy(pool->trace_path, path);
     uint32_t cap = weft__trace_capacity(events);
     for (unsigned i = 0; i < pool->nworkers; i++) {
-        int rc = weft__trace_init(&pool->traces[i], cap);
+        int rc = weft__trace_init(&pool->traces[i], cap, &pool->mem);
         if (rc != 0)
             return rc;
         pool->workers[i].tr = &pool->traces[i];
@@ -180,13 +191,13 @@ static int init_traces(weft_pool *pool, const char *path, uint32_t events)
 
 static int init_binding(weft_pool *pool)
 {
-    cpu_set_t *sets = weft__calloc(pool->nworkers, sizeof(*sets));
+    cpu_set_t *sets = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*sets));
     int rc = sets != NULL ? weft__bind_sets(pool->bind, pool->nworkers, sets) : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i < pool->nworkers; i++) {
         pool->workers[i].cpus = sets[i];
         pool->workers[i].bound = true;
     }
-    weft__free(sets);
+    weft__mem_free(&pool->mem, sets);
     return rc;
 }
 
@@ -204,10 +215,13 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     if (rc != 0)
         return rc;
 
-    weft_pool *pool = weft__aligned_alloc(WEFT_CACHE_LINE, sizeof(*pool));
+    struct weft__mem mem = {cfg->mem_alloc, cfg->mem_free, cfg->mem_opaque, 0};
+    /* zeroed: every part absent, so that free_pool can unwind from anywhere */
+    weft_pool *pool = weft__mem_alloc(&mem, WEFT_CACHE_LINE, sizeof(*pool));
     if (pool == NULL)
         return -ENOMEM;
-    memset(pool, 0, sizeof(*pool)); /* every part absent: free_pool can unwind from anywhere */
+    pool->mem = mem; /* its count holds the pool's own bytes already */
+    atomic_init(&pool->mem.live, atomic_load_explicit(&mem.live, memory_order_relaxed));
     pool->nworkers = st.threads;
     pool->bind = st.bind;
     pool->stack_size = st.stack;
@@ -227,9 +241,9 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     pool->page = weft__page_new(cfg->max_pending, cfg->max_inflight);
     rc = pool->page != NULL ? 0 : -ENOMEM;
     if (rc == 0)
-        rc = weft__inject_init(&pool->inject, st.threads);
+        rc = weft__inject_init(&pool->inject, st.threads, &pool->mem);
     if (rc == 0)
-        rc = weft__park_init(&pool->park, st.threads);
+        rc = weft__park_init(&pool->park, st.threads, &pool->mem);
     if (rc == 0)
         rc = init_workers(pool);
     if (rc == 0)
@@ -239,7 +253,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     if (rc == 0 && st.bind != WEFT_BIND_NONE)
         rc = init_binding(pool);
     if (rc == 0 && st.stats != NULL) {
-        pool->stats_path = weft__malloc(strlen(st.stats) + 1);
+        pool->stats_path = weft__mem_alloc(&pool->mem, 0, strlen(st.stats) + 1);
         if (pool->stats_path != NULL)
             strcpy(pool->stats_path, st.stats);
         else

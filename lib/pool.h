@@ -9,6 +9,7 @@
 
 #include "weft.h"
 
+#include "alloc.h"
 #include "atomic.h"
 #include "inject.h"
 #include "list.h"
@@ -40,6 +41,7 @@ struct weft__lend {
 #define WEFT_SHUT_EXIT   0x4u /* workers leave once no work is visible (set by destroy) */
 
 struct weft_pool {
+    struct weft__mem mem; /* where everything the pool owns comes from, the pool included */
     struct weft__worker *workers;
     struct weft__thread *threads; /* the workers' own threads, one per worker */
     struct weft__lend lend;

@@ -191,9 +191,9 @@ void weft__pool_write_stats(weft_pool *pool)
 void weft__pool_write_trace(weft_pool *pool)
 {
     unsigned n = pool->nworkers;
-    const struct weft__trace **t = weft__calloc(n, sizeof(*t));
-    const char **names = weft__calloc(n, sizeof(*names));
-    char *store = weft__calloc(n, 32);
+    const struct weft__trace **t = weft__mem_alloc(&pool->mem, 0, n * sizeof(*t));
+    const char **names = weft__mem_alloc(&pool->mem, 0, n * sizeof(*names));
+    char *store = weft__mem_alloc(&pool->mem, 0, (size_t)n * 32);
     int rc = -ENOMEM;
     if (t != NULL && names != NULL && store != NULL) {
         for (unsigned i = 0; i < n; i++) {
@@ -212,7 +212,7 @@ void weft__pool_write_trace(weft_pool *pool)
         if (rc != 0)
             weft__debug("could not write the trace to %s: %s", path, strerror(-rc));
     }
-    weft__free(t);
-    weft__free(names);
-    weft__free(store);
+    weft__mem_free(&pool->mem, t);
+    weft__mem_free(&pool->mem, names);
+    weft__mem_free(&pool->mem, store);
 }

@@ -28,9 +28,9 @@ uint32_t weft__trace_capacity(uint32_t events)
     return cap;
 }
 
-int weft__trace_init(struct weft__trace *t, uint32_t cap)
+int weft__trace_init(struct weft__trace *t, uint32_t cap, struct weft__mem *mem)
 {
-    t->ev = weft__calloc(cap, sizeof(*t->ev));
+    t->ev = weft__mem_alloc(mem, 0, (size_t)cap * sizeof(*t->ev));
     if (t->ev == NULL)
         return -ENOMEM;
     t->cap = cap;
@@ -39,9 +39,9 @@ int weft__trace_init(struct weft__trace *t, uint32_t cap)
     return 0;
 }
 
-void weft__trace_free(struct weft__trace *t)
+void weft__trace_free(struct weft__trace *t, struct weft__mem *mem)
 {
-    weft__free(t->ev);
+    weft__mem_free(mem, t->ev);
     t->ev = NULL;
 }
 

@@ -37,8 +37,9 @@ struct weft__trace {
 /* The ring capacity for a requested number of events: the power of two at or above it. */
 uint32_t weft__trace_capacity(uint32_t events);
 
-int weft__trace_init(struct weft__trace *t, uint32_t cap);
-void weft__trace_free(struct weft__trace *t);
+struct weft__mem;
+int weft__trace_init(struct weft__trace *t, uint32_t cap, struct weft__mem *mem);
+void weft__trace_free(struct weft__trace *t, struct weft__mem *mem);
 
 static inline void weft__trace_add(struct weft__trace *t, uint32_t kind, int64_t ts, int64_t dur)
 {

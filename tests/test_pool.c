@@ -174,6 +174,90 @@ START_TEST(test_no_env)
 }
 END_TEST
 
+/* weft_config.mem_alloc/mem_free: everything the pool owns comes from them and goes back. */
+typedef struct counting_mem {
+    atomic_long allocs, frees;
+    atomic_long bytes;
+} counting_mem;
+
+static void *cm_alloc(void *opaque, size_t size)
+{
+    counting_mem *m = opaque;
+    atomic_fetch_add(&m->allocs, 1);
+    atomic_fetch_add(&m->bytes, (long)size);
+    return malloc(size);
+}
+
+static void cm_free(void *opaque, void *p)
+{
+    atomic_fetch_add(&((counting_mem *)opaque)->frees, 1);
+    free(p);
+}
+
+static int task_fan_out(void *arg, void **result)
+{
+    (void)result;
+    weft_pool *p = arg;
+    enum { N = 5000 }; /* past the deque's first buffer: it grows, on this worker */
+    static weft_future *fs[N];
+    for (int i = 0; i < N; i++)
+        TU_EXPECT(weft_submit(p, tu_task_identity, NULL, &fs[i]) == 0);
+    for (int i = 0; i < N; i++) {
+        TU_EXPECT(weft_future_wait(fs[i], WEFT_FOREVER) == 0);
+        weft_future_release(fs[i]);
+    }
+    return 0;
+}
+
+START_TEST(test_allocator_hooks)
+{
+    counting_mem m;
+    atomic_init(&m.allocs, 0);
+    atomic_init(&m.frees, 0);
+    atomic_init(&m.bytes, 0);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 2;
+    cfg.flags = WEFT_CONFIG_NO_ENV;
+    cfg.mem_alloc = cm_alloc;
+    cfg.mem_opaque = &m;
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), -EINVAL); /* one without the other */
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(atomic_load(&m.allocs), 0);
+    cfg.mem_free = cm_free;
+    char path[] = "/tmp/weft-test-alloc-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    cfg.trace_path = path; /* trace rings too */
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    long made = atomic_load(&m.allocs);
+    ck_assert_int_gt(made, 5); /* the pool, workers, deques, shards, parking, rings, ... */
+    size_t before = weft_pool_memory(p);
+    ck_assert_uint_ge(before, (size_t)atomic_load(&m.bytes));
+
+    weft_future *f = NULL;
+    ck_assert_int_eq(weft_submit(p, task_fan_out, p, &f), 0);
+    ck_assert_int_eq(weft_future_wait(f, WEFT_FOREVER), 0);
+    weft_future_release(f);
+    ck_assert_int_gt(atomic_load(&m.allocs), made); /* a deque grew, through the hooks */
+    ck_assert_uint_gt(weft_pool_memory(p), before);
+
+    weft_group *g = NULL;
+    long with_group = atomic_load(&m.allocs);
+    ck_assert_int_eq(weft_group_create(p, &g), 0);
+    ck_assert_int_eq(atomic_load(&m.allocs), with_group + 1);
+    ck_assert_int_eq(weft_group_destroy(g), 0);
+
+    tu_pool_free(p);
+    unlink(path);
+    ck_assert_int_eq(atomic_load(&m.frees), atomic_load(&m.allocs)); /* every byte back */
+    ck_assert_uint_eq(weft_pool_memory(NULL), 0);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 START_TEST(test_stack_size)
 {
     weft_config cfg;
@@ -1146,6 +1230,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_create_destroy_repeatedly);
     tcase_add_test(tc, test_env_threads);
     tcase_add_test(tc, test_no_env);
+    tcase_add_test(tc, test_allocator_hooks);
     tcase_add_test(tc, test_stack_size);
     tcase_add_test(tc, test_worker_index);
     suite_add_tcase(s, tc);

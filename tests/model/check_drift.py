@@ -361,6 +361,10 @@ LIB_CALLS = {
     "weft__pool_write_stats": (IGNORE, "statistics file, after every worker was joined"),
     "weft__pool_forked": (IGNORE, "fork() child detection, not modelled"),
     "weft__page_get": (IGNORE, "the max_pending budget holds the page (DEVIATIONS: not modelled)"),
+    "weft__mem_alloc": (IGNORE, "alloc.c: the pool's allocator; its relaxed byte tally for "
+                                "weft_pool_memory orders nothing (the models allocate with new)"),
+    "weft__mem_alloc_quiet": (IGNORE, "alloc.c: as weft__mem_alloc, without the fault site"),
+    "weft__mem_free": (IGNORE, "alloc.c: as weft__mem_alloc"),
     "keep_spinning": (IGNORE, "worker.c: idle spinning; its relaxed head count of spinners only "
                               "limits spinning (the models' workers park at once: DEVIATIONS)"),
     "spin_end": (IGNORE, "worker.c: gives back the place among the spinners (as keep_spinning)"),
