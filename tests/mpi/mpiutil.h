@@ -45,6 +45,15 @@ static inline int mu_run_suite(Suite *s)
     return total;
 }
 
+/* A pool of $WEFT_THREADS workers (one per core without it), as `mpirun` users get. */
+static inline weft_pool *mu_pool_env(void)
+{
+    weft_pool *p = NULL;
+    int rc = weft_pool_create(NULL, &p);
+    ck_assert_msg(rc == 0, "weft_pool_create: %s", weft_strerror(rc));
+    return p;
+}
+
 /* Waits until the library holds no request, at most timeout_s. */
 static inline bool mu_wait_no_pending(double timeout_s)
 {
