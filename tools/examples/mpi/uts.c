@@ -10,7 +10,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -131,22 +133,106 @@ int uts_params_check(const struct uts_params *p)
 /* ---------------------------------------------------------------------------------------------
  * SHA-1 through libcrypto
  *
- * EVP_MD_fetch is costly (a provider lookup under a lock), so the digest is fetched once per
- * process. A digest context is not shareable, so each thread has its own, kept in a thread-local
- * for speed and registered under a pthread key whose destructor frees it when the thread exits.
- * Re-initialising a context with the digest it already has reuses its algorithm state
- * (EVP_DigestInit_ex2 allocates only when the digest changes), so hashing allocates nothing.
+ * The digest is fetched once per process (EVP_MD_fetch is a provider lookup under a lock). A
+ * digest context cannot be shared, so each thread has its own, kept in a thread-local for speed
+ * and registered under a pthread key whose destructor frees it when the thread exits.
+ *
+ * How a node is hashed. OpenSSL 3.0's EVP_DigestFinal_ex frees the context's algorithm state
+ * and the next EVP_DigestInit_ex2 allocates it again: one malloc and free per node, whatever
+ * flags the context has. So, when it can, this file asks the provider that implements the
+ * fetched SHA-1 for its digest functions (OSSL_PROVIDER_query_operation, the provider-digest(7)
+ * dispatch table) and drives one algorithm context per thread through init, update and final
+ * itself: what EVP does, without the free, and about a quarter faster here. When the provider
+ * does not list the functions (none known), or with UTS_SHA1_EVP=1 in the environment, it
+ * uses EVP, allocating per node.
  */
 
-static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha1_md; /* written once under sha1_once; pthread_once orders it */
-static int sha1_error;  /* likewise: 0, -ENOTSUP or -ENOMEM */
-static pthread_key_t ctx_key;
-static _Thread_local EVP_MD_CTX *thread_ctx;
+struct sha1_impl {
+    EVP_MD *md; /* holds the provider, and with it the functions below, for the process */
+    void *provctx;
+    OSSL_FUNC_digest_newctx_fn *newctx;
+    OSSL_FUNC_digest_init_fn *init;
+    OSSL_FUNC_digest_update_fn *update;
+    OSSL_FUNC_digest_final_fn *final;
+    OSSL_FUNC_digest_freectx_fn *freectx;
+    bool direct; /* all five found: drive the provider directly */
+};
 
-static void free_ctx(void *ctx)
+/* A thread's hashing context: the provider's algorithm context, or an EVP one. */
+struct sha1_ctx {
+    void *algctx;
+    EVP_MD_CTX *evp;
+};
+
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+static struct sha1_impl sha1_impl; /* written once under sha1_once; pthread_once orders it */
+static int sha1_error;             /* likewise: 0, -ENOTSUP or -ENOMEM */
+static pthread_key_t ctx_key;
+static _Thread_local struct sha1_ctx *thread_ctx;
+
+static void free_ctx(void *arg)
 {
-    EVP_MD_CTX_free(ctx);
+    struct sha1_ctx *ctx = arg;
+    if (ctx->algctx != NULL)
+        sha1_impl.freectx(ctx->algctx);
+    EVP_MD_CTX_free(ctx->evp);
+    free(ctx);
+}
+
+/* Whether the ':'-separated name list holds `name`. */
+static bool names_hold(const char *names, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *s = names; s != NULL && *s != '\0';) {
+        const char *end = strchr(s, ':');
+        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
+        if (n == len && strncasecmp(s, name, len) == 0)
+            return true;
+        s = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* Finds the digest functions of the provider behind sha1_impl.md. */
+static void find_dispatch(void)
+{
+    struct sha1_impl *im = &sha1_impl;
+    const OSSL_PROVIDER *prov = EVP_MD_get0_provider(im->md);
+    int no_cache = 0;
+    const OSSL_ALGORITHM *algs =
+        prov != NULL ? OSSL_PROVIDER_query_operation(prov, OSSL_OP_DIGEST, &no_cache) : NULL;
+    if (algs == NULL)
+        return;
+    for (const OSSL_ALGORITHM *a = algs; a->algorithm_names != NULL; a++) {
+        if (!names_hold(a->algorithm_names, "SHA1"))
+            continue;
+        for (const OSSL_DISPATCH *d = a->implementation; d->function_id != 0; d++) {
+            switch (d->function_id) {
+            case OSSL_FUNC_DIGEST_NEWCTX:
+                im->newctx = OSSL_FUNC_digest_newctx(d);
+                break;
+            case OSSL_FUNC_DIGEST_INIT:
+                im->init = OSSL_FUNC_digest_init(d);
+                break;
+            case OSSL_FUNC_DIGEST_UPDATE:
+                im->update = OSSL_FUNC_digest_update(d);
+                break;
+            case OSSL_FUNC_DIGEST_FINAL:
+                im->final = OSSL_FUNC_digest_final(d);
+                break;
+            case OSSL_FUNC_DIGEST_FREECTX:
+                im->freectx = OSSL_FUNC_digest_freectx(d);
+                break;
+            default:
+                break;
+            }
+        }
+        break;
+    }
+    OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_DIGEST, algs);
+    im->provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
+    im->direct = im->newctx != NULL && im->init != NULL && im->update != NULL &&
+                 im->final != NULL && im->freectx != NULL;
 }
 
 static void sha1_fetch(void)
@@ -155,9 +241,22 @@ static void sha1_fetch(void)
         sha1_error = -ENOMEM;
         return;
     }
-    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
-    if (sha1_md == NULL)
+    sha1_impl.md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    if (sha1_impl.md == NULL) {
         sha1_error = -ENOTSUP;
+        return;
+    }
+    /* UTS_SHA1_EVP=1 keeps to EVP: to measure the difference, and to test that path. */
+    const char *evp = getenv("UTS_SHA1_EVP");
+    if (evp == NULL || strcmp(evp, "1") != 0)
+        find_dispatch();
+}
+
+const char *uts_sha1_path(void)
+{
+    if (uts_init() != 0)
+        return "none";
+    return sha1_impl.direct ? "provider" : "evp";
 }
 
 int uts_init(void)
@@ -167,12 +266,15 @@ int uts_init(void)
         return sha1_error;
     if (thread_ctx != NULL)
         return 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    struct sha1_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return -ENOMEM;
-    /* The first init gives the context its algorithm state; later ones reuse it. */
-    if (EVP_DigestInit_ex2(ctx, sha1_md, NULL) != 1 || pthread_setspecific(ctx_key, ctx) != 0) {
-        EVP_MD_CTX_free(ctx);
+    if (sha1_impl.direct)
+        ctx->algctx = sha1_impl.newctx(sha1_impl.provctx);
+    else
+        ctx->evp = EVP_MD_CTX_new();
+    if ((ctx->algctx == NULL && ctx->evp == NULL) || pthread_setspecific(ctx_key, ctx) != 0) {
+        free_ctx(ctx);
         return -ENOMEM;
     }
     thread_ctx = ctx;
@@ -195,10 +297,20 @@ static void sha1(const uint8_t *in, size_t len, uint8_t out[20])
         if (err != 0)
             die("libcrypto SHA-1 unavailable", err);
     }
-    unsigned int outlen;
-    if (EVP_DigestInit_ex2(thread_ctx, sha1_md, NULL) != 1 ||
-        EVP_DigestUpdate(thread_ctx, in, len) != 1 ||
-        EVP_DigestFinal_ex(thread_ctx, out, &outlen) != 1 || outlen != 20)
+    struct sha1_ctx *ctx = thread_ctx;
+    bool ok;
+    if (ctx->algctx != NULL) {
+        size_t outlen;
+        ok = sha1_impl.init(ctx->algctx, NULL) == 1 &&
+             sha1_impl.update(ctx->algctx, in, len) == 1 &&
+             sha1_impl.final(ctx->algctx, out, &outlen, 20) == 1 && outlen == 20;
+    } else {
+        unsigned int outlen;
+        ok = EVP_DigestInit_ex2(ctx->evp, sha1_impl.md, NULL) == 1 &&
+             EVP_DigestUpdate(ctx->evp, in, len) == 1 &&
+             EVP_DigestFinal_ex(ctx->evp, out, &outlen) == 1 && outlen == 20;
+    }
+    if (!ok)
         die("libcrypto SHA-1 failed", -EIO);
 }
 

@@ -28,9 +28,12 @@
  *
  * Every node but a binomial root has at most UTS_MAX_CHILDREN children.
  *
- * The SHA-1 is libcrypto's (OpenSSL 3 EVP): the digest is fetched once per process, and each
- * thread hashes with a context of its own, made on the thread's first hash and freed when the
- * thread exits, so a node costs no allocation.
+ * The SHA-1 is libcrypto's (OpenSSL 3): the digest is fetched once per process (EVP_MD_fetch),
+ * and each thread hashes with a context of its own, made on the thread's first hash and freed
+ * when the thread exits. A node costs one SHA-1 compression and no allocation: the context is
+ * driven through the functions of the provider behind the fetched digest, because OpenSSL
+ * 3.0's EVP_DigestFinal_ex frees what the next EVP_DigestInit_ex2 must allocate again (uts.c
+ * says more).
  *
  * Thread safety: every function may be called from any thread at once; nothing here has state
  * but the fetched digest and the per-thread contexts.
@@ -126,6 +129,14 @@ struct uts_node {
  * offers no SHA-1 (a provider configuration without it), or -ENOMEM.
  */
 int uts_init(void);
+
+/*
+ * How this process hashes: "provider" (the provider's digest functions, no allocation per
+ * node), "evp" (EVP_Digest*, one allocation per node under OpenSSL 3.0; chosen by
+ * UTS_SHA1_EVP=1 in the environment, or when the provider does not list its functions) or
+ * "none" (uts_init fails).
+ */
+const char *uts_sha1_path(void);
 
 /*
  * The root of tree *p. Like uts_child, it aborts the process with a message on stderr if
