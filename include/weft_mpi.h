@@ -162,7 +162,7 @@ typedef struct weft_glb_config {
     unsigned steal_tries;   /* w: random victims a rank tries before its lifelines; 0: 1 */
     size_t max_steal_bytes; /* cap handed to split; 0: 64 KiB */
     int64_t poll_max_ns;    /* longest sleep of the communicating thread between polls while
-                               it waits; 0: 200 us */
+                               it waits; 0: 500 us */
 } weft_glb_config;
 
 /* Sets every field to 0 (the defaults). */
