@@ -22,7 +22,7 @@ fi
 
 # Runs "$@" REPEAT times; prints the best wall time (s) and that run's CPU time (s).
 best() {
-    local b= cpu= i t out tf
+    local b='' cpu='' i t out tf
     tf=$(mktemp)
     for ((i = 0; i < repeat; i++)); do
         out=$(/usr/bin/time -f '%U %S' -o "$tf" "$@" 2>/dev/null)
