@@ -180,6 +180,12 @@ WEFT_API size_t weft_pool_memory(const weft_pool *pool);
 /* Number of workers; 0 for NULL. */
 WEFT_API unsigned weft_pool_size(const weft_pool *pool);
 
+/* Whether submissions to pool are refused with -ESHUTDOWN: weft_pool_shutdown() was called, or
+ * this is a child process forked after the pool was made. Once true it stays true. For code
+ * that accepts work on behalf of a pool (an event source, weft_mpi_future) and must refuse it
+ * as weft_submit would. False for NULL. */
+WEFT_API bool weft_pool_is_shutdown(const weft_pool *pool);
+
 typedef enum { WEFT_SHUTDOWN_DRAIN, WEFT_SHUTDOWN_CANCEL } weft_shutdown_mode;
 
 /* From now on weft_submit() on this pool fails with -ESHUTDOWN. DRAIN lets every task already
@@ -316,6 +322,14 @@ WEFT_API int weft_future_create(weft_future **out);
  * finished, cancelled included: nothing changes). */
 WEFT_API int weft_future_set_result(weft_future *f, void *result);
 WEFT_API int weft_future_set_error(weft_future *f, int code);
+
+/* As weft_future_set_result, and the future takes result over: free_fn(result) runs once, on
+ * the thread that gives back the future's last reference, when the future is freed; readers
+ * may use result until then. For a result that must live exactly as long as the future (a
+ * status record a library fills in, say). On error nothing changes and result still belongs to
+ * the caller. Errors: those of weft_future_set_result, and -EINVAL (free_fn NULL). */
+WEFT_API int weft_future_set_result_owned(weft_future *f, void *result,
+                                          void (*free_fn)(void *result));
 
 /* A continuation: returns 0 on success with its value in *result, or a failure code. */
 typedef int (*weft_then_fn)(weft_future *prev, void *arg, void **result);

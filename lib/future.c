@@ -406,8 +406,17 @@ static void callback_free(struct weft__fnode *n);
  * on_done callbacks on it will never run. They are the only nodes that hold no reference to
  * anything (a gather's, a continuation's or a completion set's node would have kept the
  * promise alive, and waiters take theirs back before they return): free them with it. */
+/* A promise's fn is otherwise unused: weft_future_set_result_owned keeps its result's free
+ * function there, through the generic function type, and promise_free calls it back as what it
+ * was. */
+typedef void (*result_free_fn)(void *result);
+
 static void promise_free(weft_future *f)
 {
+    /* Plain reads: the last reference is gone (weft__future_unref's acq_rel pairs with every
+     * earlier release), so the setter's writes of fn and result happen before this. */
+    if (f->fn != NULL)
+        ((result_free_fn)(void (*)(void))f->fn)(f->result);
     for (struct weft__list *l = f->nodes.next; l != &f->nodes;) {
         struct weft__list *next = l->next;
         struct weft__fnode *n = weft__container_of(l, struct weft__fnode, link);
@@ -435,7 +444,8 @@ int weft_future_create(weft_future **out)
 /* PENDING -> st, for a promise. The setter first claims the future (the SETTING flag, which a
  * cancel and other setters respect), so that only it writes result and code, then publishes
  * them with the final CAS as a task's runner does. */
-static int promise_complete(weft_future *f, weft_state st, int code, void *result)
+static int promise_complete(weft_future *f, weft_state st, int code, void *result,
+                            result_free_fn free_fn)
 {
     if (f == NULL || f->ops != &promise_ops)
         return -EINVAL;
@@ -451,20 +461,29 @@ static int promise_complete(weft_future *f, weft_state st, int code, void *resul
         if (cas_acq_rel(&f->state, &s, s | WEFT_FS_SETTING))
             break;
     }
+    /* Only the claimant writes fn; promise_free reads it after the last reference. */
+    f->fn = free_fn != NULL ? (weft_fn)(void (*)(void))free_fn : NULL;
     weft__future_finish(f, st, code, result); /* as a task's runner does, SETTING cleared */
     return 0;
 }
 
 int weft_future_set_result(weft_future *f, void *result)
 {
-    return promise_complete(f, WEFT_DONE, 0, result);
+    return promise_complete(f, WEFT_DONE, 0, result, NULL);
+}
+
+int weft_future_set_result_owned(weft_future *f, void *result, void (*free_fn)(void *result))
+{
+    if (free_fn == NULL)
+        return -EINVAL;
+    return promise_complete(f, WEFT_DONE, 0, result, free_fn);
 }
 
 int weft_future_set_error(weft_future *f, int code)
 {
     if (code == 0)
         return -EINVAL;
-    return promise_complete(f, WEFT_FAILED, code, NULL);
+    return promise_complete(f, WEFT_FAILED, code, NULL, NULL);
 }
 
 /* --- callbacks --- */

@@ -34,6 +34,14 @@ unsigned weft_pool_size(const weft_pool *pool)
     return pool != NULL ? pool->nworkers : 0;
 }
 
+bool weft_pool_is_shutdown(const weft_pool *pool)
+{
+    if (pool == NULL)
+        return false;
+    /* acquire: pairs with the release in weft_pool_shutdown, as weft_submit's fast refusal */
+    return (ld_acquire(&pool->shutdown) & WEFT_SHUT_CLOSED) || weft__pool_forked(pool);
+}
+
 /* --- creation and teardown --- */
 
 /* Frees everything a pool owns; every part may be missing (creation failed before it).

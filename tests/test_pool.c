@@ -729,7 +729,10 @@ START_TEST(test_shutdown_twice)
         atomic_store(&counts[i], 0);
         ck_assert_int_eq(weft_submit(p, tu_task_count, &counts[i], &fs[i]), 0);
     }
+    ck_assert(!weft_pool_is_shutdown(p));
+    ck_assert(!weft_pool_is_shutdown(NULL));
     ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_DRAIN), 0);
+    ck_assert(weft_pool_is_shutdown(p));
     ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_DRAIN), 0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(weft_future_state(fs[i]), WEFT_PENDING);

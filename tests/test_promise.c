@@ -163,6 +163,62 @@ START_TEST(test_promise_bad_input)
 }
 END_TEST
 
+/* An owned result lives exactly as long as the future: freed once, at the last release, and
+ * never when the set failed (the caller still owns it then). */
+struct owned {
+    atomic_int *freed;
+    int value;
+};
+
+static void owned_free(void *p)
+{
+    struct owned *o = p;
+    atomic_fetch_add(o->freed, 1);
+    free(o);
+}
+
+START_TEST(test_promise_owned_result)
+{
+    atomic_int freed = 0;
+    struct owned *o = malloc(sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    o->freed = &freed;
+    o->value = 42;
+
+    weft_future *f = NULL;
+    ck_assert_int_eq(weft_future_create(&f), 0);
+    ck_assert_int_eq(weft_future_set_result_owned(f, o, NULL), -EINVAL);
+    ck_assert_int_eq(weft_future_set_result_owned(NULL, o, owned_free), -EINVAL);
+    ck_assert_int_eq(weft_future_state(f), WEFT_PENDING);
+    ck_assert_int_eq(weft_future_set_result_owned(f, o, owned_free), 0);
+    ck_assert_int_eq(weft_future_state(f), WEFT_DONE);
+
+    /* A second owned set fails and leaves its result to the caller. */
+    struct owned other = {&freed, 7};
+    ck_assert_int_eq(weft_future_set_result_owned(f, &other, owned_free), -EALREADY);
+
+    /* A gather keeps the child, and with it the result, alive after the user's release. */
+    weft_future *g = NULL;
+    ck_assert_int_eq(weft_gather(&f, 1, 0, &g), 0);
+    weft_future_retain(f);
+    weft_future_release(f);
+    weft_future_release(f);
+    ck_assert_int_eq(tu_ld(&freed), 0);
+    void *r = NULL;
+    ck_assert_int_eq(weft_future_result(g, &r), 0);
+    ck_assert_int_eq(((struct owned *)((void **)r)[0])->value, 42);
+    weft_future_release(g);
+    ck_assert_int_eq(tu_ld(&freed), 1);
+
+    /* A cancelled promise takes nothing over. */
+    ck_assert_int_eq(weft_future_create(&f), 0);
+    ck_assert_int_eq(weft_future_cancel(f), 1);
+    ck_assert_int_eq(weft_future_set_result_owned(f, &other, owned_free), -EALREADY);
+    weft_future_release(f);
+    ck_assert_int_eq(tu_ld(&freed), 1);
+}
+END_TEST
+
 /* A promise released unfinished, with a callback and a gather on it: freed, nothing runs. */
 static void cb_count(weft_future *f, void *data)
 {
@@ -767,6 +823,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_promise_set_result_once);
     tcase_add_test(tc, test_promise_cancel);
+    tcase_add_test(tc, test_promise_owned_result);
     tcase_add_test(tc, test_promise_bad_input);
     tcase_add_test(tc, test_promise_release_unfinished);
     tcase_add_test(tc, test_promise_waits_everywhere);

@@ -7,6 +7,8 @@
 # `pkg-config --static` of weft-static (libweft.a), and with CMake's find_package(weft CONFIG) (weft::weft
 # and weft::weft_static). Then moves the prefix elsewhere and does it all again, since both
 # weft.pc and the CMake package must be relocatable. Exits non-zero on the first failure.
+# When the build has libweft_mpi (weft-mpi.pc installed), a program using it is built with
+# `pkg-config weft-mpi` and with weft::weft_mpi as well, and run as a single MPI process.
 #
 # Environment: CMAKE (default cmake), CC (default cc), PKG_CONFIG (default pkg-config).
 set -euo pipefail
@@ -86,12 +88,15 @@ build_with_pkg_config() {
     expect_ok "$out/app_static"
     echo "ok: pkg-config consumer, static ($prefix)"
 
-    # The README's hello-world, with its two commands as printed there (-std=c11, pkg-config).
+    # The README's hello-world, with its two commands as printed there (-std=c11, pkg-config,
+    # whose output is split into words on purpose).
+    # shellcheck disable=SC2046
     local hello=$here/../../tools/examples/hello.c out_h
     quiet "$CC" -std=c11 "$hello" $("$pkg_config" --cflags --libs weft) -o "$out/hello"
     out_h=$(LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$out/hello") ||
         die "hello exited with $?"
     [[ $out_h == "sum = 2.076674, from "* ]] || die "hello printed: $out_h"
+    # shellcheck disable=SC2046
     quiet "$CC" -std=c11 "$hello" $("$pkg_config" --static --cflags --libs weft-static) \
         -o "$out/hello-static"
     if ldd "$out/hello-static" | grep -q 'libweft'; then
@@ -100,12 +105,33 @@ build_with_pkg_config() {
     out_h=$("$out/hello-static") || die "hello-static exited with $?"
     [[ $out_h == "sum = 2.076674, from "* ]] || die "hello-static printed: $out_h"
     echo "ok: the README's hello, shared and static ($prefix)"
+
+    if [[ -f $pcdir/weft-mpi.pc ]]; then
+        [[ -f $prefix/include/weft_mpi.h ]] || die "weft-mpi.pc without include/weft_mpi.h"
+        if grep -q "$prefix" "$pcdir/weft-mpi.pc"; then
+            die "weft-mpi.pc names its prefix $prefix: not relocatable"
+        fi
+        read -ra cflags <<<"$("$pkg_config" --cflags weft-mpi)"
+        read -ra libs <<<"$("$pkg_config" --libs weft-mpi)"
+        quiet "$CC" -std=c11 -Wall -Wextra -Werror "${cflags[@]}" "$here/consumer_mpi.c" \
+            -o "$out/app_mpi" "${libs[@]}"
+        LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} mpi_env expect_ok "$out/app_mpi"
+        echo "ok: pkg-config consumer of weft-mpi ($prefix)"
+    fi
+}
+
+# Runs a command as a single MPI process: Open MPI wants to be told that root may run it.
+mpi_env() {
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$@"
 }
 
 build_with_cmake() {
-    local prefix=$1 out=$2
+    local prefix=$1 out=$2 expect_mpi=OFF
+    if [[ -n $(find "$prefix" -name weft-mpi.pc) ]]; then
+        expect_mpi=ON
+    fi
     quiet "$cmake" -S "$here/cmake" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCMAKE_BUILD_TYPE=Release
+        -DCMAKE_BUILD_TYPE=Release -DWEFT_EXPECT_MPI=$expect_mpi
     grep -q "^weft_DIR:PATH=$prefix/" "$out/CMakeCache.txt" ||
         die "find_package(weft) did not find the package under $prefix"
     quiet "$cmake" --build "$out"
@@ -113,6 +139,10 @@ build_with_cmake() {
     expect_ok "$out/app"
     expect_ok "$out/app_static"
     echo "ok: CMake consumer, weft::weft and weft::weft_static ($prefix)"
+    if [[ $expect_mpi == ON ]]; then
+        mpi_env expect_ok "$out/app_mpi"
+        echo "ok: CMake consumer, weft::weft_mpi ($prefix)"
+    fi
 }
 
 prefix=$work/prefix
