@@ -43,7 +43,8 @@ export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader}
 # In sanitizer builds: Open MPI's allocations kept until exit are not the example's leaks.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lsan-openmpi.supp:print_suppressions=0
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-openmpi.supp:print_suppressions=0
 
 limit=${WEFT_MPI_TIMEOUT:-120}
 dir=$(mktemp -d)
