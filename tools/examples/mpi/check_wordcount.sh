@@ -37,6 +37,15 @@ if ((EUID == 0)); then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
+# One machine: shared memory between ranks (Open MPI's TCP transport also takes locks in an
+# order ThreadSanitizer reports, inside Open MPI).
+export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader}
+# In sanitizer builds: Open MPI's allocations kept until exit are not the example's leaks.
+export OMPI_MCA_mca_base_component_disable_dlclose=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-openmpi.supp:print_suppressions=0
+
 limit=${WEFT_MPI_TIMEOUT:-120}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -17,9 +17,12 @@
  *      with weft_parallel_reduce on a pool of --threads workers: each range of chunks fills a
  *      hash table, and neighbouring ranges' tables are merged as the reduction combines them.
  *      A chunk owns the words that start in it, reading past its end to finish the last one.
- *   3. The totals are summed with MPI_Reduce, and the tables, flattened, are gathered on rank 0
- *      (MPI_Gatherv), which merges them. All MPI calls come from the main thread
- *      (MPI_THREAD_FUNNELED); the workers never call MPI.
+ *   3. Every other rank sends rank 0 its flattened table. Rank 0 posts the receives before it
+ *      counts its own share, makes each a weft future with weft_mpi_future (libweft_mpi), and
+ *      merges each table as it arrives, on its main thread, while its workers still count:
+ *      early tables cost nothing, and only the last one is merged after the counting ends.
+ *      This needs MPI_THREAD_MULTIPLE (libweft_mpi's progress thread calls MPI too); the
+ *      workers never call MPI.
  *
  * Rank 0 prints
  *   words=N distinct=D files=F bytes=B time_ns=T ranks=R threads=W
@@ -29,8 +32,8 @@
  * with no chunks and no weft, and compares every word's count: "check=ok", or exit status 1.
  *
  * Exit status: 0; 1 for a failed check, an unreadable file or no memory (on every rank, after a
- * message from the rank that saw it); 2 for bad usage. Limits: a rank's flattened table must
- * fit in 2 GiB, as must all of them together, since MPI_Gatherv counts in int.
+ * message from the rank that saw it); 2 for bad usage. Limit: a rank's flattened table must fit
+ * in 2 GiB, since MPI counts in int.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <weft.h>
+#include <weft_mpi.h>
 
 /* ---------------------------------------------------------------------------------------------
  * A word table: open addressing over (hash, count, offset, length) slots, the words' bytes in
@@ -324,11 +328,18 @@ static int count_piece(int fd, off_t off, size_t len, struct table *t)
     return err;
 }
 
+/* No file to blame: an error of memory, not of a file. */
+#define NO_FILE UINT_MAX
+
+/* One rank's share of the work, and its outcome. */
 struct job {
     int *fds; /* this rank's files, open; -1 for the others */
     struct unit *units;
-    atomic_int error; /* the first error: 0 or -errno */
-    atomic_uint error_file;
+    size_t nunits;
+    uint64_t bytes;         /* in this rank's files */
+    struct table *table;    /* the result of count_task */
+    atomic_int error;       /* the first error: 0 or -errno */
+    atomic_uint error_file; /* its file, or NO_FILE */
 };
 
 static void job_fail(struct job *j, int err, unsigned file)
@@ -348,7 +359,7 @@ static void count_units(size_t lo, size_t hi, void *acc, void *ctx)
     if (atomic_load_explicit(&j->error, memory_order_relaxed) != 0)
         return; /* relaxed: only an early exit; the result is discarded anyway */
     if (*t == NULL && (*t = table_new()) == NULL) {
-        job_fail(j, -ENOMEM, j->units[lo].file);
+        job_fail(j, -ENOMEM, NO_FILE);
         return;
     }
     for (size_t u = lo; u < hi; u++) {
@@ -379,8 +390,24 @@ static void merge_tables(void *acc, const void *other, void *ctx)
         from = tmp;
     }
     if (table_merge(*into, from) != 0)
-        job_fail(j, -ENOMEM, 0);
+        job_fail(j, -ENOMEM, NO_FILE);
     table_free(from);
+}
+
+/* The task that counts a rank's chunks: a reduction over them on the pool it runs on. */
+static int count_task(void *arg, void **result)
+{
+    (void)result;
+    struct job *j = arg;
+    struct table *none = NULL;
+    /* Grain 1: a chunk is already a good task, and the files may differ a lot in size. */
+    int err = weft_parallel_reduce(NULL, 0, j->nunits, 1, sizeof(struct table *), &none,
+                                   count_units, merge_tables, j, &j->table);
+    if (err != 0)
+        job_fail(j, err, NO_FILE);
+    else if (j->table == NULL && (j->table = table_new()) == NULL)
+        job_fail(j, -ENOMEM, NO_FILE); /* no chunks here: an empty table */
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -638,10 +665,152 @@ static int report(const struct options *o, const struct table *t, uint64_t bytes
     return status;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Bringing the tables to rank 0
+ *
+ * Every other rank sends rank 0 a header and then, unless it failed, its flattened table. Rank 0
+ * posts the header receives before it starts its own count, makes each receive a future with
+ * weft_mpi_future, and takes them from one completion set together with the future of its own
+ * count. A header makes it post the receive of that rank's table (another future in the set); a
+ * table is merged on the main thread into `remote`, while the workers still count rank 0's own
+ * chunks. So the tables that arrive early are merged while there is still counting to do, and
+ * nobody waits for the slowest rank before merging the rest.
+ */
+
+enum { TAG_HEADER = 1, TAG_TABLE = 2 };
+
+/* The first message: the length of the flattened table that follows (FAILED_LEN: none follows,
+ * the sender failed and said why), the sender's word count and its bytes. */
+#define FAILED_LEN   UINT64_MAX
+#define HEADER_WORDS 3
+
+struct header {
+    uint64_t len, words, bytes;
+};
+
+/* A rank other than 0: its header, then its table. */
+static void send_table(const struct job *j, bool failed, int rank)
+{
+    struct header h = {.len = FAILED_LEN, .words = 0, .bytes = j->bytes};
+    char *flat = NULL;
+    size_t len = 0;
+    if (!failed) {
+        if (table_flatten(j->table, &flat, &len) != 0 || len > INT_MAX)
+            fprintf(stderr, "weft-wordcount: rank %d: cannot send a table of %zu bytes\n", rank,
+                    len);
+        else
+            h = (struct header){.len = len, .words = j->table->words, .bytes = j->bytes};
+    }
+    MPI_Send(&h, HEADER_WORDS, MPI_UINT64_T, 0, TAG_HEADER, MPI_COMM_WORLD);
+    if (h.len != FAILED_LEN)
+        MPI_Send(flat, (int)len, MPI_BYTE, 0, TAG_TABLE, MPI_COMM_WORLD);
+    free(flat);
+}
+
+/* Rank 0's side of the exchange. */
+struct collect {
+    weft_pool *pool;
+    weft_completion *set;
+    struct header *headers; /* by rank */
+    char **tables;          /* by rank: the flattened table being received */
+    struct table *remote;   /* the other ranks' tables, merged */
+    uint64_t words, bytes;  /* the other ranks' totals, from their headers */
+    bool failed;
+};
+
+static void arrived(struct collect *c, const MPI_Status *st);
+
+/* Posts a receive and puts its future in the set. If weft cannot take the request (no memory),
+ * it is waited for here instead, and handled at once. */
+static void post_recv(struct collect *c, void *buf, int count, MPI_Datatype type, int source,
+                      int tag)
+{
+    MPI_Request req;
+    MPI_Irecv(buf, count, type, source, tag, MPI_COMM_WORLD, &req);
+    weft_future *f;
+    if (weft_mpi_future(c->pool, &req, &f) == 0) {
+        if (weft_completion_add(c->set, f) != 0) {
+            void *st;
+            if (weft_future_result(f, &st) == 0)
+                arrived(c, st);
+            else
+                c->failed = true;
+        }
+        weft_future_release(f);
+        return;
+    }
+    MPI_Status st;
+    MPI_Wait(&req, &st);
+    arrived(c, &st);
+}
+
+/* A header or a table has come in. */
+static void arrived(struct collect *c, const MPI_Status *st)
+{
+    int r = st->MPI_SOURCE;
+    struct header *h = &c->headers[r];
+    if (st->MPI_TAG == TAG_HEADER) {
+        c->bytes += h->bytes;
+        if (h->len == FAILED_LEN) {
+            c->failed = true;
+            return;
+        }
+        c->words += h->words;
+        c->tables[r] = malloc(h->len ? h->len : 1);
+        if (c->tables[r] == NULL) {
+            /* The table is on its way and must land somewhere: give up the whole job. */
+            fprintf(stderr, "weft-wordcount: no memory for the table of rank %d\n", r);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        post_recv(c, c->tables[r], (int)h->len, MPI_BYTE, r, TAG_TABLE);
+        return;
+    }
+    if (!c->failed && table_unflatten_into(c->remote, c->tables[r], h->len) != 0) {
+        fprintf(stderr, "weft-wordcount: cannot merge the table of rank %d\n", r);
+        c->failed = true;
+    }
+    free(c->tables[r]);
+    c->tables[r] = NULL;
+}
+
+/* Rank 0: counts its own share on the pool while it receives and merges everyone else's. On
+ * return job->table holds rank 0's count and c->remote the others'. */
+static void count_and_collect(struct collect *c, struct job *job, int nranks)
+{
+    for (int r = 1; r < nranks; r++)
+        post_recv(c, &c->headers[r], HEADER_WORDS, MPI_UINT64_T, r, TAG_HEADER);
+
+    weft_future *own = NULL;
+    int err = weft_submit(c->pool, count_task, job, &own);
+    if (err != 0) {
+        fprintf(stderr, "weft-wordcount: rank 0: weft_submit: %s\n", weft_strerror(err));
+        c->failed = true;
+    } else if (weft_completion_add(c->set, own) != 0) {
+        /* Not in the set: waited for on its own after the loop. */
+    }
+
+    weft_future *f;
+    while (weft_completion_next(c->set, WEFT_FOREVER, &f) == 0) {
+        if (f != own) {
+            void *st;
+            if (weft_future_result(f, &st) == 0)
+                arrived(c, st);
+            else
+                c->failed = true; /* cancelled at MPI_Finalize: not before it, here */
+        }
+        weft_future_release(f);
+    }
+    if (own != NULL) {
+        weft_future_wait(own, WEFT_FOREVER);
+        weft_future_release(own);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int provided, rank, nranks;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    /* MULTIPLE: weft_mpi_future's progress thread calls MPI beside the main thread. */
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
         return 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
@@ -652,9 +821,9 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return status; /* every rank parsed the same arguments and failed alike */
     }
-    if (provided < MPI_THREAD_FUNNELED) {
+    if (provided < MPI_THREAD_MULTIPLE) {
         if (rank == 0)
-            fprintf(stderr, "weft-wordcount: MPI gives no MPI_THREAD_FUNNELED\n");
+            fprintf(stderr, "weft-wordcount: MPI gives no MPI_THREAD_MULTIPLE\n");
         MPI_Finalize();
         return 1;
     }
@@ -664,9 +833,7 @@ int main(int argc, char **argv)
     int *owner = calloc((size_t)o.nfiles, sizeof *owner);
     job.fds = malloc((size_t)o.nfiles * sizeof *job.fds);
     weft_pool *pool = NULL;
-    struct table *mine = NULL, *all = NULL;
-    char *flat = NULL, *gathered = NULL;
-    int *counts = NULL, *displs = NULL;
+    struct collect coll = {.pool = NULL};
     bool failed = sizes == NULL || owner == NULL || job.fds == NULL;
     if (job.fds != NULL)
         for (int f = 0; f < o.nfiles; f++)
@@ -711,9 +878,7 @@ int main(int argc, char **argv)
     MPI_Bcast(sizes, o.nfiles, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     split_files(sizes, o.nfiles, nranks, owner);
 
-    /* 2. This rank's files, in chunks, on the pool. */
-    size_t nunits = 0;
-    uint64_t my_bytes = 0;
+    /* 2. This rank's files, in chunks. */
     for (int f = 0; f < o.nfiles && !failed; f++) {
         if (owner[f] < 0) {
             failed = true;
@@ -725,102 +890,70 @@ int main(int argc, char **argv)
                         strerror(errno));
                 failed = true;
             }
-            nunits += (size_t)((sizes[f] + o.chunk - 1) / o.chunk);
-            my_bytes += sizes[f];
+            job.nunits += (size_t)((sizes[f] + o.chunk - 1) / o.chunk);
+            job.bytes += sizes[f];
         }
     }
     if (!failed) {
-        job.units = malloc((nunits ? nunits : 1) * sizeof *job.units);
+        job.units = malloc((job.nunits ? job.nunits : 1) * sizeof *job.units);
         failed = job.units == NULL;
     }
-    if (!failed) {
-        size_t u = 0;
-        for (int f = 0; f < o.nfiles; f++) {
-            if (owner[f] != rank)
-                continue;
-            for (uint64_t off = 0; off < sizes[f]; off += o.chunk) {
-                uint64_t left = sizes[f] - off;
-                job.units[u++] = (struct unit){.file = (unsigned)f,
-                                               .off = (off_t)off,
-                                               .len = (size_t)(left < o.chunk ? left : o.chunk)};
-            }
-        }
-        struct table *none = NULL;
-        /* Grain 1: a chunk is already a good task, and the files may differ a lot in size. */
-        err = weft_parallel_reduce(pool, 0, nunits, 1, sizeof(struct table *), &none, count_units,
-                                   merge_tables, &job, &mine);
-        if (err != 0) {
-            fprintf(stderr, "weft-wordcount: rank %d: weft_parallel_reduce: %s\n", rank,
-                    weft_strerror(err));
-            failed = true;
-        } else if ((err = atomic_load_explicit(&job.error, memory_order_relaxed)) != 0) {
-            unsigned f = atomic_load_explicit(&job.error_file, memory_order_relaxed);
-            fprintf(stderr, "weft-wordcount: rank %d: %s: %s\n", rank, o.files[f], strerror(-err));
-            failed = true;
-        } else if (mine == NULL && (mine = table_new()) == NULL) {
-            failed = true; /* no units on this rank: an empty table */
-        }
-    }
     if (any_failed(failed))
         goto out;
+    size_t u = 0;
+    for (int f = 0; f < o.nfiles; f++) {
+        if (owner[f] != rank)
+            continue;
+        for (uint64_t off = 0; off < sizes[f]; off += o.chunk) {
+            uint64_t left = sizes[f] - off;
+            job.units[u++] = (struct unit){.file = (unsigned)f,
+                                           .off = (off_t)off,
+                                           .len = (size_t)(left < o.chunk ? left : o.chunk)};
+        }
+    }
 
-    /* 3. Totals by reduction, tables by gathering on rank 0. */
-    uint64_t mine_totals[2] = {mine->words, my_bytes}, totals[2] = {0, 0};
-    MPI_Reduce(mine_totals, totals, 2, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-
-    size_t flat_len = 0;
-    if (table_flatten(mine, &flat, &flat_len) != 0 || flat_len > INT_MAX) {
-        fprintf(stderr, "weft-wordcount: rank %d: table too large to send (%zu bytes)\n", rank,
-                flat_len);
+    /* 3. Count on the pool; rank 0 meanwhile collects and merges the other ranks' tables. */
+    if (rank == 0) {
+        coll.pool = pool;
+        coll.headers = calloc((size_t)nranks, sizeof *coll.headers);
+        coll.tables = calloc((size_t)nranks, sizeof *coll.tables);
+        coll.remote = table_new();
+        err = weft_completion_create(&coll.set);
+        if (coll.headers == NULL || coll.tables == NULL || coll.remote == NULL || err != 0) {
+            /* The other ranks send all the same: nothing can receive it. */
+            fprintf(stderr, "weft-wordcount: rank 0: out of memory\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        count_and_collect(&coll, &job, nranks);
+    } else {
+        err = weft_pool_run(pool, count_task, &job, NULL);
+        if (err != 0)
+            job_fail(&job, err, NO_FILE);
+    }
+    /* relaxed: the count's tasks have finished (weft_pool_run or the future's wait) */
+    if ((err = atomic_load_explicit(&job.error, memory_order_relaxed)) != 0) {
+        unsigned f = atomic_load_explicit(&job.error_file, memory_order_relaxed);
+        fprintf(stderr, "weft-wordcount: rank %d: %s%s%s\n", rank, f == NO_FILE ? "" : o.files[f],
+                f == NO_FILE ? "" : ": ", strerror(-err));
         failed = true;
     }
-    if (any_failed(failed))
-        goto out;
-    int my_len = (int)flat_len;
-    if (rank == 0) {
-        counts = malloc((size_t)nranks * sizeof *counts);
-        displs = malloc((size_t)nranks * sizeof *displs);
-        failed = counts == NULL || displs == NULL;
-    }
-    if (any_failed(failed))
-        goto out;
-    MPI_Gather(&my_len, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (rank == 0) {
-        long long total = 0;
-        for (int r = 0; r < nranks; r++) {
-            displs[r] = (int)total;
-            total += counts[r];
-            if (total > INT_MAX)
-                break;
-        }
-        if (total > INT_MAX) {
-            fprintf(stderr, "weft-wordcount: the tables exceed 2 GiB together\n");
+    if (rank != 0) {
+        send_table(&job, failed, rank);
+    } else if (!failed && !coll.failed) {
+        uint64_t remote_words = coll.remote->words;
+        if (table_merge(job.table, coll.remote) != 0) {
+            fprintf(stderr, "weft-wordcount: rank 0: out of memory while merging\n");
             failed = true;
-        } else if ((gathered = malloc(total ? (size_t)total : 1)) == NULL) {
-            failed = true;
-        }
-    }
-    if (any_failed(failed))
-        goto out;
-    MPI_Gatherv(flat, my_len, MPI_BYTE, gathered, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD);
-
-    if (rank == 0) {
-        /* Rank 0's own table is the start; the others' are merged into it. */
-        all = mine;
-        mine = NULL;
-        for (int r = 1; r < nranks && !failed; r++)
-            if (table_unflatten_into(all, gathered + displs[r], (size_t)counts[r]) != 0)
-                failed = true;
-        uint64_t t1 = now_ns();
-        if (failed) {
-            fprintf(stderr, "weft-wordcount: out of memory while merging\n");
-        } else if (all->words != totals[0]) {
-            fprintf(stderr, "weft-wordcount: merged %llu words, the ranks counted %llu\n",
-                    (unsigned long long)all->words, (unsigned long long)totals[0]);
+        } else if (remote_words != coll.words) {
+            fprintf(stderr, "weft-wordcount: the tables hold %llu words, the ranks counted %llu\n",
+                    (unsigned long long)remote_words, (unsigned long long)coll.words);
             failed = true;
         } else {
-            status = report(&o, all, totals[1], t1 - t0, nranks, threads);
+            uint64_t t1 = now_ns();
+            status = report(&o, job.table, job.bytes + coll.bytes, t1 - t0, nranks, threads);
         }
+    } else {
+        failed = true;
     }
 
 out:
@@ -828,6 +961,7 @@ out:
         status = 1;
     /* The exit status is rank 0's verdict, on every rank. */
     MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    weft_completion_destroy(coll.set);
     weft_pool_destroy(pool);
     if (job.fds != NULL)
         for (int f = 0; f < o.nfiles; f++)
@@ -835,14 +969,15 @@ out:
                 close(job.fds[f]);
     free(job.fds);
     free(job.units);
+    table_free(job.table);
     free(sizes);
     free(owner);
-    table_free(mine);
-    table_free(all);
-    free(flat);
-    free(gathered);
-    free(counts);
-    free(displs);
+    free(coll.headers);
+    if (coll.tables != NULL)
+        for (int r = 0; r < nranks; r++)
+            free(coll.tables[r]);
+    free(coll.tables);
+    table_free(coll.remote);
     MPI_Finalize();
     return status;
 }
