@@ -244,11 +244,16 @@ void weft__run_task(struct weft__worker *w, struct weft__task *t)
         return;
     }
     uint32_t kind = (t->flags & WEFT_TASK_SUBMITTED) ? WEFT_EV_TASK : WEFT_EV_JOIN;
+    /* The slice of the task that called us keeps its label (weft_trace_label) while this one
+     * gets its own. */
+    uint32_t outer = tr->label;
+    tr->label = 0;
     int64_t t0 = weft__now_ns();
     tr->depth++;
     t->run(w, t); /* may free t */
     tr->depth--;
-    weft__trace_add(tr, kind, t0, weft__now_ns() - t0);
+    weft__trace_slice(tr, kind, t0, weft__now_ns() - t0, tr->label);
+    tr->label = outer;
 }
 
 /* Sleeps as weft__park_commit does, and records the sleep as a slice when tracing. */
