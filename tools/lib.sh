@@ -17,7 +17,7 @@ WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # does not pull it in. libjansson-dev: the suites that parse weft's JSON output.
 # clang-format: the formatting check.
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
-    libuv1-dev wrk curl relacy-dev spin libjansson-dev
+    libuv1-dev wrk curl relacy-dev spin libjansson-dev groff-base
     clang clang-format)
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
