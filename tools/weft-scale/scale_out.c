@@ -54,6 +54,8 @@ void scale_compute(scale_result *r)
     if (all != NULL) {
         size_t k = 0;
         for (size_t i = 0; i < r->npoints; i++) {
+            if (r->points[i].nserial == 0)
+                continue; /* serial may be NULL then */
             memcpy(all + k, r->points[i].serial, r->points[i].nserial * sizeof(*all));
             k += r->points[i].nserial;
         }

@@ -782,8 +782,6 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    res.metric_line = rn.metric_line;
-
     if (workspan) {
         /* Default: the most threads measured within the usable cores. */
         if (ws_threads == 0) {
@@ -801,6 +799,7 @@ int main(int argc, char **argv)
         if (!res.have_ws)
             status = 1;
     }
+    res.metric_line = rn.metric_line; /* the extra run may have replaced it */
     scale_compute(&res);
     scale_diagnose(&res);
     scale_print_table(&res, stdout);
