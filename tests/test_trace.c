@@ -9,9 +9,9 @@
  * object) in the Trace Event Format: a thread_name metadata event per worker, "X" slices of
  * category task, join or park with non-negative ts and dur, named by their category or by the
  * label their task gave (weft_trace_label), "i" steal instants, and otherData (dropped_events,
- * the pool, the writing process). With a ring big enough nothing is dropped and the events match the
- * statistics read before destruction: one task slice per task run or skipped, one join slice per
- * stolen join half, one instant per steal. With $WEFT_TRACE_EVENTS=16 and many tasks events are
+ * the pool, the writing process). With a ring big enough nothing is dropped and the events match
+ * the statistics read before destruction: one task slice per task run or skipped, one join slice
+ * per stolen join half, one instant per steal. With $WEFT_TRACE_EVENTS=16 and many tasks events are
  * dropped and each worker keeps at most 16. $WEFT_TRACE applies when trace_path is NULL (and
  * trace_path wins over it); the path is copied at creation; a path that cannot be written does not
  * make destroy fail.
