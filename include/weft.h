@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,7 +102,11 @@ typedef struct weft_config {
      * the default holds a chain of more than 10,000 tasks each waiting on the next. */
     size_t stack_size;
     /* Where to write a Chrome trace-event file of this pool's execution when it is destroyed;
-     * NULL: $WEFT_TRACE if set, else no tracing. Copied at creation. */
+     * NULL: $WEFT_TRACE if set, else no tracing. Copied at creation. In the path, %p becomes
+     * the process id, %n the pool's name and %% a '%'. If this process has already written a
+     * file of that name (another pool did), the pool writes the first of NAME.1.EXT,
+     * NAME.2.EXT, ... it has not; a file left by another process is overwritten. $WEFT_STATS
+     * names its files the same way. */
     const char *trace_path;
     /* 0: no limit. Otherwise the most tasks submitted from threads outside the pool that may be
      * queued or running at once; past it weft_submit() from such a thread returns -EAGAIN (and
@@ -632,9 +637,34 @@ WEFT_API int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker
 
 /* Writes the statistics as one JSON object: {"weft_version", "workers", "submitted_outside",
  * "cancelled_queued", "total": {...}, "per_worker": [{...}, ...]} with the fields of
- * WEFT_WORKER_STATS. fd is a file descriptor open for writing. Errors: -EINVAL (pool NULL,
- * fd < 0), a negative errno from write(2). */
+ * WEFT_WORKER_STATS. fd is a file descriptor open for writing; the text goes straight to it
+ * with write(2), ahead of anything still in a stdio buffer on the same file (fflush(stdout)
+ * first, or use weft_stats_write_json_file). Errors: -EINVAL (pool NULL, fd < 0), a negative
+ * errno from write(2). */
 WEFT_API int weft_stats_write_json(const weft_pool *pool, int fd);
+
+/* The same JSON, written through the stdio stream fp: it lands in order with what the caller
+ * wrote to fp before and after. fp is neither flushed nor closed. Threads: as any stdio call on
+ * fp. Errors: -EINVAL (pool or fp NULL), -EIO (the stream's error indicator is set afterwards:
+ * a write failed, now or earlier; errno tells why). */
+WEFT_API int weft_stats_write_json_file(const weft_pool *pool, FILE *fp);
+
+/* ---------------------------------------------------------------------------------------------
+ * Traces
+ */
+
+/* Names the trace slice of the task (or stolen weft_join half, scope spawn or loop range) that
+ * the calling thread is running, so that the trace shows label instead of "task" or "join"
+ * (the kind stays in the event's "cat"). A later call in the same task replaces the label. The
+ * label is copied (its first 127 bytes), so a buffer the task formats and reuses is fine; each
+ * worker keeps up to 4096 distinct labels. Work a task runs inline (the half of a join nobody
+ * stole, a direct call) belongs to the task's slice: a label given there names that slice.
+ * Returns 1 when the label was recorded, 0 when there is no traced slice to name (the pool is
+ * not tracing, or the caller is not running a task of a pool), without cost beyond a
+ * thread-local read. Cost while tracing: the label's length, hashed, and a copy the first time
+ * a worker sees it. Errors: -EINVAL (label NULL), -ENOSPC (4096 distinct labels on this
+ * worker already), -ENOMEM; the slice then keeps its previous name. */
+WEFT_API int weft_trace_label(const char *label);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* One worker's counters. busy_ns is derived: lifetime minus idle and helping time. */
@@ -73,8 +75,11 @@ int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker_stats *p
 
 /* --- JSON --- */
 
+/* Where the JSON goes: a descriptor, through a buffer of our own, or a stdio stream, through
+ * its buffer (so that it lands in order with the caller's other output on that stream). */
 struct out {
     int fd;
+    FILE *fp;
     int err;
     char buf[4096];
     size_t len;
@@ -83,7 +88,7 @@ struct out {
 static void flush(struct out *o)
 {
     size_t off = 0;
-    while (o->err == 0 && off < o->len) {
+    while (o->fp == NULL && o->err == 0 && off < o->len) {
         ssize_t r = write(o->fd, o->buf + off, o->len - off);
         if (r < 0 && errno == EINTR)
             continue;
@@ -97,10 +102,15 @@ static void flush(struct out *o)
 
 __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
 {
-    if (o->len > sizeof(o->buf) - 256)
-        flush(o);
     va_list ap;
     va_start(ap, fmt);
+    if (o->fp != NULL) {
+        vfprintf(o->fp, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    if (o->len > sizeof(o->buf) - 256)
+        flush(o);
     int n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt, ap);
     va_end(ap);
     if (n > 0)
@@ -119,31 +129,64 @@ static void put_worker(struct out *o, const weft_worker_stats *w)
     put(o, "}");
 }
 
+/* The object of weft_stats_write_json; a file written at destroy has two more members first,
+ * the writing process and the pool's name (head, already JSON). */
+static void put_stats(const weft_pool *pool, struct out *o, const char *head)
+{
+    unsigned n = pool->nworkers;
+    weft_stats s;
+    weft_pool_stats(pool, &s, NULL, 0);
+    int64_t now = weft__now_ns();
+    put(o,
+        "{%s\"weft_version\": \"%s\", \"workers\": %u, \"submitted_outside\": %llu, "
+        "\"cancelled_queued\": %llu, \"total\": ",
+        head, weft_version(), n, (unsigned long long)s.submitted_outside,
+        (unsigned long long)s.cancelled_queued);
+    put_worker(o, &s.total);
+    put(o, ", \"per_worker\": [");
+    for (unsigned i = 0; i < n; i++) {
+        weft_worker_stats w;
+        read_worker(&pool->workers[i], now, &w);
+        put(o, i == 0 ? "\n  " : ",\n  ");
+        put_worker(o, &w);
+    }
+    put(o, "]}\n");
+}
+
 int weft_stats_write_json(const weft_pool *pool, int fd)
 {
     if (pool == NULL || fd < 0)
         return -EINVAL;
-    unsigned n = pool->nworkers;
     struct out o = {.fd = fd};
-    weft_stats s;
-    weft_pool_stats(pool, &s, NULL, 0);
-    int64_t now = weft__now_ns();
-    put(&o,
-        "{\"weft_version\": \"%s\", \"workers\": %u, \"submitted_outside\": %llu, "
-        "\"cancelled_queued\": %llu, \"total\": ",
-        weft_version(), n, (unsigned long long)s.submitted_outside,
-        (unsigned long long)s.cancelled_queued);
-    put_worker(&o, &s.total);
-    put(&o, ", \"per_worker\": [");
-    for (unsigned i = 0; i < n; i++) {
-        weft_worker_stats w;
-        read_worker(&pool->workers[i], now, &w);
-        put(&o, i == 0 ? "\n  " : ",\n  ");
-        put_worker(&o, &w);
-    }
-    put(&o, "]}\n");
+    put_stats(pool, &o, "");
     flush(&o);
     return o.err;
+}
+
+int weft_stats_write_json_file(const weft_pool *pool, FILE *fp)
+{
+    if (pool == NULL || fp == NULL)
+        return -EINVAL;
+    struct out o = {.fd = -1, .fp = fp};
+    put_stats(pool, &o, "");
+    return ferror(fp) ? -EIO : 0;
+}
+
+/* --- labels of trace slices --- */
+
+int weft_trace_label(const char *label)
+{
+    if (label == NULL)
+        return -EINVAL;
+    struct weft__worker *w = weft__me();
+    /* The ring belongs to whichever thread holds the worker, which is the caller. */
+    if (w == NULL || w->tr == NULL || w->tr->depth == 0)
+        return 0;
+    int id = weft__trace_intern(w->tr, label);
+    if (id < 0)
+        return id;
+    w->tr->label = (uint32_t)id;
+    return 1;
 }
 
 /* --- files written at destroy: the trace and the statistics --- */
@@ -174,44 +217,150 @@ static void expand_path(const char *tmpl, const weft_pool *pool, char *out, size
     out[k < len ? k : len - 1] = '\0';
 }
 
+/* Which process writes: "<pid>.<start>", its start time (field 22 of /proc/self/stat, clock
+ * ticks after boot) telling it from an earlier process that had the same id (in a container,
+ * each run may well get the same pid). Read when a file is written, so that no state is kept. */
+static void writer_id(char *buf, size_t len)
+{
+    unsigned long long start = 0;
+    FILE *fp = fopen("/proc/self/stat", "re");
+    if (fp != NULL) {
+        char line[1024];
+        if (fgets(line, sizeof(line), fp) != NULL) {
+            /* The command name (field 2) may hold spaces and parentheses: count from the last
+             * ')'. Field 3 follows it; the start time is field 22. */
+            char *p = strrchr(line, ')');
+            for (int field = 3; p != NULL && field <= 22; field++) {
+                p = strchr(p + 1, ' ');
+                if (p != NULL && field == 22)
+                    start = strtoull(p + 1, NULL, 10);
+            }
+        }
+        fclose(fp);
+    }
+    snprintf(buf, len, "%ld.%llu", (long)getpid(), start);
+}
+
+/* path with ".k" before its extension: trace.json -> trace.1.json, trace -> trace.1 (the
+ * extension is the last '.' of the last component, unless it starts that component). */
+static void numbered(const char *path, unsigned k, char *out, size_t len)
+{
+    if (k == 0) {
+        snprintf(out, len, "%s", path);
+        return;
+    }
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (dot == NULL || dot == base)
+        dot = base + strlen(base);
+    snprintf(out, len, "%.*s.%u%s", (int)(dot - path), path, k, dot);
+}
+
+/* Opens the file a pool of this process writes for the template path: the expanded path, or,
+ * if this very process already wrote a file of that name (another pool did), the first of
+ * path.1, path.2, ... (before the extension) that it did not write. A file an earlier run left
+ * is overwritten, as perf and LLVM's profiles overwrite theirs. The file stays locked (flock)
+ * until it is closed, so that pools destroyed at the same time, in this process or another,
+ * take names one after the other. *used receives the name. */
+static int open_own_file(const char *path, const char *writer, FILE **out, char *used, size_t len)
+{
+    char mark[96];
+    snprintf(mark, sizeof(mark), "\"writer\": \"%s\"", writer);
+    for (unsigned k = 0; k < 1000; k++) {
+        numbered(path, k, used, len);
+        int fd = open(used, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+        /* A file system without locks (ENOLCK) still gets its file, unordered. */
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+        char head[512];
+        ssize_t got = pread(fd, head, sizeof(head) - 1, 0);
+        head[got > 0 ? got : 0] = '\0';
+        if (strstr(head, mark) != NULL) {
+            close(fd); /* this process's own file: try the next name */
+            continue;
+        }
+        FILE *fp = ftruncate(fd, 0) == 0 ? fdopen(fd, "w") : NULL;
+        if (fp == NULL) {
+            int err = -errno;
+            close(fd);
+            return err;
+        }
+        *out = fp;
+        return 0;
+    }
+    return -EEXIST;
+}
+
+static int close_file(FILE *fp, int rc)
+{
+    if (ferror(fp) && rc == 0)
+        rc = -EIO;
+    if (fclose(fp) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The pool's name with the characters JSON would need escaped replaced: tracks and files say
+ * which pool they are. */
+static void json_safe(char *s)
+{
+    for (char *c = s; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x80)
+            *c = '_';
+    }
+}
+
 void weft__pool_write_stats(weft_pool *pool)
 {
-    char path[4096];
-    expand_path(pool->stats_path, pool, path, sizeof(path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd >= 0 ? weft_stats_write_json(pool, fd) : -errno;
-    if (fd >= 0 && close(fd) != 0 && rc == 0)
-        rc = -errno;
+    char tmpl[4096], path[4096], writer[64], name[sizeof(pool->name)], head[160];
+    expand_path(pool->stats_path, pool, tmpl, sizeof(tmpl));
+    writer_id(writer, sizeof(writer));
+    memcpy(name, pool->name, sizeof(name));
+    json_safe(name);
+    snprintf(head, sizeof(head), "\"writer\": \"%s\", \"pool\": \"%s\", ", writer, name);
+    FILE *fp = NULL;
+    int rc = open_own_file(tmpl, writer, &fp, path, sizeof(path));
+    if (rc == 0) {
+        struct out o = {.fd = -1, .fp = fp};
+        put_stats(pool, &o, head);
+        rc = close_file(fp, 0);
+    }
     if (rc != 0)
         weft__debug("could not write the statistics to %s: %s", path, strerror(-rc));
 }
 
-/* Writes the trace, with tracks named as the threads are, characters JSON would need escaped
- * replaced. */
+/* Writes the trace, with tracks named as the threads are. */
 void weft__pool_write_trace(weft_pool *pool)
 {
     unsigned n = pool->nworkers;
     const struct weft__trace **t = weft__mem_alloc(&pool->mem, 0, n * sizeof(*t));
     const char **names = weft__mem_alloc(&pool->mem, 0, n * sizeof(*names));
     char *store = weft__mem_alloc(&pool->mem, 0, (size_t)n * 32);
+    char tmpl[4096], path[4096], writer[64], name[sizeof(pool->name)];
+    expand_path(pool->trace_path, pool, tmpl, sizeof(tmpl));
+    snprintf(path, sizeof(path), "%s", tmpl);
     int rc = -ENOMEM;
     if (t != NULL && names != NULL && store != NULL) {
         for (unsigned i = 0; i < n; i++) {
             t[i] = &pool->traces[i];
             char *nm = store + 32 * (size_t)i;
             weft__worker_name(pool, i, nm);
-            for (char *c = nm; *c != '\0'; c++) {
-                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
-                    *c = '_';
-            }
+            json_safe(nm);
             names[i] = nm;
         }
-        char path[4096];
-        expand_path(pool->trace_path, pool, path, sizeof(path));
-        rc = weft__trace_write(path, t, names, n);
-        if (rc != 0)
-            weft__debug("could not write the trace to %s: %s", path, strerror(-rc));
+        writer_id(writer, sizeof(writer));
+        memcpy(name, pool->name, sizeof(name));
+        json_safe(name);
+        FILE *fp = NULL;
+        rc = open_own_file(tmpl, writer, &fp, path, sizeof(path));
+        if (rc == 0)
+            rc = close_file(fp, weft__trace_write(fp, writer, name, t, names, n));
     }
+    if (rc != 0)
+        weft__debug("could not write the trace to %s: %s", path, strerror(-rc));
     weft__mem_free(&pool->mem, t);
     weft__mem_free(&pool->mem, names);
     weft__mem_free(&pool->mem, store);

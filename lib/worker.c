@@ -307,19 +307,31 @@ static struct weft__task *acquire_task(struct weft__worker *w)
     return decide(w, find_task(w));
 }
 
-void weft__run_task(struct weft__worker *w, struct weft__task *t)
+/* weft__run_task while tracing: the task's slice, with its label. Out of line, so that the
+ * untraced path keeps a prologue of its own (no registers saved for this one). */
+__attribute__((noinline, cold)) static void run_traced(struct weft__worker *w, struct weft__task *t,
+                                                       struct weft__trace *tr)
 {
-    struct weft__trace *tr = w->tr;
-    if (__builtin_expect(tr == NULL, 1)) {
-        t->run(w, t);
-        return;
-    }
     uint32_t kind = (t->flags & WEFT_TASK_SUBMITTED) ? WEFT_EV_TASK : WEFT_EV_JOIN;
+    /* The slice of the task that called us keeps its label (weft_trace_label) while this one
+     * gets its own. */
+    uint32_t outer = tr->label;
+    tr->label = 0;
     int64_t t0 = weft__now_ns();
     tr->depth++;
     t->run(w, t); /* may free t */
     tr->depth--;
-    weft__trace_add(tr, kind, t0, weft__now_ns() - t0);
+    weft__trace_slice(tr, kind, t0, weft__now_ns() - t0, tr->label);
+    tr->label = outer;
+}
+
+void weft__run_task(struct weft__worker *w, struct weft__task *t)
+{
+    struct weft__trace *tr = w->tr;
+    if (__builtin_expect(tr == NULL, 1))
+        t->run(w, t);
+    else
+        run_traced(w, t, tr);
 }
 
 /* Sleeps as weft__park_commit does, and records the sleep as a slice when tracing. */

@@ -17,7 +17,8 @@
  * tests/jsoncheck.h) without NUL bytes and ending with a newline, with the header's keys, each
  * once, `workers` per-worker objects and in each object exactly the fields of WEFT_WORKER_STATS
  * (the expected names come from the X-macro itself), values equal to weft_pool_stats; bad and
- * unwritable descriptors.
+ * unwritable descriptors. weft_stats_write_json_file: the JSON in order with the stream's other
+ * output. $WEFT_STATS: a file per pool (%n, %p, or numbered when the process already wrote one).
  *
  * weft_machine_query and weft_bind_plan: sane values, CPUs inside the affinity mask, -EINVAL.
  *
@@ -1259,6 +1260,123 @@ START_TEST(test_stats_file_at_destroy)
 }
 END_TEST
 
+/* Reads the statistics file at path: one JSON text with the pool's name and workers, the writing
+ * process, and tasks_run in total. Test thread only; the caller releases the tree. */
+static json_t *st_load_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    ck_assert_msg(fd >= 0, "no statistics file %s", path);
+    size_t len = 0;
+    char *text = tu_read_fd(fd, &len);
+    close(fd);
+    ck_assert_ptr_nonnull(text);
+    json_error_t err;
+    json_t *doc = jc_parse(text, len, &err);
+    ck_assert_msg(doc != NULL, "%s: %s", path, err.text);
+    free(text);
+    ck_assert(json_is_object(doc));
+    return doc;
+}
+
+/* $WEFT_STATS without %n or %p: the second pool of the process writes st.1.json instead of
+ * overwriting the first's st.json; a file another process left is overwritten. */
+START_TEST(test_stats_numbered_files)
+{
+    char dir[] = "/tmp/weft-stats-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char tmpl[256], f[3][256];
+    snprintf(tmpl, sizeof(tmpl), "%s/st.json", dir);
+    snprintf(f[0], sizeof(f[0]), "%s/st.json", dir);
+    snprintf(f[1], sizeof(f[1]), "%s/st.1.json", dir);
+    snprintf(f[2], sizeof(f[2]), "%s/st.2.json", dir);
+    FILE *old = fopen(f[0], "w");
+    ck_assert_ptr_nonnull(old);
+    fputs("{\"writer\": \"1.1\", \"pool\": \"old\"}\n", old); /* an earlier run's */
+    fclose(old);
+    tu_env_saved e = tu_env_set("WEFT_STATS", tmpl);
+    const char *names[2] = {"alpha", "beta"};
+    for (int k = 0; k < 2; k++) {
+        weft_pool *p = tu_pool_new((unsigned)k + 1, names[k]);
+        atomic_int ran;
+        atomic_init(&ran, 0);
+        for (int i = 0; i < 100 * (k + 1); i++)
+            ck_assert_int_eq(weft_submit(p, tu_task_count, &ran, NULL), 0);
+        tu_pool_free(p);
+        ck_assert_int_eq(atomic_load(&ran), 100 * (k + 1));
+    }
+    tu_env_restore(&e);
+    char writer[64] = "";
+    for (int k = 0; k < 2; k++) {
+        json_t *doc = st_load_file(f[k]);
+        ck_assert_str_eq(json_string_value(json_object_get(doc, "pool")), names[k]);
+        const char *w = json_string_value(json_object_get(doc, "writer"));
+        ck_assert_ptr_nonnull(w);
+        if (k == 0)
+            snprintf(writer, sizeof(writer), "%s", w);
+        ck_assert_str_eq(w, writer);
+        ck_assert_int_eq(json_integer_value(json_object_get(doc, "workers")), k + 1);
+        json_t *total = json_object_get(doc, "total");
+        ck_assert_int_eq(json_integer_value(json_object_get(total, "tasks_run")), 100 * (k + 1));
+        json_decref(doc);
+        unlink(f[k]);
+    }
+    ck_assert_int_ne(access(f[2], F_OK), 0);
+    rmdir(dir);
+}
+END_TEST
+
+/* weft_stats_write_json_file: the JSON lands in the stream between what was written before and
+ * after it (weft_stats_write_json on the stream's descriptor would come before the buffered
+ * "before"); bad arguments; a stream that cannot be written. */
+START_TEST(test_stats_write_json_file)
+{
+    weft_pool *p = tu_pool_new(2, "stf");
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    weft_future *fs[50];
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(weft_submit(p, tu_task_count, &ran, &fs[i]), 0);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(weft_future_result(fs[i], NULL), 0);
+        weft_future_release(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&ran), 50);
+
+    FILE *fp = tmpfile();
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_eq(setvbuf(fp, NULL, _IOFBF, 1 << 16), 0); /* all of it stays buffered */
+    fputs("before\n", fp);
+    ck_assert_int_eq(weft_stats_write_json_file(p, fp), 0);
+    fputs("after\n", fp);
+    ck_assert_int_eq(fflush(fp), 0);
+    size_t len = 0;
+    ck_assert_int_eq((int)lseek(fileno(fp), 0, SEEK_SET), 0);
+    char *text = tu_read_fd(fileno(fp), &len);
+    fclose(fp);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(len > 13 && strncmp(text, "before\n", 7) == 0 &&
+                      strcmp(text + len - 6, "after\n") == 0,
+                  "out of order:\n%s", text);
+    json_error_t err;
+    json_t *doc = jc_parse(text + 7, len - 13, &err);
+    ck_assert_msg(doc != NULL, "%s:\n%s", err.text, text);
+    json_t *total = json_object_get(doc, "total");
+    ck_assert_int_eq(json_integer_value(json_object_get(total, "tasks_run")), 50);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "workers")), 2);
+    ck_assert_ptr_null(json_object_get(doc, "writer")); /* only files written at destroy */
+    json_decref(doc);
+    free(text);
+
+    ck_assert_int_eq(weft_stats_write_json_file(NULL, stdout), -EINVAL);
+    ck_assert_int_eq(weft_stats_write_json_file(p, NULL), -EINVAL);
+    FILE *ro = fopen("/dev/null", "r"); /* writes fail: the error indicator is set */
+    ck_assert_ptr_nonnull(ro);
+    ck_assert_int_eq(weft_stats_write_json_file(p, ro), -EIO);
+    fclose(ro);
+    tu_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stats");
@@ -1289,6 +1407,8 @@ int main(void)
     tcase_add_test(tc, test_bind_plan);
     tcase_add_test(tc, test_bind_plan_matches_pool);
     tcase_add_test(tc, test_stats_file_at_destroy);
+    tcase_add_test(tc, test_stats_numbered_files);
+    tcase_add_test(tc, test_stats_write_json_file);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);

@@ -3,20 +3,31 @@
 # Usage: test_tools.sh info WEFT_INFO
 #        test_tools.sh scale WEFT_SCALE WEFT_WORK
 #        test_tools.sh scale_fail WEFT_SCALE
+#        test_tools.sh scale_rows WEFT_SCALE
+#        test_tools.sh scale_workspan WEFT_SCALE
+#        test_tools.sh scale_mpi WEFT_SCALE
 #        test_tools.sh profile RUN_ALL WEFT_SCALE WEFT_WORK WEFT_INFO
 #
 # Tests of the tools (tools/weft-info, tools/weft-scale) and of the benchmark driver
 # (bench/run_all.sh), registered from tools/CMakeLists.txt as tools_info, tools_scale,
-# tools_scale_fail and tools_profile:
+# tools_scale_fail, tools_scale_rows, tools_scale_workspan, tools_scale_mpi and tools_profile:
 #   info        weft-info runs; --json is valid JSON with the expected keys, and follows
 #               $WEFT_THREADS and -t
 #   scale       weft-scale on weft-work and on commands whose output is known: the CSV header
 #               and rows, the JSON, the SVG (well-formed XML with the data and ideal lines),
-#               speedup exactly 1 and no Karp-Flatt value at one thread, WEFT_THREADS reaching
-#               the child, --metric and --match
+#               speedup exactly 1 and no Karp-Flatt value at one thread nor past the cores,
+#               WEFT_THREADS reaching the child, --metric and --match, no warning for a
+#               program that follows WEFT_THREADS, --progress
 #   scale_fail  a command failing at every or at one thread count, one that cannot be run, a
 #               timeout, a signal, a missing metric: weft-scale exits 1 and names the counts;
 #               usage errors exit 2
+#   scale_rows  --match by whole key=value words (not impl=weft1, and two rows passing is an
+#               error), the serial baseline (--baseline, or derived from --match) and the
+#               speedup against it, warnings for programs that fix their own thread count
+#   scale_workspan  --workspan with a stand-in that writes WEFT_WORKSPAN's JSON: the bounds,
+#               the burdened estimate and its ratio to the measured speedups, the log plot
+#   scale_mpi   --mpi with a stand-in mpirun in front of PATH (ranks x threads, speedup against
+#               1 x 1, a line per rank count), then one real mpirun run when Open MPI is there
 #   profile     bench/run_all.sh over a build tree of stand-ins, as it is (-N): the scaling
 #               profile (-s: outputs, trace, failure report) and the comparison table
 # Needs python3 (JSON and XML checks); exits 77, which CTest reports as skipped, without it.
@@ -138,13 +149,15 @@ check_outputs() {
     done
     [[ -s $prefix.csv ]] || return 0
     header=$(head -n 1 "$prefix.csv")
-    [[ $header == threads,runs,median_ns,min_ns,max_ns,speedup,efficiency,karp_flatt ]] ||
+    [[ $header == threads,runs,median_ns,min_ns,max_ns,speedup,efficiency,karp_flatt,abs_speedup,ranks,oversubscribed,estimate ]] ||
         fail "CSV header is '$header'"
     py "CSV, JSON and SVG of $prefix" '
 import csv, json, sys
 import xml.etree.ElementTree as ET
 prefix, counts = sys.argv[1], [int(c) for c in sys.argv[2:]]
 rows = list(csv.DictReader(open(prefix + ".csv")))
+d = json.load(open(prefix + ".json"))
+cores = d["cores"]
 assert [int(r["threads"]) for r in rows] == counts, [r["threads"] for r in rows]
 one = rows[0]
 assert float(one["speedup"]) == 1.0, "speedup at p=1 is " + one["speedup"]
@@ -155,18 +168,23 @@ def close(a, b):  # the CSV rounds to 6 decimals; the Karp-Flatt value amplifies
 for r in rows:
     assert float(r["min_ns"]) <= float(r["median_ns"]) <= float(r["max_ns"]), r
     p, s = int(r["threads"]), float(r["speedup"])
+    assert r["ranks"] == "1", r
     assert close(float(r["efficiency"]), s / p), r
-    if p > 1:
+    assert r["oversubscribed"] == ("1" if p > cores else "0"), (r, cores)
+    if p > cores:
+        assert r["karp_flatt"] == "", "Karp-Flatt past the cores: " + repr(r)
+    elif p > 1:
         e = (1 / s - 1 / p) / (1 - 1 / p)
         assert close(float(r["karp_flatt"]), e), r
 
-d = json.load(open(prefix + ".json"))
-for k in ("command", "metric", "runs_per_count", "cores", "results", "weft_version"):
+for k in ("command", "metric", "runs_per_count", "cores", "results", "weft_version",
+          "warnings", "serial_ns", "baseline", "workspan", "mpi"):
     assert k in d, "no key " + k
 res = d["results"]
 assert [x["threads"] for x in res] == counts
 assert all(len(x["samples_ns"]) == x["runs"] == d["runs_per_count"] for x in res)
 assert res[0]["speedup"] == 1.0 and res[0]["karp_flatt"] is None
+assert all((x["karp_flatt"] is None) == (x["threads"] == 1 or x["threads"] > cores) for x in res)
 
 ns = "{http://www.w3.org/2000/svg}"
 svg = ET.parse(prefix + ".svg").getroot()
@@ -180,6 +198,7 @@ assert "threads" in texts and "speedup" in texts, "axis labels missing"
 over = d["cores"] < max(counts)
 ids = {e.get("id") for e in svg.iter()}
 assert ("cores" in ids) == over and ("oversubscribed" in ids) == over, (over, ids)
+assert ("abs-speedup" in lines) == (d["serial_ns"] is not None), sorted(k for k in lines if k)
 ' "$prefix" "${counts[@]}"
 }
 
@@ -193,6 +212,17 @@ test_scale() {
         grep -q '^work=reduce .* threads=2 ' "$tmp/w.log" ||
             fail "weft-work did not see WEFT_THREADS=2"
         grep -q 'speedup' "$tmp/out" || fail "no table on stdout"
+        grep -q "WEFT_THREADS = '2' (from \\\$WEFT_THREADS)" "$tmp/w.log" ||
+            fail "the child did not run with WEFT_DISPLAY_ENV"
+        py "no warnings for weft-work" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["warnings"] == [], d["warnings"]
+assert all(x["pools_seen_runs"] == x["runs"] for x in d["results"]), d["results"]
+' "$tmp/w.json"
+        if grep -q warning "$tmp/out" "$tmp/err"; then
+            fail "a warning for weft-work"
+        fi
     fi
 
     # The same program timed by its own metric, on the matching lines only.
@@ -219,7 +249,7 @@ for r in rows:
     p = int(r["threads"])
     assert float(r["median_ns"]) == 1000 // p, r
     assert abs(float(r["speedup"]) - p) < 1e-6 and abs(float(r["efficiency"]) - 1) < 1e-6, r
-    assert p == 1 or abs(float(r["karp_flatt"])) < 1e-6, r
+    assert p == 1 or r["oversubscribed"] == "1" or abs(float(r["karp_flatt"])) < 1e-6, r
 ' "$tmp/k.csv"
     fi
 
@@ -237,11 +267,276 @@ for r in rows:
     fi
     if expect_status 0 "$scale" -T 3 -r 1 -o "$tmp/a" -- true; then
         check_outputs "$tmp/a" 1 3
-        grep -q '1 thread added' "$tmp/err" || fail "no notice that 1 was added"
+        grep -q '1 added to the -T list' "$tmp/err" || fail "no notice that 1 was added"
     fi
     # A title with characters XML and JSON must escape.
     if expect_status 0 "$scale" -q -T 1 -r 1 -t 'a <b> & "c" é \ x' -o "$tmp/e" -- true; then
         check_outputs "$tmp/e" 1
+    fi
+
+    # Progress: none when stderr is not a terminal, unless asked; then a line per run, with
+    # the time left once a run has been timed.
+    if expect_status 0 "$scale" -q -T 1,2 -r 2 -o "$tmp/g" -- true; then
+        if grep -q 'runs (' "$tmp/err"; then
+            fail "progress lines without a terminal"
+        fi
+    fi
+    if expect_status 0 "$scale" -q --progress -T 1,2 -r 2 -o "$tmp/g" -- true; then
+        [[ $(grep -c '^weft-scale: [0-4]/4 runs (' "$tmp/err") == 4 ]] ||
+            fail "--progress: not one line per run: $(cat "$tmp/err")"
+        grep -q '^weft-scale: 3/4 runs (2 threads, run 2/2), .* about .* left' "$tmp/err" ||
+            fail "--progress: no time left"
+        grep -q '^weft-scale: 4 runs in ' "$tmp/err" || fail "--progress: no closing line"
+    fi
+    if expect_status 0 "$scale" -q --progress --no-progress -T 1 -r 1 -o "$tmp/g" -- true; then
+        [[ ! -s $tmp/err ]] || fail "--no-progress: $(cat "$tmp/err")"
+    fi
+}
+
+# write_rows FILE: a stand-in benchmark: serial 1000 ns; the weft row 2000/p ns, so speedup p
+# against 1 thread and p/2 against serial; rows that a loose filter would also take
+# (variant=join, impl=weft1).
+write_rows() {
+    cat >"$1" <<'PROG'
+#!/bin/sh
+p=${WEFT_THREADS:-1}
+echo "bench=x case=a impl=serial variant=default threads=1 median_ns=1000"
+echo "bench=x case=a impl=weft variant=default threads=$p median_ns=$((2000 / p))"
+echo "bench=x case=a impl=weft variant=join threads=$p median_ns=99999"
+echo "bench=x case=a impl=weft1 variant=default threads=1 median_ns=5"
+PROG
+    chmod +x "$1"
+}
+
+test_scale_rows() {
+    local scale=$1 prog=$tmp/rows cores
+    write_rows "$prog"
+
+    # impl=weft passes two rows: an error that names both, not the time of the last one.
+    if expect_status 1 "$scale" -q -T 1,2 -r 1 -m median_ns -M 'impl=weft' -o "$tmp/a" -- "$prog"; then
+        grep -q 'two different rows' "$tmp/err" || fail "ambiguous rows not reported"
+        grep -q 'variant=join' "$tmp/err" || fail "the other row is not named"
+    fi
+    # Whole words: variant=def matches nothing.
+    if expect_status 1 "$scale" -q -T 1 -r 1 -m median_ns -M 'impl=weft variant=def' -o "$tmp/b" \
+        -- "$prog"; then
+        grep -q 'no median_ns=' "$tmp/err" || fail "a partial word matched"
+    fi
+    # The right row, and the serial baseline derived from --match.
+    if expect_status 0 "$scale" -q -T 1,2 -r 2 -m median_ns -M ' impl=weft variant=default ' \
+        -o "$tmp/c" -- "$prog"; then
+        check_outputs "$tmp/c" 1 2
+        grep -q 'vs serial' "$tmp/out" || fail "no speedup against serial in the table"
+        py "rows and baseline" '
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1] + ".csv")))
+for r in rows:
+    p = int(r["threads"])
+    assert float(r["median_ns"]) == 2000 // p, r
+    assert abs(float(r["speedup"]) - p) < 1e-6, r
+    assert abs(float(r["abs_speedup"]) - p / 2) < 1e-6, r
+d = json.load(open(sys.argv[1] + ".json"))
+assert d["baseline"] == "impl=serial variant=default", d["baseline"]
+assert d["serial_ns"] == 1000, d["serial_ns"]
+assert all(x["serial_ns"] == [1000, 1000] for x in d["results"]), d["results"]
+assert all(x["reported_threads"] == x["threads"] for x in d["results"])
+assert d["warnings"] == [], d["warnings"]
+' "$tmp/c"
+    fi
+    # -B none: no baseline; an explicit one that matches nothing fails the runs.
+    if expect_status 0 "$scale" -q -T 1,2 -r 1 -m median_ns -M 'impl=weft variant=default' \
+        -B none -o "$tmp/d" -- "$prog"; then
+        check_outputs "$tmp/d" 1 2
+        py "no baseline" '
+import csv, sys
+assert all(r["abs_speedup"] == "" for r in csv.DictReader(open(sys.argv[1])))
+' "$tmp/d.csv"
+    fi
+    if expect_status 1 "$scale" -q -T 1 -r 1 -m median_ns -M 'impl=weft variant=default' \
+        -B 'impl=nothing' -o "$tmp/e" -- "$prog"; then
+        grep -q 'no line passes --baseline' "$tmp/err" || fail "missing baseline not reported"
+    fi
+    # A regular expression still works as one.
+    if expect_status 0 "$scale" -q -T 1,2 -r 1 -m median_ns -M '^bench=x .*impl=weft variant=d' \
+        -o "$tmp/f" -- "$prog"; then
+        check_outputs "$tmp/f" 1 2
+    fi
+    expect_status 2 "$scale" -q -B x -- true || true
+    expect_status 2 "$scale" -q -m t -M '   ' -- true || true
+
+    # A program whose pools take their size from weft_config.threads, whatever WEFT_THREADS
+    # says (as WEFT_DISPLAY_ENV prints it).
+    cat >"$tmp/fixed" <<'PROG'
+#!/bin/sh
+echo "WEFT DISPLAY ENVIRONMENT BEGIN" >&2
+echo "  WEFT_THREADS = '4' (from weft_config.threads)" >&2
+echo "WEFT DISPLAY ENVIRONMENT END" >&2
+echo "t_ns=1000"
+PROG
+    chmod +x "$tmp/fixed"
+    if expect_status 0 "$scale" -q -T 1,2,3 -r 1 -m t_ns -o "$tmp/g" -- "$tmp/fixed"; then
+        grep -q 'warning: at WEFT_THREADS=2,3 no pool .* had that many workers (the largest had 4, set by weft_config.threads)' \
+            "$tmp/err" || fail "a fixed thread count not reported: $(cat "$tmp/err")"
+        grep -q '^warning: ' "$tmp/out" || fail "the warning is not under the table"
+        py "warning in the JSON" '
+import json, sys
+w = json.load(open(sys.argv[1]))["warnings"]
+assert len(w) == 1 and "sets its own thread count" in w[0], w
+' "$tmp/g.json"
+    fi
+    # One that reports its own thread count on the line timed.
+    if expect_status 0 "$scale" -q -T 1,2 -r 1 -m t_ns -o "$tmp/h" -- echo "threads=1 t_ns=10"; then
+        grep -q 'warning: at WEFT_THREADS=2 the line timed reports another thread count (threads=1)' \
+            "$tmp/err" || fail "a reported thread count not compared: $(cat "$tmp/err")"
+    fi
+    # One that says nothing and whose time does not move, within the cores.
+    cores=$(sed -n 's/.*"cores": \([0-9]*\).*/\1/p' "$tmp/h.json")
+    if ((${cores:-1} >= 2)); then
+        if expect_status 0 "$scale" -q -T 1,2 -r 1 -m t_ns -o "$tmp/i" -- echo t_ns=10; then
+            grep -q 'warning: the time did not change with WEFT_THREADS' "$tmp/err" ||
+                fail "flat times not reported: $(cat "$tmp/err")"
+        fi
+    fi
+}
+
+test_scale_workspan() {
+    local scale=$1 prog=$tmp/ws
+    # Work 8 ms, span 1 ms (parallelism 8), burdened span 2 ms; time 8/p + 2 ms; the file only
+    # when asked for it, with a field more than weft-scale reads.
+    cat >"$prog" <<'PROG'
+#!/bin/sh
+p=${WEFT_THREADS:-1}
+echo "ws=${WEFT_WORKSPAN:-none} p=$p"
+if [ -n "$WEFT_WORKSPAN" ]; then
+    printf '{"work_ns": 8000000, "span_ns": 1000000, "parallelism": 8.0, "burdened_span_ns": 2000000, "steals": 3}\n' >"$WEFT_WORKSPAN"
+fi
+echo "t_ns=$((8000000 / p + 2000000))"
+PROG
+    chmod +x "$prog"
+    if expect_status 0 "$scale" -q -T 1,2,3 -r 1 -m t_ns --workspan=3 -o "$tmp/w" -- "$prog"; then
+        check_outputs "$tmp/w" 1 2 3
+        [[ $(grep -c '^ws=/' "$tmp/w.log") == 1 ]] || fail "not one run with WEFT_WORKSPAN"
+        grep -q '^ws=/.* p=3$' "$tmp/w.log" || fail "the work-span run was not at 3 threads"
+        grep -q 'parallelism 8.0' "$tmp/out" || fail "no work-span line in the table"
+        grep -q 'measured/burdened' "$tmp/out" || fail "no ratio column"
+        py "work-span bounds" '
+import csv, json, sys
+import xml.etree.ElementTree as ET
+prefix = sys.argv[1]
+d = json.load(open(prefix + ".json"))
+w = d["workspan"]
+assert w["threads"] == 3 and w["work_ns"] == 8e6 and w["span_ns"] == 1e6, w
+assert w["parallelism"] == 8 and w["burdened_span_ns"] == 2e6, w
+ps = [b["p"] for b in w["bounds"]]
+assert ps == [1, 2, 3, 4, 8, 16, 32, 64, 128, 256], ps
+sp = {x["threads"]: x["speedup"] for x in d["results"]}
+for b in w["bounds"]:
+    p = b["p"]
+    est = 8e6 / (8e6 / p + 2e6)
+    assert abs(b["bound"] - min(p, 8)) < 1e-6, b
+    assert abs(b["burdened"] - est) < 1e-5, b
+    if p in sp:
+        assert abs(b["measured"] - sp[p]) < 1e-5 and abs(b["ratio"] - sp[p] / est) < 1e-5, b
+    else:
+        assert b["measured"] is None and b["ratio"] is None, b
+for r in csv.DictReader(open(prefix + ".csv")):
+    p = int(r["threads"])
+    assert abs(float(r["estimate"]) - 8e6 / (8e6 / p + 2e6)) < 1e-5, r
+ns = "{http://www.w3.org/2000/svg}"
+svg = ET.parse(prefix + ".svg").getroot()
+lines = {p.get("id"): p for p in svg.iter(ns + "polyline")}
+assert "span-bound" in lines and "burdened" in lines, sorted(k for k in lines if k)
+xs = [float(pt.split(",")[0]) for pt in lines["span-bound"].get("points").split()]
+assert len(xs) == 10, xs
+# A log axis: powers of two (1, 2, 4, ..., 256; 3 left out) equally spaced.
+pw = [xs[i] for i in (0, 1, 3, 4, 5, 6, 7, 8, 9)]
+gaps = [b - a for a, b in zip(pw, pw[1:])]
+assert max(gaps) - min(gaps) < 0.2, gaps
+' "$tmp/w"
+    fi
+    # The default thread count of the extra run: the most measured within the cores.
+    if expect_status 0 "$scale" -q -T 1 -r 1 -m t_ns --workspan -o "$tmp/x" -- "$prog"; then
+        grep -q '^ws=/.* p=1$' "$tmp/x.log" || fail "the work-span run was not at 1 thread"
+    fi
+    # A program whose weft writes no work-span file: exit 1, but the rest is written.
+    if expect_status 1 "$scale" -q -T 1,2 -r 1 -m t_ns --workspan -o "$tmp/y" -- echo t_ns=5; then
+        grep -q 'wrote nothing to WEFT_WORKSPAN' "$tmp/err" || fail "no work-span file not reported"
+        check_outputs "$tmp/y" 1 2
+    fi
+    expect_status 2 "$scale" -q --workspan=0 -- true || true
+}
+
+test_scale_mpi() {
+    local scale=$1 bin=$tmp/bin
+    mkdir -p "$bin"
+    # A stand-in mpirun: the options weft-scale gives, OMPI_COMM_WORLD_SIZE for the program,
+    # and Open MPI's refusal to run as root without both variables.
+    cat >"$bin/mpirun" <<'PROG'
+#!/bin/sh
+[ "$1" = --oversubscribe ] && [ "$2" = -np ] || { echo "mpirun: bad options: $*" >&2; exit 2; }
+np=$3
+shift 3
+if [ "$(id -u)" = 0 ] && { [ "$OMPI_ALLOW_RUN_AS_ROOT" != 1 ] || [ "$OMPI_ALLOW_RUN_AS_ROOT_CONFIRM" != 1 ]; }; then
+    echo "mpirun: refusing to run as root" >&2
+    exit 1
+fi
+echo "fake mpirun -np $np"
+OMPI_COMM_WORLD_SIZE=$np exec "$@"
+PROG
+    cat >"$tmp/mpiprog" <<'PROG'
+#!/bin/sh
+r=${OMPI_COMM_WORLD_SIZE:-1}
+echo "t_ns=$((12000 / (r * WEFT_THREADS)))"
+PROG
+    chmod +x "$bin/mpirun" "$tmp/mpiprog"
+    if expect_status 0 env PATH="$bin:$PATH" "$scale" --no-progress --mpi 2 -T 1,2 -r 2 -m t_ns \
+        -o "$tmp/m" -- "$tmp/mpiprog"; then
+        grep -q '1 added to the --mpi list' "$tmp/err" || fail "no notice that 1 rank was added"
+        grep -q '^fake mpirun -np 2$' "$tmp/m.log" || fail "not run under mpirun -np 2"
+        grep -q '^==> 2 ranks, WEFT_THREADS=2, run 2 of 2' "$tmp/m.log" || fail "no run header"
+        grep -q '^ *ranks *threads' "$tmp/out" || fail "no ranks column in the table"
+        py "ranks x threads" '
+import csv, json, sys
+import xml.etree.ElementTree as ET
+prefix = sys.argv[1]
+rows = list(csv.DictReader(open(prefix + ".csv")))
+cells = [(int(r["ranks"]), int(r["threads"])) for r in rows]
+assert cells == [(1, 1), (1, 2), (2, 1), (2, 2)], cells
+d = json.load(open(prefix + ".json"))
+for r in rows:
+    n = int(r["ranks"]) * int(r["threads"])
+    assert float(r["median_ns"]) == 12000 // n, r
+    assert abs(float(r["speedup"]) - n) < 1e-6 and abs(float(r["efficiency"]) - 1) < 1e-6, r
+    assert r["oversubscribed"] == ("1" if n > d["cores"] else "0"), r
+assert d["mpi"] is True and [x["ranks"] for x in d["results"]] == [1, 1, 2, 2]
+ns = "{http://www.w3.org/2000/svg}"
+svg = ET.parse(prefix + ".svg").getroot()
+lines = {p.get("id"): p for p in svg.iter(ns + "polyline")}
+assert "speedup-r1" in lines and "speedup-r2" in lines and "ideal" in lines, sorted(lines)
+assert len(lines["speedup-r2"].get("points").split()) == 2
+texts = " ".join(t.text or "" for t in svg.iter(ns + "text"))
+assert "ranks" in texts, "no ranks on the x axis"
+' "$tmp/m"
+    fi
+    # mpirun that fails: the configurations are named with their ranks.
+    printf '#!/bin/sh\nexit 3\n' >"$bin/mpirun"
+    if expect_status 1 env PATH="$bin:$PATH" "$scale" -q --mpi 1 -T 1 -r 1 -o "$tmp/f" -- true; then
+        grep -q 'failed with 1 rank, WEFT_THREADS=1: exit status 3' "$tmp/err" ||
+            fail "an mpirun failure not named: $(cat "$tmp/err")"
+    fi
+    expect_status 2 "$scale" -q --mpi 0 -- true || true
+
+    # The real Open MPI, when installed: one trivial program at 1 and 2 ranks.
+    if command -v mpirun >/dev/null 2>&1 && mpirun --version 2>/dev/null | grep -q 'Open MPI'; then
+        if expect_status 0 "$scale" -q --mpi 1,2 -T 1 -r 1 -k 120 -o "$tmp/r" -- true; then
+            py "a real mpirun" '
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [(r["ranks"], r["threads"]) for r in rows] == [("1", "1"), ("2", "1")], rows
+' "$tmp/r.csv"
+        fi
+    else
+        echo "note: no Open MPI mpirun: the real run is skipped"
     fi
 }
 
@@ -346,6 +641,9 @@ case $mode in
 info) test_info "$@" ;;
 scale) test_scale "$@" ;;
 scale_fail) test_scale_fail "$@" ;;
+scale_rows) test_scale_rows "$@" ;;
+scale_workspan) test_scale_workspan "$@" ;;
+scale_mpi) test_scale_mpi "$@" ;;
 profile) test_profile "$@" ;;
 *)
     echo "test_tools.sh: unknown test '$mode'" >&2

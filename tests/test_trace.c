@@ -6,14 +6,20 @@
  * A pool traced to a file in a temporary directory runs submitted tasks and a fork-join computation
  * with a join whose second half is certainly stolen, and is destroyed; the file is then one
  * RFC 8259 JSON text (parsed strictly with jansson, tests/jsoncheck.h: no member name twice in any
- * object) in the Trace Event Format: a thread_name metadata event per worker, "X" slices named
- * task, join or park with non-negative ts and dur, "i" steal instants, and
- * otherData.dropped_events. With a ring big enough nothing is dropped and the events match the
- * statistics read before destruction: one task slice per task run or skipped, one join slice per
- * stolen join half, one instant per steal. With $WEFT_TRACE_EVENTS=16 and many tasks events are
+ * object) in the Trace Event Format: a thread_name metadata event per worker, "X" slices of
+ * category task, join or park with non-negative ts and dur, named by their category or by the
+ * label their task gave (weft_trace_label), "i" steal instants, and otherData (dropped_events,
+ * the pool, the writing process). With a ring big enough nothing is dropped and the events match
+ * the statistics read before destruction: one task slice per task run or skipped, one join slice
+ * per stolen join half, one instant per steal. With $WEFT_TRACE_EVENTS=16 and many tasks events are
  * dropped and each worker keeps at most 16. $WEFT_TRACE applies when trace_path is NULL (and
  * trace_path wins over it); the path is copied at creation; a path that cannot be written does not
  * make destroy fail.
+ *
+ * Files per pool: %n and %p in the path, and without them a numbered name (t.1.json, ...) for
+ * each pool after the first of the process, while files an earlier process left are
+ * overwritten. Labels: copied, escaped, cut at 127 bytes, the last one wins, a nested task's
+ * label does not leak into its parent's slice, a stolen join half gets its own, 4096 per worker.
  *
  * $WEFT_DISPLAY_ENV=1 prints the settings block on stderr at creation (captured by pointing
  * fd 2 at a temporary file), and nothing is printed without it.
@@ -89,7 +95,43 @@ typedef struct tr_summary {
     size_t kept[TR_MAXW];               /* X and i events per worker */
     size_t tasks_per[TR_MAXW];
     uint64_t dropped;
+    char pool[32];   /* otherData.pool */
+    char writer[64]; /* otherData.writer */
+    /* Slices named otherwise than their kind: by weft_trace_label. */
+    size_t nlabels;
+    char labels[16][160];
+    size_t label_count[16];
+    char label_cat[16][8];
+    unsigned label_depth[16]; /* the depth of the last slice of each label */
 } tr_summary;
+
+/* Counts a labelled slice of category cat in s. */
+static void tr_label(tr_summary *s, const char *name, const char *cat, unsigned depth)
+{
+    size_t k = 0;
+    while (k < s->nlabels && strcmp(s->labels[k], name) != 0)
+        k++;
+    ck_assert_msg(k < 16, "more than 16 distinct labels");
+    if (k == s->nlabels) {
+        ck_assert_msg(strlen(name) < sizeof(s->labels[k]), "label of %zu bytes", strlen(name));
+        strcpy(s->labels[k], name);
+        snprintf(s->label_cat[k], sizeof(s->label_cat[k]), "%s", cat);
+        s->nlabels++;
+    }
+    ck_assert_str_eq(s->label_cat[k], cat);
+    s->label_count[k]++;
+    s->label_depth[k] = depth;
+}
+
+/* How many slices were named label (0 if none). */
+static size_t tr_count(const tr_summary *s, const char *label)
+{
+    for (size_t k = 0; k < s->nlabels; k++) {
+        if (strcmp(s->labels[k], label) == 0)
+            return s->label_count[k];
+    }
+    return 0;
+}
 
 static double tr_number(const json_t *ev, const char *key, size_t i)
 {
@@ -133,6 +175,11 @@ static void tr_load(const char *path, unsigned workers, tr_summary *s)
     ck_assert_msg(json_is_object(other), "no otherData object");
     ck_assert_msg(jc_u64(json_object_get(other, "dropped_events"), &s->dropped),
                   "otherData.dropped_events missing or not a non-negative integer");
+    const char *pool = json_string_value(json_object_get(other, "pool"));
+    const char *writer = json_string_value(json_object_get(other, "writer"));
+    ck_assert_msg(pool != NULL && writer != NULL, "otherData.pool or .writer missing");
+    snprintf(s->pool, sizeof(s->pool), "%s", pool);
+    snprintf(s->writer, sizeof(s->writer), "%s", writer);
 
     for (size_t i = 0; i < json_array_size(evs); i++) {
         const json_t *ev = json_array_get(evs, i);
@@ -157,14 +204,23 @@ static void tr_load(const char *path, unsigned workers, tr_summary *s)
             unsigned tid = tr_tid(ev, workers, i);
             double ts = tr_number(ev, "ts", i), dur = tr_number(ev, "dur", i);
             ck_assert_msg(ts >= 0 && dur >= 0, "slice %zu (%s): ts %f, dur %f", i, name, ts, dur);
-            if (strcmp(name, "task") == 0) {
+            /* The kind is the category; the name is the kind or the task's label. */
+            const char *cat = json_string_value(json_object_get(ev, "cat"));
+            ck_assert_msg(cat != NULL, "slice %zu (%s): no cat", i, name);
+            if (strcmp(cat, "task") == 0) {
                 s->tasks++;
                 s->tasks_per[tid]++;
-            } else if (strcmp(name, "join") == 0) {
+            } else if (strcmp(cat, "join") == 0) {
                 s->joins++;
             } else {
-                ck_assert_msg(strcmp(name, "park") == 0, "slice %zu named \"%s\"", i, name);
+                ck_assert_msg(strcmp(cat, "park") == 0, "slice %zu of category \"%s\"", i, cat);
+                ck_assert_msg(strcmp(name, "park") == 0, "park slice %zu named \"%s\"", i, name);
                 s->parks++;
+            }
+            if (strcmp(name, cat) != 0) {
+                uint64_t depth = 0;
+                ck_assert(jc_u64(json_object_get(json_object_get(ev, "args"), "depth"), &depth));
+                tr_label(s, name, cat, (unsigned)depth);
             }
             s->kept[tid]++;
         } else {
@@ -672,9 +728,298 @@ START_TEST(test_trace_per_pool_files)
     tmpdir_file(&d, a, sizeof(a), name);
     snprintf(name, sizeof(name), "t-second-%ld.json", (long)getpid());
     tmpdir_file(&d, b, sizeof(b), name);
-    struct stat st;
-    ck_assert_msg(stat(a, &st) == 0 && st.st_size > 0, "no trace %s", a);
-    ck_assert_msg(stat(b, &st) == 0 && st.st_size > 0, "no trace %s", b);
+    tr_summary t;
+    tr_load(a, 1, &t); /* each a whole JSON text of its own pool */
+    ck_assert_str_eq(t.pool, "first");
+    tr_load(b, 2, &t);
+    ck_assert_str_eq(t.pool, "second");
+    tmpdir_remove(&d);
+}
+END_TEST
+
+/* Writes a file at path as another process would have left it. */
+static void write_foreign(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs(text, fp);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+/* $WEFT_TRACE without %n or %p: the second pool of the process does not overwrite the first's
+ * file but writes t.1.json, the third t.2.json; files that another process left under those
+ * names (an earlier run) are overwritten, not skipped. */
+START_TEST(test_trace_numbered_files)
+{
+    tmpdir d;
+    tmpdir_make(&d);
+    char tmpl[160], f0[160], f1[160], f2[160], f3[160], plain[160], plain1[160];
+    tmpdir_file(&d, tmpl, sizeof(tmpl), "t.json");
+    tmpdir_file(&d, f0, sizeof(f0), "t.json");
+    tmpdir_file(&d, f1, sizeof(f1), "t.1.json");
+    tmpdir_file(&d, f2, sizeof(f2), "t.2.json");
+    tmpdir_file(&d, f3, sizeof(f3), "t.3.json");
+    /* An earlier run's files, from a process that is not this one. */
+    write_foreign(f0, "{\"otherData\": {\"producer\": \"weft\", \"writer\": \"1.1\"}}\n");
+    write_foreign(f1, "{\"otherData\": {\"producer\": \"weft\", \"writer\": \"1.1\"}}\n");
+    tu_env_saved e = tu_env_set("WEFT_TRACE", tmpl);
+    const char *names[3] = {"one", "two", "three"};
+    for (unsigned k = 0; k < 3; k++) {
+        weft_pool *p = traced_pool(k + 1, names[k], NULL, NULL);
+        tu_pool_check_works(p);
+        tu_pool_free(p);
+    }
+    tu_env_restore(&e);
+    const char *files[3] = {f0, f1, f2};
+    char writer[64] = "";
+    for (unsigned k = 0; k < 3; k++) {
+        tr_summary t;
+        tr_load(files[k], k + 1, &t);
+        ck_assert_str_eq(t.pool, names[k]);
+        if (k == 0)
+            snprintf(writer, sizeof(writer), "%s", t.writer);
+        ck_assert_str_eq(t.writer, writer); /* one process wrote them all */
+    }
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%ld.", (long)getpid());
+    ck_assert_msg(strncmp(writer, pid, strlen(pid)) == 0, "writer %s, pid %s", writer, pid);
+    ck_assert(!file_exists(f3));
+
+    /* A name without an extension gets its number at the end; trace_path works alike. */
+    tmpdir_file(&d, plain, sizeof(plain), "plain");
+    tmpdir_file(&d, plain1, sizeof(plain1), "plain.1");
+    for (unsigned k = 0; k < 2; k++) {
+        weft_pool *p = traced_pool(1, names[k], plain, NULL);
+        tu_pool_free(p);
+    }
+    tr_summary t;
+    tr_load(plain, 1, &t);
+    ck_assert_str_eq(t.pool, "one");
+    tr_load(plain1, 1, &t);
+    ck_assert_str_eq(t.pool, "two");
+    tmpdir_remove(&d);
+}
+END_TEST
+
+/* --- labels --- */
+
+typedef struct label_ctx {
+    weft_pool *pool;
+    int item;
+    atomic_int b_started;
+} label_ctx;
+
+/* Labels its slice from a buffer it then overwrites: the trace must hold a copy. */
+static int label_item(void *arg, void **result)
+{
+    (void)result;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "item %d", (int)(intptr_t)arg % 3);
+    TU_EXPECT(weft_trace_label(buf) == 1);
+    memset(buf, 'Z', sizeof(buf) - 1);
+    return 0;
+}
+
+static int label_twice(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    TU_EXPECT(weft_trace_label("first name") == 1);
+    TU_EXPECT(weft_trace_label("second name") == 1);
+    return 0;
+}
+
+/* Quotes, a backslash, control characters, UTF-8 and a byte that is not UTF-8. */
+static const char odd_label[] = "q\"b\\n\nt\t\xc3\xa9 \xff!";
+static const char odd_label_read[] = "q\"b\\n\nt\t\xc3\xa9 ?!";
+
+static int label_odd(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    TU_EXPECT(weft_trace_label(odd_label) == 1);
+    return 0;
+}
+
+static int label_long(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    char buf[201];
+    memset(buf, 'x', 200);
+    buf[200] = '\0';
+    TU_EXPECT(weft_trace_label(buf) == 1);
+    return 0;
+}
+
+static int label_child(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    TU_EXPECT(weft_trace_label("child") == 1);
+    return 0;
+}
+
+/* Labels itself, then waits on a child that it runs itself (one worker), which labels its own
+ * slice: the parent's slice keeps "parent". */
+static int label_parent(void *arg, void **result)
+{
+    (void)result;
+    label_ctx *c = arg;
+    TU_EXPECT(weft_trace_label("parent") == 1);
+    weft_future *f = NULL;
+    if (TU_EXPECT(weft_submit(c->pool, label_child, NULL, &f) == 0)) {
+        TU_EXPECT(weft_future_result(f, NULL) == 0);
+        weft_future_release(f);
+    }
+    return 0;
+}
+
+/* The same, labelled after the wait. */
+static int label_after(void *arg, void **result)
+{
+    (void)result;
+    label_ctx *c = arg;
+    weft_future *f = NULL;
+    if (TU_EXPECT(weft_submit(c->pool, label_child, NULL, &f) == 0)) {
+        TU_EXPECT(weft_future_result(f, NULL) == 0);
+        weft_future_release(f);
+    }
+    TU_EXPECT(weft_trace_label("after the wait") == 1);
+    return 0;
+}
+
+static int label_untraced(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    TU_EXPECT(weft_trace_label("nobody records this") == 0);
+    return 0;
+}
+
+/* 4096 distinct labels fit a worker, the next does not; the slice keeps the last that fit. */
+static int label_many(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    char buf[32];
+    for (int i = 0; i < 4096; i++) {
+        snprintf(buf, sizeof(buf), "L%d", i);
+        if (!TU_EXPECT(weft_trace_label(buf) == 1))
+            break;
+    }
+    TU_EXPECT(weft_trace_label("one too many") == -ENOSPC);
+    TU_EXPECT(weft_trace_label("L7") == 1); /* known labels still work */
+    TU_EXPECT(weft_trace_label("L4095") == 1);
+    return 0;
+}
+
+static void label_steal_a(void *arg)
+{
+    label_ctx *c = arg;
+    TU_EXPECT(weft_submit(c->pool, noop_task, NULL, NULL) == 0);
+    TU_EXPECT(tu_wait_atomic_ge(&c->b_started, 1, TU_PATIENCE_S));
+}
+
+/* Certainly stolen (steal_a's worker is busy until it started): a join slice of its own. */
+static void label_steal_b(void *arg)
+{
+    label_ctx *c = arg;
+    TU_EXPECT(weft_trace_label("stolen half") == 1);
+    atomic_store(&c->b_started, 1);
+}
+
+static int label_joiner(void *arg, void **result)
+{
+    (void)result;
+    TU_EXPECT(weft_trace_label("joiner") == 1);
+    weft_join(label_steal_a, arg, label_steal_b, arg);
+    return 0;
+}
+
+static void run_one(weft_pool *p, weft_fn fn, void *arg)
+{
+    weft_future *f = NULL;
+    ck_assert_int_eq(weft_submit(p, fn, arg, &f), 0);
+    ck_assert_int_eq(weft_future_result(f, NULL), 0);
+    weft_future_release(f);
+}
+
+START_TEST(test_trace_labels)
+{
+    tu_failures_reset();
+    tmpdir d;
+    tmpdir_make(&d);
+    char path[PATH_MAX], path2[PATH_MAX], path3[PATH_MAX];
+    tmpdir_file(&d, path, sizeof(path), "labels.json");
+    tmpdir_file(&d, path2, sizeof(path2), "joins.json");
+    tmpdir_file(&d, path3, sizeof(path3), "many.json");
+
+    /* Outside any task there is nothing to name; NULL is refused. */
+    ck_assert_int_eq(weft_trace_label("main"), 0);
+    ck_assert_int_eq(weft_trace_label(NULL), -EINVAL);
+    weft_pool *plain = tu_pool_new(1, "plain");
+    run_one(plain, label_untraced, NULL);
+    tu_pool_free(plain);
+
+    weft_pool *p = traced_pool(1, "lbl", path, NULL);
+    label_ctx c = {.pool = p};
+    atomic_init(&c.b_started, 0);
+    for (int i = 0; i < 9; i++)
+        run_one(p, label_item, (void *)(intptr_t)i);
+    run_one(p, label_twice, NULL);
+    run_one(p, label_odd, NULL);
+    run_one(p, label_long, NULL);
+    run_one(p, label_parent, &c);
+    run_one(p, label_after, &c);
+    run_one(p, noop_task, NULL); /* unlabelled: "task" */
+    tu_pool_free(p);
+
+    weft_pool *q = traced_pool(2, "lbj", path2, NULL);
+    label_ctx cj = {.pool = q};
+    atomic_init(&cj.b_started, 0);
+    run_one(q, label_joiner, &cj);
+    tu_pool_free(q);
+
+    weft_pool *m = traced_pool(1, "lbm", path3, NULL);
+    run_one(m, label_many, NULL);
+    tu_pool_free(m);
+    TU_ASSERT_NO_FAILURES();
+
+    tr_summary t;
+    tr_load(path, 1, &t);
+    ck_assert_uint_eq(tr_count(&t, "item 0"), 3);
+    ck_assert_uint_eq(tr_count(&t, "item 1"), 3);
+    ck_assert_uint_eq(tr_count(&t, "item 2"), 3);
+    ck_assert_uint_eq(tr_count(&t, "first name"), 0);
+    ck_assert_uint_eq(tr_count(&t, "second name"), 1);
+    ck_assert_uint_eq(tr_count(&t, odd_label_read), 1);
+    char cut[128];
+    memset(cut, 'x', 127);
+    cut[127] = '\0';
+    ck_assert_uint_eq(tr_count(&t, cut), 1);
+    ck_assert_uint_eq(tr_count(&t, "parent"), 1);
+    ck_assert_uint_eq(tr_count(&t, "after the wait"), 1);
+    ck_assert_uint_eq(tr_count(&t, "child"), 2);
+    for (size_t k = 0; k < t.nlabels; k++) {
+        /* The children ran inside their parents' waits, one slice deeper. */
+        ck_assert_str_eq(t.label_cat[k], "task");
+        ck_assert_uint_eq(t.label_depth[k], strcmp(t.labels[k], "child") == 0 ? 1 : 0);
+    }
+    ck_assert_uint_eq(t.nlabels, 9);
+    ck_assert_uint_eq(t.tasks, 9 + 1 + 1 + 1 + 2 * 2 + 1); /* unlabelled ones too */
+
+    tr_load(path2, 2, &t);
+    ck_assert_uint_eq(tr_count(&t, "joiner"), 1);
+    ck_assert_uint_eq(tr_count(&t, "stolen half"), 1);
+    for (size_t k = 0; k < t.nlabels; k++) {
+        if (strcmp(t.labels[k], "stolen half") == 0)
+            ck_assert_str_eq(t.label_cat[k], "join");
+    }
+
+    tr_load(path3, 1, &t);
+    ck_assert_uint_eq(t.nlabels, 1);
+    ck_assert_uint_eq(tr_count(&t, "L4095"), 1);
     tmpdir_remove(&d);
 }
 END_TEST
@@ -698,6 +1043,8 @@ int main(void)
     tcase_add_test(tc, test_display_env);
     tcase_add_test(tc, test_display_env_off);
     tcase_add_test(tc, test_trace_per_pool_files);
+    tcase_add_test(tc, test_trace_numbered_files);
+    tcase_add_test(tc, test_trace_labels);
     suite_add_tcase(s, tc);
 
     return tu_run_suite(s);

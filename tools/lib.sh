@@ -18,7 +18,7 @@ WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # clang-format: the formatting check. libopenmpi-dev, openmpi-bin: libweft_mpi and its tests.
 # libssl-dev: libcrypto's SHA-1 for the UTS examples (tools/examples/mpi).
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
-    libuv1-dev wrk curl relacy-dev spin libjansson-dev
+    libuv1-dev wrk curl relacy-dev spin libjansson-dev groff-base
     clang clang-format libopenmpi-dev openmpi-bin libssl-dev)
 
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -650,8 +650,10 @@ static void usage(FILE *to, const char *prog)
     fprintf(to,
             "Usage: %s [--scale F] [--threads N]\n"
             "libuv timers and file reads as weft promises, gathered, with a continuation.\n"
-            "  --scale F     multiply every timer by F > 0 (default 1.0)\n"
-            "  --threads N   pool size, 1-%u (default: weft's, one worker per usable core)\n",
+            "  -s, --scale F     multiply every timer by F > 0 (default 1.0)\n"
+            "  -t, --threads N   pool size, 1-%u (default: weft's, one worker per usable core)\n"
+            "  -h, --help        this text\n"
+            "Options take their value as the next argument or after '=' (--threads=4).\n",
             prog, WEFT_MAX_THREADS);
 }
 

@@ -14,6 +14,7 @@
 #define WEFT_DEMO_UTIL_H
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -190,6 +191,8 @@ typedef struct demo_extra {
     double *value;    /* holds the default, receives the value */
 } demo_extra;
 
+/* The options every demo takes (weft-demo-promise and weft-httpd use the same names and short
+ * forms): -S/--seed N, -s/--scale F, -t/--threads N, -h/--help. */
 static inline void demo_usage(FILE *to, const char *prog, const char *what, unsigned threads,
                               const demo_extra *extra)
 {
@@ -197,80 +200,98 @@ static inline void demo_usage(FILE *to, const char *prog, const char *what, unsi
     fprintf(to,
             "Usage: %s [--seed N] [--scale F] [--threads N]%s%s%s\n"
             "%s\n"
-            "  --seed N      seed of the random 1-3 s sleeps (default %u)\n"
-            "  --scale F     multiply every sleep and timeout by F > 0 (default 1.0)\n"
-            "  --threads N   pool size, 1-%u (default %u: one worker per task that may run at\n"
-            "                once, since the tasks sleep rather than compute)\n",
+            "  -S, --seed N      seed of the random 1-3 s sleeps (default %u)\n"
+            "  -s, --scale F     multiply every sleep and timeout by F > 0 (default 1.0)\n"
+            "  -t, --threads N   pool size, 1-%u (default %u: one worker per task that may run\n"
+            "                    at once, since the tasks sleep rather than compute)\n",
             prog, has_extra ? " [" : "", has_extra ? extra->name : "", has_extra ? " S]" : "", what,
             DEMO_DEFAULT_SEED, WEFT_MAX_THREADS, threads);
     if (has_extra) {
         char opt[64];
-        snprintf(opt, sizeof opt, "%s S", extra->name);
-        fprintf(to, "  %-12s  %s (default %g)\n", opt, extra->help, *extra->value);
+        snprintf(opt, sizeof opt, "    %s S", extra->name);
+        fprintf(to, "%-18s  %s (default %g)\n", opt, extra->help, *extra->value);
     }
+    fputs("  -h, --help        this text\n"
+          "Options take their value as the next argument or after '=' (--threads=4).\n",
+          to);
 }
 
-/* Parses --seed, --scale, --threads and the extra option if any (each also as --opt=value)
- * into *o and *extra->value. Exits with 0 after --help, with 2 after a bad argument. */
+/* Parses the options above and the extra one if any (getopt_long: "--opt value", "--opt=value",
+ * "-t value", "-tvalue", unique prefixes of long names) into *o and *extra->value. Exits with 0
+ * after --help, with 2 after a bad argument. */
 static inline void demo_parse(int argc, char **argv, const char *what, unsigned default_threads,
                               const demo_extra *extra, demo_opts *o)
 {
+    enum { OPT_EXTRA = 256 };
     o->seed = DEMO_DEFAULT_SEED;
     o->scale = 1.0;
     o->threads = default_threads;
-    const char *names[] = {"--seed", "--scale", "--threads",
-                           extra != NULL && extra->name != NULL ? extra->name : ""};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            demo_usage(stdout, argv[0], what, default_threads, extra);
-            exit(0);
-        }
-        int which = -1;
-        const char *value = NULL;
-        for (int k = 0; k < 4; k++) {
-            size_t len = strlen(names[k]);
-            if (len == 0)
-                continue;
-            if (strcmp(arg, names[k]) == 0) {
-                which = k;
-                value = i + 1 < argc ? argv[++i] : NULL;
-            } else if (strncmp(arg, names[k], len) == 0 && arg[len] == '=') {
-                which = k;
-                value = arg + len + 1;
-            }
-        }
-        if (which < 0 || value == NULL || *value == '\0') {
-            fprintf(stderr, "%s: %s '%s'\n", argv[0], which < 0 ? "unknown option" : "no value for",
-                    arg);
-            demo_usage(stderr, argv[0], what, default_threads, extra);
-            exit(2);
-        }
+    bool has_extra = extra != NULL && extra->name != NULL;
+    const struct option longopts[] = {
+        {"seed", required_argument, NULL, 'S'},
+        {"scale", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        /* The extra option, or the end of the table. */
+        {has_extra ? extra->name + 2 : NULL, has_extra ? required_argument : 0, NULL,
+         has_extra ? OPT_EXTRA : 0},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, index = -1;
+    while ((opt = getopt_long(argc, argv, "S:s:t:h", longopts, &index)) != -1) {
         char *end = NULL;
         errno = 0;
         bool ok;
-        if (which == 0) {
-            unsigned long long v = strtoull(value, &end, 0);
-            ok = errno == 0 && *end == '\0' && value[0] != '-';
+        const char *name = opt == 'S'   ? "--seed"
+                           : opt == 's' ? "--scale"
+                           : opt == 't' ? "--threads"
+                           : has_extra  ? extra->name
+                                        : "";
+        switch (opt) {
+        case 'S': {
+            unsigned long long v = strtoull(optarg, &end, 0);
+            ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-';
             o->seed = v;
-        } else if (which == 1) {
-            double v = strtod(value, &end);
-            ok = errno == 0 && *end == '\0' && isfinite(v) && v > 0 && v <= 1000;
-            o->scale = v;
-        } else if (which == 2) {
-            unsigned long v = strtoul(value, &end, 10);
-            ok = errno == 0 && *end == '\0' && value[0] != '-' && v >= 1 && v <= WEFT_MAX_THREADS;
-            o->threads = (unsigned)v;
-        } else {
-            double v = strtod(value, &end);
-            ok = errno == 0 && *end == '\0' && isfinite(v) && v >= 0 && v <= 3600;
-            *extra->value = v;
+            break;
         }
-        if (!ok) {
-            fprintf(stderr, "%s: bad value '%s' for %s\n", argv[0], value, names[which]);
+        case 's': {
+            double v = strtod(optarg, &end);
+            ok = errno == 0 && end != optarg && *end == '\0' && isfinite(v) && v > 0 && v <= 1000;
+            o->scale = v;
+            break;
+        }
+        case 't': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-' && v >= 1 &&
+                 v <= WEFT_MAX_THREADS;
+            o->threads = (unsigned)v;
+            break;
+        }
+        case OPT_EXTRA: {
+            double v = strtod(optarg, &end);
+            ok = has_extra && errno == 0 && end != optarg && *end == '\0' && isfinite(v) &&
+                 v >= 0 && v <= 3600;
+            if (ok)
+                *extra->value = v;
+            break;
+        }
+        case 'h':
+            demo_usage(stdout, argv[0], what, default_threads, extra);
+            exit(0);
+        default: /* getopt_long said what was wrong */
             demo_usage(stderr, argv[0], what, default_threads, extra);
             exit(2);
         }
+        if (!ok) {
+            fprintf(stderr, "%s: bad value '%s' for %s\n", argv[0], optarg, name);
+            demo_usage(stderr, argv[0], what, default_threads, extra);
+            exit(2);
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        demo_usage(stderr, argv[0], what, default_threads, extra);
+        exit(2);
     }
 }
 

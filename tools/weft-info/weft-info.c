@@ -448,16 +448,20 @@ int main(int argc, char **argv)
             break;
         case 't':
             if (!parse_threads(optarg, &plan_n)) {
-                fprintf(stderr, "weft-info: -t: '%s' is not a thread count in 1..%u\n", optarg,
-                        WEFT_MAX_THREADS);
+                fprintf(stderr, "weft-info: --threads: '%s' is not a thread count in 1..%u\n",
+                        optarg, WEFT_MAX_THREADS);
                 return 2;
             }
             break;
         case 'h':
             printf("usage: weft-info [--json] [-t THREADS]\n"
                    "The topology, affinity mask, cgroup quota and default thread count as weft\n"
-                   "sees them, and where workers go under each binding policy (for THREADS\n"
-                   "workers; default: the number a pool would get now).\n");
+                   "sees them, and where workers go under each binding policy.\n"
+                   "  -j, --json           the same facts as one JSON object, for scripts\n"
+                   "  -t, --threads N      the placement table for N workers (default: the\n"
+                   "                       number a pool would get now)\n"
+                   "  -h, --help           this text\n"
+                   "Exit status: 0; 2 for a usage error.\n");
             return 0;
         default:
             return 2;

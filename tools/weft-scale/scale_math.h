@@ -13,7 +13,13 @@
  * p: a constant e means the loss is a fixed serial part, an e that grows with p means overhead
  * that grows with the thread count (scheduling, contention, oversubscription). It is undefined
  * at p = 1, where both numerator and denominator vanish; the functions return NAN there, and
- * the writers print that as "-" or an empty field.
+ * the writers print that as "-" or an empty field. It is not reported for more threads than
+ * cores either: there the loss is the oversubscription itself, not a property of the program.
+ *
+ * Work and span (WEFT_WORKSPAN, as Cilkscale reports them): with work T1 and span Tinf, no
+ * schedule beats min(P, T1 / Tinf) on P processors (the work and span laws), and a greedy
+ * work-stealing scheduler whose steals and waits cost what the burdened span counts takes about
+ * T1 / P + burdened span, so its speedup is about T1 / (T1 / P + burdened span).
  */
 #ifndef WEFT_SCALE_MATH_H
 #define WEFT_SCALE_MATH_H
@@ -57,6 +63,24 @@ static inline double scale_karp_flatt(double speedup, unsigned p)
         return NAN;
     double inv_p = 1.0 / (double)p;
     return (1.0 / speedup - inv_p) / (1.0 - inv_p);
+}
+
+/* The work-span bound on the speedup at p processors: min(p, parallelism). NAN unless both are
+ * positive. */
+static inline double scale_span_bound(unsigned p, double parallelism)
+{
+    if (p == 0 || !(parallelism > 0))
+        return NAN;
+    return (double)p < parallelism ? (double)p : parallelism;
+}
+
+/* The burdened estimate of the speedup at p processors: work / (work / p + burdened_span).
+ * NAN unless work is positive and the burdened span is not negative. */
+static inline double scale_burdened_speedup(unsigned p, double work, double burdened_span)
+{
+    if (p == 0 || !(work > 0) || !(burdened_span >= 0))
+        return NAN;
+    return work / (work / (double)p + burdened_span);
 }
 
 /* The smallest step of the form 1, 2 or 5 times a power of ten that covers [0, range] in at

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of weft-scale's arithmetic and parsing (scale_math.h, scale_parse.h), registered
- * as the CTest test tools_scale_math. Prints each failed check and exits 1 if any failed.
+ * Unit tests of weft-scale's arithmetic, parsing and derived numbers (scale_math.h,
+ * scale_parse.h, scale_out.c's scale_compute and scale_diagnose), registered as the CTest test
+ * tools_scale_math. Prints each failed check and exits 1 if any failed.
  */
 #include "scale_math.h"
+#include "scale_out.h"
 #include "scale_parse.h"
 
 #include <math.h>
@@ -145,6 +147,253 @@ static void test_metric(void)
     CHECK(!scale_find_metric(empty, "t_ns", NULL, &v, NULL, NULL));
 }
 
+static void test_workspan_math(void)
+{
+    CHECK(scale_span_bound(1, 8) == 1);
+    CHECK(scale_span_bound(4, 8) == 4);
+    CHECK(scale_span_bound(16, 8) == 8);
+    CHECK(near(scale_span_bound(3, 2.5), 2.5));
+    CHECK(isnan(scale_span_bound(0, 8)));
+    CHECK(isnan(scale_span_bound(4, 0)));
+    /* T1 / (T1/p + burdened span): 8 / (8/4 + 2) = 2. */
+    CHECK(near(scale_burdened_speedup(4, 8, 2), 2.0));
+    CHECK(near(scale_burdened_speedup(1, 8, 0), 1.0));
+    CHECK(near(scale_burdened_speedup(256, 8e6, 0), 256.0));
+    CHECK(scale_burdened_speedup(256, 8e6, 1e6) < 8.0); /* below work / burdened span */
+    CHECK(isnan(scale_burdened_speedup(4, 0, 1)));
+    CHECK(isnan(scale_burdened_speedup(4, 8, -1)));
+}
+
+static void test_filter(void)
+{
+    char err[128];
+    scale_filter f;
+    CHECK(scale_filter_init(&f, " impl=weft variant=default ", err, sizeof(err)) == 0);
+    CHECK(f.tokens && f.ntok == 2 && !f.have_re);
+    CHECK(scale_filter_match(&f, "bench=x impl=weft variant=default threads=2"));
+    CHECK(scale_filter_match(&f, "variant=default,impl=weft;"));
+    CHECK(!scale_filter_match(&f, "bench=x impl=weft variant=join"));
+    CHECK(!scale_filter_match(&f, "bench=x impl=weft1 variant=default"));
+    CHECK(!scale_filter_match(&f, "bench=x my_impl=weft variant=default"));
+    CHECK(!scale_filter_match(&f, "impl=weft variant=default_x"));
+    char *serial = scale_serial_filter(&f);
+    CHECK(serial != NULL && strcmp(serial, "impl=serial variant=default") == 0);
+    free(serial);
+    scale_filter_free(&f);
+
+    /* Not a list of words: a regular expression. */
+    CHECK(scale_filter_init(&f, "^bench=x .*impl=weft", err, sizeof(err)) == 0);
+    CHECK(!f.tokens && f.have_re);
+    CHECK(scale_filter_match(&f, "bench=x a=1 impl=weft1"));
+    CHECK(!scale_filter_match(&f, " bench=x impl=weft"));
+    CHECK(scale_serial_filter(&f) == NULL);
+    scale_filter_free(&f);
+    CHECK(scale_filter_init(&f, "weft", err, sizeof(err)) == 0 && f.have_re);
+    scale_filter_free(&f);
+
+    CHECK(scale_filter_init(&f, "impl=serial x=1", err, sizeof(err)) == 0);
+    CHECK(scale_serial_filter(&f) == NULL); /* already the serial row */
+    scale_filter_free(&f);
+    CHECK(scale_filter_init(&f, "variant=default", err, sizeof(err)) == 0);
+    CHECK(scale_serial_filter(&f) == NULL); /* no impl= word */
+    scale_filter_free(&f);
+    CHECK(scale_filter_init(&f, "  ", err, sizeof(err)) == -1);
+    CHECK(scale_filter_init(&f, "(", err, sizeof(err)) == -1);
+    CHECK(scale_filter_match(NULL, "anything"));
+}
+
+static void test_rows(void)
+{
+    char row[256];
+    scale_row("bench=uts case=b impl=weft variant=join threads=2 median_ns=5 x=1.5e3 y=-2", row,
+              sizeof(row));
+    CHECK(strcmp(row, "bench=uts case=b impl=weft variant=join") == 0);
+    scale_row("result t_ns=40", row, sizeof(row));
+    CHECK(strcmp(row, "") == 0);
+    scale_row("# fib (n=20 cutoff=0)", row, sizeof(row));
+    CHECK(strcmp(row, "") == 0);
+    scale_row("a=1, b=two; c=3", row, sizeof(row));
+    CHECK(strcmp(row, "b=two") == 0);
+
+    char text[] = "bench=x impl=serial variant=default median_ns=1000\n"
+                  "bench=x impl=weft variant=default threads=2 median_ns=500\n"
+                  "bench=x impl=weft variant=join threads=2 median_ns=600\n"
+                  "bench=x impl=serial variant=default median_ns=1100\n";
+    char err[64];
+    scale_filter weft, def, serial;
+    CHECK(scale_filter_init(&weft, "impl=weft", err, sizeof(err)) == 0);
+    CHECK(scale_filter_init(&def, "impl=weft variant=default", err, sizeof(err)) == 0);
+    CHECK(scale_filter_init(&serial, "impl=serial", err, sizeof(err)) == 0);
+    scale_found m;
+    scale_scan(text, "median_ns", &weft, (size_t)-1, &m);
+    CHECK(m.found && m.ambiguous && m.value == 600);
+    CHECK(strcmp(m.other, "bench=x impl=weft variant=default") == 0);
+    CHECK(strcmp(m.row, "bench=x impl=weft variant=join") == 0);
+    scale_scan(text, "median_ns", &def, (size_t)-1, &m);
+    CHECK(m.found && !m.ambiguous && m.value == 500);
+    CHECK(m.line_len == strlen("bench=x impl=weft variant=default threads=2 median_ns=500"));
+    CHECK(scale_line_count(m.line, m.line_len, "threads") == 2);
+    CHECK(scale_line_count(m.line, m.line_len, "reps") == -1);
+    /* The serial line before the timed one, else the last anywhere. */
+    scale_found b;
+    scale_scan(text, "median_ns", &serial, m.offset, &b);
+    CHECK(b.found && !b.ambiguous && b.value == 1000);
+    scale_scan(text, "median_ns", &serial, 0, &b);
+    CHECK(b.found && b.value == 1100);
+    scale_scan(text, "median_ns", NULL, (size_t)-1, &m);
+    CHECK(m.found && m.ambiguous);
+    scale_scan(text, "nothing", NULL, (size_t)-1, &m);
+    CHECK(!m.found && !m.ambiguous);
+    /* The same row on several lines (every rank of an MPI run) is not ambiguous. */
+    char ranks[] = "t_ns=10\nt_ns=12\n";
+    scale_scan(ranks, "t_ns", NULL, (size_t)-1, &m);
+    CHECK(m.found && !m.ambiguous && m.value == 12);
+    scale_filter_free(&weft);
+    scale_filter_free(&def);
+    scale_filter_free(&serial);
+}
+
+static void test_display(void)
+{
+    const char *out = "WEFT DISPLAY ENVIRONMENT BEGIN\n"
+                      "  WEFT_THREADS = '1' (from weft_config.threads)\n"
+                      "WEFT DISPLAY ENVIRONMENT END\n"
+                      "  WEFT_THREADS = '4' (from $WEFT_THREADS)\n"
+                      "  WEFT_THREADS = 'x' (from $WEFT_THREADS)\n";
+    scale_pools p;
+    scale_display_pools(out, 4, &p);
+    CHECK(p.pools == 2 && p.matched == 1 && p.max_workers == 4 && p.from_config);
+    scale_display_pools(out, 3, &p);
+    CHECK(p.pools == 2 && p.matched == 0);
+    scale_display_pools("  WEFT_THREADS = '2' (from cores this process may use)\n", 2, &p);
+    CHECK(p.pools == 1 && p.matched == 1 && !p.from_config);
+    scale_display_pools("no pools here", 1, &p);
+    CHECK(p.pools == 0 && p.max_workers == 0);
+}
+
+static void test_workspan_parse(void)
+{
+    scale_workspan ws;
+    CHECK(scale_parse_workspan("{\"work_ns\": 800, \"span_ns\": 100, \"parallelism\": 8.0, "
+                               "\"burdened_span_ns\": 150, \"more\": {\"work_ns\": 1}}",
+                               &ws));
+    CHECK(ws.work_ns == 800 && ws.span_ns == 100 && ws.parallelism == 8 &&
+          ws.burdened_span_ns == 150);
+    CHECK(scale_parse_workspan("{\n  \"span_ns\" : 50,\n  \"work_ns\":1e3,\n"
+                               "  \"burdened_span_ns\": 0\n}",
+                               &ws));
+    CHECK(ws.work_ns == 1000 && ws.parallelism == 20); /* work / span when not given */
+    CHECK(!scale_parse_workspan("{\"work_ns\": 800, \"span_ns\": 100}", &ws));
+    CHECK(
+        !scale_parse_workspan("{\"work_ns\": 0, \"span_ns\": 100, \"burdened_span_ns\": 1}", &ws));
+    CHECK(!scale_parse_workspan("", &ws));
+    CHECK(!scale_parse_workspan("{\"work_ns\": \"800\", \"span_ns\": 1, \"burdened_span_ns\": 1}",
+                                &ws));
+}
+
+/* A result of n points over the given counts, every run taking t[i] ns. */
+static void make_result(scale_result *r, scale_point *pts, double *store, const unsigned *ranks,
+                        const unsigned *threads, const double *t, size_t n, unsigned cores)
+{
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < n; i++) {
+        memset(&pts[i], 0, sizeof(pts[i]));
+        pts[i].ranks = ranks != NULL ? ranks[i] : 1;
+        pts[i].threads = threads[i];
+        pts[i].samples = store + 2 * i;
+        pts[i].samples[0] = pts[i].samples[1] = t[i];
+        pts[i].nsamples = 2;
+        pts[i].reported = -1;
+    }
+    r->points = pts;
+    r->npoints = n;
+    r->cores = cores;
+    r->runs = 2;
+}
+
+static void test_compute(void)
+{
+    scale_result r;
+    scale_point pts[4];
+    double store[8], serial[2] = {500, 700};
+    const unsigned threads[] = {1, 2, 4, 8};
+    const double t[] = {1000, 500, 250, 200};
+    make_result(&r, pts, store, NULL, threads, t, 4, 4);
+    pts[1].serial = serial;
+    pts[1].nserial = 2;
+    scale_compute(&r);
+    CHECK(r.serial_ns == 600);
+    CHECK(pts[0].speedup == 1 && near(pts[1].speedup, 2) && near(pts[3].speedup, 5));
+    CHECK(near(pts[1].abs_speedup, 1.2) && near(pts[0].abs_speedup, 0.6));
+    CHECK(isnan(pts[0].karp_flatt) && near(pts[2].karp_flatt, 0));
+    CHECK(isnan(pts[3].karp_flatt)); /* 8 threads on 4 cores: oversubscribed */
+    CHECK(isnan(pts[2].estimate));
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 0);
+
+    /* Work and span: the estimate at each count. */
+    r.have_ws = true;
+    r.ws = (scale_workspan){.work_ns = 8, .span_ns = 1, .parallelism = 8, .burdened_span_ns = 2};
+    scale_compute(&r);
+    CHECK(near(pts[2].estimate, 2.0) && near(pts[0].estimate, 0.8));
+
+    /* Ranks x threads: speedup against 1 x 1, efficiency per core used. */
+    const unsigned ranks[] = {1, 1, 2, 2};
+    const unsigned th[] = {1, 2, 1, 2};
+    const double tm[] = {800, 400, 400, 250};
+    make_result(&r, pts, store, ranks, th, tm, 4, 2);
+    r.mpi = true;
+    scale_compute(&r);
+    CHECK(near(pts[2].speedup, 2) && near(pts[3].speedup, 3.2));
+    CHECK(near(pts[3].efficiency, 0.8) && isnan(pts[3].karp_flatt) && isnan(r.serial_ns));
+}
+
+static void test_diagnose(void)
+{
+    scale_result r;
+    scale_point pts[3];
+    double store[6];
+    const unsigned threads[] = {1, 2, 3};
+    const double flat[] = {1000, 1010, 990};
+    make_result(&r, pts, store, NULL, threads, flat, 3, 4);
+    scale_compute(&r);
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 1 && strstr(r.warnings[0], "did not change") != NULL);
+    scale_free_warnings(&r);
+    CHECK(r.nwarnings == 0);
+
+    /* Pools of 4 workers from weft_config.threads at every count. */
+    for (size_t i = 0; i < 3; i++) {
+        pts[i].runs_with_pools = 2;
+        pts[i].runs_matched = 0;
+        pts[i].max_workers = 4;
+        pts[i].from_config = true;
+    }
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 1 && strstr(r.warnings[0], "WEFT_THREADS=2,3 ") != NULL &&
+          strstr(r.warnings[0], "weft_config.threads") != NULL);
+    scale_free_warnings(&r);
+
+    /* Pools of the right size, and a flat time: a serial program, no warning. */
+    for (size_t i = 0; i < 3; i++)
+        pts[i].runs_matched = 2;
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 0);
+
+    /* threads= on the line timed, other than WEFT_THREADS. */
+    pts[2].reported = 1;
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 1 && strstr(r.warnings[0], "threads=1") != NULL);
+    scale_free_warnings(&r);
+
+    /* Times that move: no warning without other signs. */
+    const double moving[] = {1000, 500, 340};
+    make_result(&r, pts, store, NULL, threads, moving, 3, 4);
+    scale_compute(&r);
+    scale_diagnose(&r);
+    CHECK(r.nwarnings == 0);
+}
+
 int main(void)
 {
     test_median();
@@ -153,6 +402,13 @@ int main(void)
     test_nice_step();
     test_threads();
     test_metric();
+    test_workspan_math();
+    test_filter();
+    test_rows();
+    test_display();
+    test_workspan_parse();
+    test_compute();
+    test_diagnose();
     if (failed != 0) {
         fprintf(stderr, "%d check(s) failed\n", failed);
         return 1;

@@ -41,6 +41,7 @@
 #include <weft.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -908,12 +909,14 @@ static void on_signal(uv_signal_t *h, int signum)
 static void usage(FILE *to)
 {
     fputs("usage: weft-httpd [--port P] [--threads N] [--max-pending N] [--backend weft|uv]\n"
-          "  --port P         TCP port on 127.0.0.1; 0 (default) picks a free one\n"
-          "  --threads N      workers (weft) or libuv thread-pool threads (uv); default: one per\n"
-          "                   core\n"
-          "  --max-pending N  submitted jobs that may wait to start; past it 503 (0: no limit;\n"
-          "                   default 64 x threads)\n"
-          "  --backend B      weft (default) or uv, libuv's thread pool as the baseline\n"
+          "  -p, --port P         TCP port on 127.0.0.1; 0 (default) picks a free one\n"
+          "  -t, --threads N      workers (weft) or libuv thread-pool threads (uv); default: one\n"
+          "                       per core\n"
+          "  -m, --max-pending N  submitted jobs that may wait to start; past it 503 (0: no\n"
+          "                       limit; default 64 x threads)\n"
+          "  -b, --backend B      weft (default) or uv, libuv's thread pool as the baseline\n"
+          "  -h, --help           this text\n"
+          "Options take their value as the next argument or after '=' (--threads=4).\n"
           "Endpoints: GET /nqueens?n=1..13, GET /hash?rounds=1..10000000, GET /health\n",
           to);
 }
@@ -949,34 +952,55 @@ int main(int argc, char **argv)
     atomic_init(&s.uv_queued, 0);
     s.backend = BACKEND_WEFT;
 
-    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    /* getopt_long, as the demos: "--opt value", "--opt=value", "-t 4", "-t4". */
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"max-pending", required_argument, NULL, 'm'},
+        {"backend", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, index = -1;
+    while ((opt = getopt_long(argc, argv, "p:t:m:b:h", longopts, &index)) != -1) {
         bool ok;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        switch (opt) {
+        case 'p':
+            ok = parse_ulong(optarg, 65535, &port);
+            break;
+        case 't':
+            ok = parse_ulong(optarg, WEFT_MAX_THREADS, &threads);
+            break;
+        case 'm':
+            ok = parse_ulong(optarg, SIZE_MAX / 2, &max_pending);
+            have_max_pending = true;
+            break;
+        case 'b':
+            ok = strcmp(optarg, "weft") == 0 || strcmp(optarg, "uv") == 0;
+            if (ok)
+                s.backend = strcmp(optarg, "uv") == 0 ? BACKEND_UV : BACKEND_WEFT;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--port") == 0) {
-            ok = parse_ulong(v, 65535, &port);
-        } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_ulong(v, WEFT_MAX_THREADS, &threads);
-        } else if (strcmp(a, "--max-pending") == 0) {
-            ok = parse_ulong(v, SIZE_MAX / 2, &max_pending);
-            have_max_pending = true;
-        } else if (strcmp(a, "--backend") == 0) {
-            ok = v != NULL && (strcmp(v, "weft") == 0 || strcmp(v, "uv") == 0);
-            if (ok)
-                s.backend = strcmp(v, "uv") == 0 ? BACKEND_UV : BACKEND_WEFT;
-        } else {
-            fprintf(stderr, "weft-httpd: unknown argument '%s'\n", a);
+        default: /* getopt_long said what was wrong */
             usage(stderr);
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "weft-httpd: bad or missing value for %s\n", a);
+            const char *name = opt == 'p'   ? "--port"
+                               : opt == 't' ? "--threads"
+                               : opt == 'm' ? "--max-pending"
+                                            : "--backend";
+            fprintf(stderr, "weft-httpd: bad value '%s' for %s\n", optarg, name);
             usage(stderr);
             return 2;
         }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "weft-httpd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
     }
 
     if (threads == 0) {
