@@ -77,4 +77,7 @@ void weft__pool_write_trace(weft_pool *pool);
 /* Writes the pool's statistics as JSON to pool->stats_path, after its workers were joined. */
 void weft__pool_write_stats(weft_pool *pool);
 
+/* The file name a template gives for pool: %p the process id, %n the pool's name, %% a '%'. */
+void weft__expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len);
+
 #endif

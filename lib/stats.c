@@ -150,7 +150,7 @@ int weft_stats_write_json(const weft_pool *pool, int fd)
 
 /* A file name from a template: %p becomes the process id, %n the pool's name, %% a '%'; so that
  * several pools of a process (or several processes) each get a file of their own. */
-static void expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len)
+void weft__expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len)
 {
     size_t k = 0;
     for (const char *c = tmpl; *c != '\0' && k + 1 < len; c++) {
@@ -177,7 +177,7 @@ static void expand_path(const char *tmpl, const weft_pool *pool, char *out, size
 void weft__pool_write_stats(weft_pool *pool)
 {
     char path[4096];
-    expand_path(pool->stats_path, pool, path, sizeof(path));
+    weft__expand_path(pool->stats_path, pool, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int rc = fd >= 0 ? weft_stats_write_json(pool, fd) : -errno;
     if (fd >= 0 && close(fd) != 0 && rc == 0)
@@ -207,7 +207,7 @@ void weft__pool_write_trace(weft_pool *pool)
             names[i] = nm;
         }
         char path[4096];
-        expand_path(pool->trace_path, pool, path, sizeof(path));
+        weft__expand_path(pool->trace_path, pool, path, sizeof(path));
         rc = weft__trace_write(path, t, names, n);
         if (rc != 0)
             weft__debug("could not write the trace to %s: %s", path, strerror(-rc));
