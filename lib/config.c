@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Settings: a weft_config, completed from the environment ($WEFT_THREADS, $WEFT_BIND,
- * $WEFT_STACK_SIZE, $WEFT_TRACE), validated before anything is allocated; and their display
- * ($WEFT_DISPLAY_ENV).
+ * $WEFT_STACK_SIZE, $WEFT_TRACE, $WEFT_STATS, $WEFT_WORKSPAN), validated before anything is
+ * allocated; and their display ($WEFT_DISPLAY_ENV).
  */
 #include "config.h"
 
 #include "platform.h"
 #include "trace.h"
 #include "topology.h"
+#include "workspan.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -157,10 +158,12 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
             "  WEFT_NAME = '%s'\n"
             "  WEFT_TRACE = '%s'\n"
             "  WEFT_STATS = '%s'\n"
+            "  WEFT_WORKSPAN = '%s'\n"
             "WEFT DISPLAY ENVIRONMENT END\n",
             weft_version(), pool->nworkers, src, binds[pool->bind], pool->stack_size,
             pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "",
-            pool->stats_path != NULL ? pool->stats_path : "");
+            pool->stats_path != NULL ? pool->stats_path : "",
+            pool->ws != NULL ? weft__ws_path(pool) : "");
 }
 
 int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
@@ -174,8 +177,9 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
     if (cfg->stack_size != 0 && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
         return bad(why, len, "weft_config.stack_size = %zu: at least %zu (PTHREAD_STACK_MIN)",
                    cfg->stack_size, (size_t)PTHREAD_STACK_MIN);
-    struct weft__settings st = {cfg->threads,    cfg->bind, cfg->stack_size,
-                                cfg->trace_path, 0,         env("WEFT_STATS")};
+    struct weft__settings st = {cfg->threads,        cfg->bind, cfg->stack_size,
+                                cfg->trace_path,     0,         env("WEFT_STATS"),
+                                env("WEFT_WORKSPAN")};
     int rc;
     if (st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
         return rc;

@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "cache.h"
 #include "platform.h"
+#include "workspan.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -100,6 +101,7 @@ void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_
     f->pool = pool;
     f->result = NULL;
     f->code = 0;
+    atomic_init(&f->ws_flags, 0);
     weft__list_init(&f->nodes);
 }
 
@@ -451,6 +453,7 @@ static int promise_complete(weft_future *f, weft_state st, int code, void *resul
         if (cas_acq_rel(&f->state, &s, s | WEFT_FS_SETTING))
             break;
     }
+    weft__ws_before_set(f);                   /* work and span: its setter's point */
     weft__future_finish(f, st, code, result); /* as a task's runner does, SETTING cleared */
     return 0;
 }

@@ -57,17 +57,27 @@ struct weft_future {
     _Atomic uint32_t lock; /* protects nodes; 0 free, 1 held, 2 held with sleepers */
     _Atomic uint32_t refs;
     int32_t pid; /* submitted: the pool's process (fork, see weft__future_cancel_task); or 0 */
-    weft_fn fn;
+    union {
+        weft_fn fn; /* a task's function, until it has returned */
+        /* Work and span (workspan.c), once ws_flags says WEFT_WS_ENDED: a task's own work, or
+         * the pool a promise was completed in. Written before the final state (release). */
+        int64_t ws_work;
+        const weft_pool *ws_source;
+    };
     void *arg;
-    weft_pool *pool; /* the pool that runs it; NULL for a gather */
-    void *result;    /* written by the runner before the final state (release) */
-    int code;        /* likewise */
+    weft_pool *pool;           /* the pool that runs it; NULL for a gather */
+    void *result;              /* written by the runner before the final state (release) */
+    int code;                  /* likewise */
+    _Atomic uint32_t ws_flags; /* WEFT_WS_* (workspan.h); 0 unless its pool measures */
     struct weft__list nodes;
     /* Non-NULL while it counts against its pool's max_pending: the pool's page (page.h), which
      * outlives the pool until every count is given back. Whoever wins the CAS out of PENDING
      * gives the count back (weft__uncount). */
     struct weft__page *counted_in;
     const struct weft__future_ops *ops;
+    /* Work and span: where a task of a measuring pool starts (written at submission), then
+     * where it ended (WEFT_WS_ENDED). */
+    int64_t ws_span, ws_bspan;
 };
 
 /* The cancel of a task's future (its ops->cancel), for futures that differ from a task's only

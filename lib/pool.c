@@ -46,6 +46,7 @@ static void free_pool(weft_pool *pool, bool forked)
     weft__free(pool->traces);
     weft__free(pool->trace_path);
     weft__free(pool->stats_path);
+    weft__ws_free(pool, forked);
     weft__park_destroy(&pool->park);
     if (forked)
         weft__free(pool->inject.shard);
@@ -77,6 +78,8 @@ static void teardown(weft_pool *pool, unsigned started)
         weft__pool_write_trace(pool);
     if (pool->stats_path != NULL && started == pool->nworkers)
         weft__pool_write_stats(pool);
+    if (pool->ws != NULL && started == pool->nworkers)
+        weft__ws_write(pool);
     if (pool->page != NULL)
         weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
     free_pool(pool, false);
@@ -242,6 +245,8 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         else
             rc = -ENOMEM;
     }
+    if (rc == 0 && st.workspan != NULL)
+        rc = weft__ws_create(pool, st.workspan);
     if (rc == 0)
         rc = start_workers(pool, &started);
     if (rc != 0) {

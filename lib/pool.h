@@ -23,6 +23,7 @@
 struct weft__worker;
 struct weft__trace;
 struct weft__thread;
+struct weft__ws;
 
 /* The pool's spare threads (lend.c). */
 struct weft__lend {
@@ -45,6 +46,7 @@ struct weft_pool {
     struct weft__thread *threads; /* the workers' own threads, one per worker */
     struct weft__lend lend;
     struct weft__page *page; /* fork detection and the max_pending budget (page.h) */
+    struct weft__ws *ws;     /* $WEFT_WORKSPAN: work and span measured (workspan.c); or NULL */
     unsigned nworkers;
     struct weft__inject inject;
     struct weft__parking park;
