@@ -7,8 +7,10 @@
  *  - the work comes from sleeps of a few milliseconds (a sleeping thread is not preempted in
  *    the middle of its work, as a busy one is on a loaded machine), or, for fib, from many
  *    forks; every bound has a wide margin (parallelism 1 within 20 %, at least 40 of 64, ...);
- *  - noise only ever lengthens a strand (a preempted one looks longer), so a lower bound on the
- *    parallelism is asserted on the best of a few attempts, each a region;
+ *  - noise only ever lengthens a strand (a preempted one looks longer, and the span takes the
+ *    longest path, so one preemption anywhere shows), so a lower bound on the parallelism is
+ *    asserted on the best of attempts, each a region, made until one is good or BUDGET_NS has
+ *    passed; on a quiet machine the first one is;
  *  - sums of regions taken on the test's own thread are exact: that thread does no work, and
  *    its clock moves only by what it waits for.
  * Each test sets $WEFT_WORKSPAN in its own forked child, creates its pools, and reads the JSON
@@ -42,7 +44,13 @@ static void busy_ms(double ms)
     tu_sleep_ns((int64_t)(ms * 1e6));
 }
 
-#define ATTEMPTS     10
+/* Attempts at a noise-sensitive measurement go on until one is good, for at most this long. */
+#define BUDGET_NS (TW_SANITIZED ? TU_MS(30000) : TU_MS(15000))
+
+static bool keep_trying(int64_t start)
+{
+    return tu_now_ns() - start < BUDGET_NS;
+}
 #define TW_BURDEN_NS 5000 /* WEFT_WS_BURDEN_NS, as the file says in burden_ns */
 
 /* Between two attempts: a moment, so that they sample different moments of the machine's load. */
@@ -217,7 +225,7 @@ START_TEST(test_loop_parallelism_on_any_pool)
     tu_env_saved e;
     weft_pool *p = ws_pool(n, file.path, &e);
     weft_workspan best = {0};
-    for (int k = 0; k < ATTEMPTS && best.parallelism < 40; k++) {
+    for (int64_t t0 = tu_now_ns(); best.parallelism < 40 && keep_trying(t0);) {
         weft_region r;
         weft_workspan ws;
         ck_assert_int_eq(weft_region_begin(&r, p, "loop"), 0);
@@ -270,7 +278,7 @@ START_TEST(test_reduce_parallelism)
     tu_env_saved e;
     weft_pool *p = ws_pool(n, file.path, &e);
     double best = 0;
-    for (int k = 0; k < ATTEMPTS && best < 10; k++) {
+    for (int64_t t0 = tu_now_ns(); best < 10 && keep_trying(t0);) {
         sum_ctx ctx;
         atomic_init(&ctx.calls, 0);
         uint64_t zero = 0, sum = 0;
@@ -302,9 +310,8 @@ typedef struct fib_arg {
     uint64_t r;
 } fib_arg;
 
-#define FIB_N        25
-#define FIB_CUTOFF   12 /* leaves of about a microsecond */
-#define FIB_ATTEMPTS 200
+#define FIB_N      25
+#define FIB_CUTOFF 12 /* leaves of about a microsecond */
 
 static __attribute__((noinline)) uint64_t fib_seq(unsigned n)
 {
@@ -348,7 +355,7 @@ START_TEST(test_fib_join)
     weft_pool *p = ws_pool(n, file.path, &e);
     double best_par = 0, best_work = 1e30;
     double bound = TW_SANITIZED ? 1e30 : 2.0 * (double)serial;
-    for (int k = 0; k < FIB_ATTEMPTS && (best_par <= 100 || best_work >= bound); k++) {
+    for (int64_t t0 = tu_now_ns(); (best_par <= 100 || best_work >= bound) && keep_trying(t0);) {
         weft_region r;
         ck_assert_int_eq(weft_region_begin(&r, p, "fib"), 0);
         fib_arg f = {FIB_N, 0};
@@ -362,13 +369,14 @@ START_TEST(test_fib_join)
     ws_pool_end(p, &e);
     ck_assert_msg(best_par > 100, "%u workers: fib(%d) parallelism %f, not above 100", n, FIB_N,
                   best_par);
-    /* Under a sanitizer the forks are instrumented and the plain recursion hardly: no bound. */
+    /* Under a sanitizer the two are instrumented differently: no bound. */
     if (!TW_SANITIZED)
         ck_assert_msg(best_work < bound,
                       "%u workers: work %.0f ns, more than twice the serial %lld ns", n, best_work,
                       (long long)serial);
-    ck_assert_msg(best_work > 0.5 * (double)serial, "work %.0f ns below half the serial %lld ns",
-                  best_work, (long long)serial);
+    if (!TW_SANITIZED)
+        ck_assert_msg(best_work > 0.5 * (double)serial,
+                      "work %.0f ns below half the serial %lld ns", best_work, (long long)serial);
     json_t *doc = read_ws(file.path);
     json_t *g = region(doc, "fib");
     ck_assert_ptr_nonnull(g);
@@ -411,7 +419,7 @@ START_TEST(test_fib_offer)
     tu_env_saved e;
     weft_pool *p = ws_pool(n, file.path, &e);
     double best = 0;
-    for (int k = 0; k < FIB_ATTEMPTS && best <= 100; k++) {
+    for (int64_t t0 = tu_now_ns(); best <= 100 && keep_trying(t0);) {
         weft_region r;
         ck_assert_int_eq(weft_region_begin(&r, p, "pfib"), 0);
         fib_arg f = {FIB_N, 0};
@@ -482,7 +490,7 @@ START_TEST(test_scope_and_futures)
     weft_pool *p = ws_pool(n, file.path, &e);
     weft_region r;
     weft_workspan a = {0}, b = {0};
-    for (int k = 0; k < ATTEMPTS && (a.parallelism < 10 || b.parallelism < 10); k++) {
+    for (int64_t t0 = tu_now_ns(); (a.parallelism < 10 || b.parallelism < 10) && keep_trying(t0);) {
         weft_workspan x, y;
         ck_assert_int_eq(weft_region_begin(&r, p, "scope"), 0);
         ck_assert_int_eq(weft_pool_run(p, scope_task, NULL, NULL), 0);
@@ -621,7 +629,7 @@ START_TEST(test_nested_regions_add_up)
     ck_assert_int_eq(weft_region_begin(&all, p, "all"), 0);
     /* the task's own code between its two regions is short: best of a few, in case a
      * preemption lands there */
-    for (int k = 0; k < ATTEMPTS && gap > 0.1; k++) {
+    for (int64_t t0 = tu_now_ns(); gap > 0.1 && keep_trying(t0);) {
         ck_assert_int_eq(weft_region_begin(&a, p, "loop"), 0);
         ck_assert_int_eq(weft_parallel_for(p, 0, 32, 1, body_1ms, NULL), 0);
         ck_assert_int_eq(weft_region_end(&a, &wa), 0);
