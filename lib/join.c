@@ -49,11 +49,21 @@ struct join_frame {
     struct join_frame *prev;
     int64_t base;   /* JOIN_STOLEN: the thief's deque bottom when fn began */
     unsigned thief; /* JOIN_STOLEN: the thief worker's index */
-    /* Work and span, when the pool measures (workspan.c): the point where fn forked, written
-     * before the push; then fn's own work and end, written by whoever ran it (a thief before
-     * JOIN_DONE, whose release publishes it). Untouched when the pool does not measure. */
+};
+
+/* Every frame of a pool that measures work and span (workspan.c) is one of these: the point
+ * where fn forked, written before the push; then fn's own work and end, written by whoever ran
+ * it (a thief before JOIN_DONE, whose release publishes it). Kept out of struct join_frame so
+ * that weft_join's own frame, on the hottest path, does not grow when nothing measures. */
+struct ws_frame {
+    struct join_frame f;
     struct weft__wsp ws;
 };
+
+static inline struct weft__wsp *ws_of(struct join_frame *fr)
+{
+    return &weft__container_of(fr, struct ws_frame, f)->ws;
+}
 
 /* The inside of a weft_scope. */
 struct scope {
@@ -63,8 +73,7 @@ struct scope {
 };
 
 _Static_assert(sizeof(struct scope) <= sizeof(weft_scope), "weft_scope too small: grow opaque_");
-_Static_assert(sizeof(struct join_frame) <= sizeof(weft_spawn),
-               "weft_spawn too small: grow opaque_");
+_Static_assert(sizeof(struct ws_frame) <= sizeof(weft_spawn), "weft_spawn too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
 
 /* The run function of a frame, for the thief that stole it (or a worker that took it off the
@@ -81,9 +90,10 @@ static void run_frame(struct weft__worker *w, struct weft__task *t)
     or_release(&fr->state, JOIN_STOLEN); /* release: publishes the three fields to join_find */
     if (__builtin_expect(w->ws != NULL, 0)) {
         /* a branch of the owner's graph: from the fork point, its end back in the frame */
-        weft__ws_begin(w, fr->ws.span, fr->ws.bspan);
+        struct weft__wsp *ws = ws_of(fr);
+        weft__ws_begin(w, ws->span, ws->bspan);
         weft__run_as(fr->ctx, fr->fn, fr->arg);
-        fr->ws = weft__ws_mark();
+        *ws = weft__ws_mark();
         w->ws->stolen++;
     } else {
         weft__run_as(fr->ctx, fr->fn, fr->arg);
@@ -258,35 +268,36 @@ static void ws_notify(struct weft__worker *w)
  * continuation pays a spawn's burden. */
 static inline void ws_fork(struct join_frame *fr, const struct weft__wsp *p)
 {
-    fr->ws = (struct weft__wsp){0, p->span, p->bspan};
+    *ws_of(fr) = (struct weft__wsp){0, p->span, p->bspan};
     weft__ws_spawned();
 }
 
-/* Runs fr's function on the offering thread as the branch it is, its end into fr->ws. */
+/* Runs fr's function on the offering thread as the branch it is, its end into its ws_frame. */
 static void ws_run_branch(struct join_frame *fr)
 {
-    weft__ws_branch(&fr->ws);
+    weft__ws_branch(ws_of(fr));
     fr->fn(fr->arg);
-    fr->ws = weft__ws_mark();
+    *ws_of(fr) = weft__ws_mark();
 }
 
 /* weft_join on a worker of a measuring pool: a and b are two branches of the fork point. */
 __attribute__((noinline)) static void join_measured(struct weft__worker *w, void (*a)(void *),
                                                     void *a_arg, void (*b)(void *), void *b_arg)
 {
-    struct join_frame fr;
+    struct ws_frame wf;
+    struct join_frame *fr = &wf.f;
     struct weft__wsp p = weft__ws_point();
-    ws_fork(&fr, &p);
-    bool offered = offer_ws(w, &fr, b, b_arg, true);
+    ws_fork(fr, &p);
+    bool offered = offer_ws(w, fr, b, b_arg, true);
     if (!offered) { /* a full deque: still two branches of the graph */
-        fr.fn = b;
-        fr.arg = b_arg;
+        fr->fn = b;
+        fr->arg = b_arg;
     }
     a(a_arg);
     struct weft__wsp j = weft__ws_mark();
-    if (!offered || reclaim(w, &fr))
-        ws_run_branch(&fr);
-    weft__ws_join(&j, &fr.ws); /* stolen: the thief left b's end there */
+    if (!offered || reclaim(w, fr))
+        ws_run_branch(fr);
+    weft__ws_join(&j, &wf.ws); /* stolen: the thief left b's end there */
     weft__ws_set(&j);
 }
 
@@ -313,8 +324,7 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 
 /* --- inline fork-join: weft_offer / weft_reclaim --- */
 
-_Static_assert(sizeof(struct join_frame) <= sizeof(weft_frame),
-               "weft_frame too small: grow opaque_");
+_Static_assert(sizeof(struct ws_frame) <= sizeof(weft_frame), "weft_frame too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
 
 /* weft_offer in a measuring pool: fn(arg) is a branch of the present point. */
@@ -351,7 +361,7 @@ __attribute__((noinline)) static bool reclaim_measured(struct weft__worker *w,
     struct weft__wsp j = weft__ws_mark();
     if (fr->owner == NULL || reclaim(w, fr))
         ws_run_branch(fr);
-    weft__ws_join(&j, &fr->ws);
+    weft__ws_join(&j, ws_of(fr));
     weft__ws_set(&j);
     return false;
 }
@@ -456,7 +466,7 @@ void weft_scope_wait(weft_scope *sc)
         if (!join_ready(fr))
             weft__help(w, &join_ops, fr, -1);
         if (__builtin_expect(ws, 0))
-            weft__ws_join(&j, &fr->ws);
+            weft__ws_join(&j, ws_of(fr));
     }
     if (__builtin_expect(ws, 0))
         weft__ws_set(&j);
@@ -560,14 +570,14 @@ __attribute__((noinline)) static void measured_split(struct weft__worker *w, str
         memcpy(right_acc, l->identity, l->acc_size);
         right->acc = right_acc;
     }
-    struct join_frame fr;
-    fr.ws = *n->p; /* the thief's strand starts there; the node's result is what counts */
-    if (!offer_ws(w, &fr, run_mnode, right, true)) {
+    struct ws_frame wf;
+    wf.ws = *n->p; /* the thief's strand starts there; the node's result is what counts */
+    if (!offer_ws(w, &wf.f, run_mnode, right, true)) {
         measured_node(left);
         measured_node(right);
     } else {
         measured_node(left);
-        if (reclaim(w, &fr))
+        if (reclaim(w, &wf.f))
             measured_node(right);
     }
     if (l->combine != NULL) {
