@@ -419,7 +419,7 @@ typedef struct weft_scope {
     void *opaque_[4];
 } weft_scope;
 typedef struct weft_spawn {
-    void *opaque_[12];
+    void *opaque_[16];
 } weft_spawn;
 
 WEFT_API void weft_scope_init(weft_scope *s);
@@ -442,9 +442,13 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * caller ran other tasks. Outside any pool weft_offer only records and weft_reclaim returns
  * true. Neither allocates nor fails: an offer that does not fit in the worker's deque stays
  * private (weft_reclaim then returns true). Inside fn, weft_cancel_requested() answers for the
- * task that offered. fn must not leave by longjmp. */
+ * task that offered. fn must not leave by longjmp.
+ * In a pool that measures work and span ($WEFT_WORKSPAN, below), weft_reclaim runs fn(arg)
+ * itself when no thief took the frame, and returns false: the reclaiming thread takes its own
+ * frame as a thief would, so that fn is measured as the branch it is. Either way fn(arg) has run
+ * exactly once when the caller goes on. */
 typedef struct weft_frame {
-    void *opaque_[12];
+    void *opaque_[16];
 } weft_frame;
 
 /* The out-of-line parts of weft_offer and weft_reclaim; call those. */
@@ -589,6 +593,60 @@ WEFT_API int weft_completion_fd(const weft_completion *c);
 /* Releases the futures never handed out and frees the set. NULL is ignored. Not to be called
  * while another thread uses c. */
 WEFT_API void weft_completion_destroy(weft_completion *c);
+
+/* ---------------------------------------------------------------------------------------------
+ * Work and span (predicting scaling past this machine; docs/workspan.md)
+ *
+ * With $WEFT_WORKSPAN set to a file path when a pool is created (%p in it becomes the process id,
+ * %n the pool's name, %% a '%'), the pool measures, as Cilkscale does, the work (the time spent
+ * in its tasks, join halves, scope spawns, offered frames and loop bodies) and the span (the
+ * longest chain of that time through the fork-join, submit and wait dependencies) of everything
+ * it runs, and writes them as JSON at weft_pool_destroy: work_ns, span_ns, parallelism (work /
+ * span, the most speedup any number of cores can give), burdened_span_ns (the span with a
+ * scheduling cost charged for each spawn and sync on it) and the regions below. The span is that
+ * of the logical graph, not of the schedule: a weft_parallel_for or weft_parallel_reduce counts
+ * as the full binary split of its range down to its grain, however lazily it ran. A wait on a
+ * future that no task of the pool completed (a promise set from outside, a task of another pool)
+ * adds nothing to the span: the outside world is taken to answer at once. An empty variable is
+ * no variable; a file that cannot be written is skipped (said under $WEFT_DEBUG), and destroy
+ * still succeeds. Without the variable none of this costs more than a test of a pointer.
+ */
+
+/* Work and span of a region, in nanoseconds. parallelism is work / span (0 when span is 0), the
+ * burdened one work / burdened span. */
+typedef struct weft_workspan {
+    uint64_t work_ns;
+    uint64_t span_ns;
+    uint64_t burdened_span_ns;
+    double parallelism;
+    double burdened_parallelism;
+} weft_workspan;
+
+/* A named part of a job whose work and span are measured apart (Cilkscale's wsp_getworkspan
+ * pair). Storage for the caller, on its stack typically. */
+typedef struct weft_region {
+    uint64_t opaque_[8];
+} weft_region;
+
+/* Opens region r of pool, named name, at the calling thread's present point: inside a task of
+ * pool, the task's; on any other thread, the point its waits on pool's futures have reached.
+ * The region covers what runs between this call and weft_region_end on the same thread in the
+ * same task: its own code, and all that it forks and joins or waits for (work that it submits
+ * and never waits for is not counted). Regions nest and may run in parallel. name must stay
+ * valid until weft_region_end; regions closed under one name add up in the JSON file.
+ * Costs two clock reads. When pool does not measure ($WEFT_WORKSPAN unset at its creation) it
+ * costs a test, returns -ENOTSUP and marks r so that weft_region_end(r) returns -ENOTSUP too:
+ * the pair may be called unconditionally.
+ * Errors: -EINVAL (r, pool or name NULL), -ENOTSUP. */
+WEFT_API int weft_region_begin(weft_region *r, weft_pool *pool, const char *name);
+
+/* Closes region r, on the thread and in the task that opened it, before the pool is destroyed:
+ * *out (when out is not NULL) receives its work and span, and they are added to the region's
+ * name in the pool's JSON file.
+ * Errors: -EINVAL (r NULL, not open, or closed on another thread or in another task than the
+ * one that opened it: nothing changes), -ENOTSUP (opened on a pool that does not measure),
+ * -ENOMEM (nothing recorded, r stays open). */
+WEFT_API int weft_region_end(weft_region *r, weft_workspan *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics

@@ -273,6 +273,7 @@ int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f
             pthread_mutex_unlock(&c->mu);
             *f = e->f;
             weft__block_free(e);
+            weft__ws_after_wait(*f); /* work and span: the caller goes on after it */
             return 0;
         }
         if (ld_relaxed(&c->npending) == 0) { /* relaxed: under mu */

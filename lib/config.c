@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Settings: a weft_config, completed from the environment ($WEFT_THREADS, $WEFT_BIND,
- * $WEFT_STACK_SIZE, $WEFT_TRACE), validated before anything is allocated; and their display
- * ($WEFT_DISPLAY_ENV).
+ * $WEFT_STACK_SIZE, $WEFT_TRACE, $WEFT_STATS, $WEFT_WORKSPAN), validated before anything is
+ * allocated; and their display ($WEFT_DISPLAY_ENV).
  */
 #include "config.h"
 
 #include "platform.h"
 #include "trace.h"
 #include "topology.h"
+#include "workspan.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -159,10 +160,12 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
             "  WEFT_NAME = '%s'\n"
             "  WEFT_TRACE = '%s'\n"
             "  WEFT_STATS = '%s'\n"
+            "  WEFT_WORKSPAN = '%s'\n"
             "WEFT DISPLAY ENVIRONMENT END\n",
             weft_version(), pool->nworkers, src, binds[pool->bind], pool->stack_size,
             pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "",
-            pool->stats_path != NULL ? pool->stats_path : "");
+            pool->stats_path != NULL ? pool->stats_path : "",
+            pool->ws != NULL ? weft__ws_path(pool) : "");
 }
 
 int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, char *why,
@@ -183,8 +186,13 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
                    cfg->stack_size, (size_t)PTHREAD_STACK_MIN);
     /* WEFT_CONFIG_NO_ENV: a library embedding a pool decides alone; nothing is read */
     bool use_env = !(cfg->flags & WEFT_CONFIG_NO_ENV);
-    struct weft__settings st = {cfg->threads,    cfg->bind, cfg->stack_size,
-                                cfg->trace_path, 0,         use_env ? env("WEFT_STATS") : NULL};
+    struct weft__settings st = {cfg->threads,
+                                cfg->bind,
+                                cfg->stack_size,
+                                cfg->trace_path,
+                                0,
+                                use_env ? env("WEFT_STATS") : NULL,
+                                use_env ? env("WEFT_WORKSPAN") : NULL};
     int rc;
     if (use_env && st.threads == 0 && (rc = env_threads(&st.threads, why, len)) != 0)
         return rc;

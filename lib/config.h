@@ -19,6 +19,7 @@ struct weft__settings {
     const char *trace;     /* the trace file, NULL when not tracing */
     uint32_t trace_events; /* events per worker's ring ($WEFT_TRACE_EVENTS), when tracing */
     const char *stats;     /* $WEFT_STATS: where to write the statistics at destroy, or NULL */
+    const char *workspan;  /* $WEFT_WORKSPAN: where to write work and span at destroy, or NULL */
 };
 
 /* Checks cfg and completes it from the environment. 0, or -EINVAL (cfg or a variable bad)

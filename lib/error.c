@@ -25,7 +25,9 @@ const char *weft_version(void)
     X(-EAGAIN, "resource temporarily unavailable (thread start or max_pending)")                   \
     X(-EDEADLK, "the call would wait on itself")                                                   \
     X(-ENOENT, "no more futures")                                                                  \
-    X(-EALREADY, "the future has already finished")
+    X(-EALREADY, "the future has already finished")                                                \
+    X(-ENOTSUP, "not supported here (e.g. a region of a pool that does not measure work and "      \
+                "span)")
 
 const char *weft_strerror(int code)
 {

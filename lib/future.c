@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "cache.h"
 #include "platform.h"
+#include "workspan.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -100,6 +101,7 @@ void weft__future_init(weft_future *f, const struct weft__future_ops *ops, weft_
     f->pool = pool;
     f->result = NULL;
     f->code = 0;
+    atomic_init(&f->ws_flags, 0);
     weft__list_init(&f->nodes);
 }
 
@@ -406,17 +408,15 @@ static void callback_free(struct weft__fnode *n);
  * on_done callbacks on it will never run. They are the only nodes that hold no reference to
  * anything (a gather's, a continuation's or a completion set's node would have kept the
  * promise alive, and waiters take theirs back before they return): free them with it. */
-/* A promise's fn is otherwise unused: weft_future_set_result_owned keeps its result's free
- * function there, through the generic function type, and promise_free calls it back as what it
- * was. */
 typedef void (*result_free_fn)(void *result);
 
 static void promise_free(weft_future *f)
 {
     /* Plain reads: the last reference is gone (weft__future_unref's acq_rel pairs with every
-     * earlier release), so the setter's writes of fn and result happen before this. */
-    if (f->fn != NULL)
-        ((result_free_fn)(void (*)(void))f->fn)(f->result);
+     * earlier release), so the setter's writes of result_free and result happen before
+     * this. */
+    if (f->result_free != NULL)
+        f->result_free(f->result);
     for (struct weft__list *l = f->nodes.next; l != &f->nodes;) {
         struct weft__list *next = l->next;
         struct weft__fnode *n = weft__container_of(l, struct weft__fnode, link);
@@ -437,6 +437,7 @@ int weft_future_create(weft_future **out)
     if (f == NULL)
         return -ENOMEM;
     weft__future_init(f, &promise_ops, NULL, NULL, NULL, 1);
+    f->result_free = NULL; /* the union's member promise_free reads */
     *out = f;
     return 0;
 }
@@ -461,8 +462,10 @@ static int promise_complete(weft_future *f, weft_state st, int code, void *resul
         if (cas_acq_rel(&f->state, &s, s | WEFT_FS_SETTING))
             break;
     }
-    /* Only the claimant writes fn; promise_free reads it after the last reference. */
-    f->fn = free_fn != NULL ? (weft_fn)(void (*)(void))free_fn : NULL;
+    /* Only the claimant writes result_free; promise_free reads it after the last reference.
+     * (fn is the work and span's, below.) */
+    f->result_free = free_fn;
+    weft__ws_before_set(f);                   /* work and span: its setter's point */
     weft__future_finish(f, st, code, result); /* as a task's runner does, SETTING cleared */
     return 0;
 }

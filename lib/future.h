@@ -57,11 +57,23 @@ struct weft_future {
     _Atomic uint32_t lock; /* protects nodes; 0 free, 1 held, 2 held with sleepers */
     _Atomic uint32_t refs;
     int32_t pid; /* submitted: the pool's process (fork, see weft__future_cancel_task); or 0 */
-    weft_fn fn;
-    void *arg;
-    weft_pool *pool; /* the pool that runs it; NULL for a gather */
-    void *result;    /* written by the runner before the final state (release) */
-    int code;        /* likewise */
+    union {
+        weft_fn fn; /* a task's function, until it has returned */
+        /* Work and span (workspan.c), once ws_flags says WEFT_WS_ENDED: a task's own work, or
+         * the pool a promise was completed in. Written before the final state (release). */
+        int64_t ws_work;
+        const weft_pool *ws_source;
+    };
+    union {
+        void *arg; /* a task's argument */
+        /* A promise's: the free function weft_future_set_result_owned gave for its result
+         * (written by the setter before the final state; read by promise_free) */
+        void (*result_free)(void *result);
+    };
+    weft_pool *pool;           /* the pool that runs it; NULL for a gather */
+    void *result;              /* written by the runner before the final state (release) */
+    int code;                  /* likewise */
+    _Atomic uint32_t ws_flags; /* WEFT_WS_* (workspan.h); 0 unless its pool measures */
     struct weft__list nodes;
     /* Non-NULL when it counts against its pool's max_pending or max_inflight: the pool's page
      * (page.h), which outlives the pool until every count is given back. Whoever wins the CAS
@@ -69,6 +81,9 @@ struct weft_future {
      * it the max_inflight count (weft__unflight). */
     struct weft__page *counted_in;
     const struct weft__future_ops *ops;
+    /* Work and span: where a task of a measuring pool starts (written at submission), then
+     * where it ended (WEFT_WS_ENDED). */
+    int64_t ws_span, ws_bspan;
 };
 
 /* The cancel of a task's future (its ops->cancel), for futures that differ from a task's only

@@ -51,6 +51,20 @@ struct join_frame {
     unsigned thief; /* JOIN_STOLEN: the thief worker's index */
 };
 
+/* Every frame of a pool that measures work and span (workspan.c) is one of these: the point
+ * where fn forked, written before the push; then fn's own work and end, written by whoever ran
+ * it (a thief before JOIN_DONE, whose release publishes it). Kept out of struct join_frame so
+ * that weft_join's own frame, on the hottest path, does not grow when nothing measures. */
+struct ws_frame {
+    struct join_frame f;
+    struct weft__wsp ws;
+};
+
+static inline struct weft__wsp *ws_of(struct join_frame *fr)
+{
+    return &weft__container_of(fr, struct ws_frame, f)->ws;
+}
+
 /* The inside of a weft_scope. */
 struct scope {
     struct weft__worker *owner; /* NULL: spawns run at once */
@@ -59,8 +73,7 @@ struct scope {
 };
 
 _Static_assert(sizeof(struct scope) <= sizeof(weft_scope), "weft_scope too small: grow opaque_");
-_Static_assert(sizeof(struct join_frame) <= sizeof(weft_spawn),
-               "weft_spawn too small: grow opaque_");
+_Static_assert(sizeof(struct ws_frame) <= sizeof(weft_spawn), "weft_spawn too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
 
 /* The run function of a frame, for the thief that stole it (or a worker that took it off the
@@ -75,7 +88,16 @@ static void run_frame(struct weft__worker *w, struct weft__task *t)
     fr->base = weft__deque_bottom(&w->deque);
     fr->epoch = ld_relaxed(&w->epoch);   /* relaxed: only w's holder (this thread) bumps it */
     or_release(&fr->state, JOIN_STOLEN); /* release: publishes the three fields to join_find */
-    weft__run_as(fr->ctx, fr->fn, fr->arg);
+    if (__builtin_expect(w->ws != NULL, 0)) {
+        /* a branch of the owner's graph: from the fork point, its end back in the frame */
+        struct weft__wsp *ws = ws_of(fr);
+        weft__ws_begin(w, ws->span, ws->bspan);
+        weft__run_as(fr->ctx, fr->fn, fr->arg);
+        *ws = weft__ws_mark();
+        w->ws->stolen++;
+    } else {
+        weft__run_as(fr->ctx, fr->fn, fr->arg);
+    }
     /* acq_rel: release publishes b's effects to the owner's acquire in join_ready; acquire
      * orders this read of WAITING, and of the waiter, after the owner's RMW in join_arm */
     struct weft__thread *waiter = fr->owner; /* read now: the frame ends with JOIN_DONE */
@@ -153,10 +175,13 @@ static bool in_scope(const struct weft__task *t, const void *s)
     return t->run == run_frame && weft__container_of(t, const struct join_frame, task)->scope == s;
 }
 
+static void ws_notify(struct weft__worker *w);
+
 /* Fills in a frame of worker w for fn(arg) and offers it to thieves. False when the deque is
- * full (a frame never grows it): fn(arg) then stays the caller's to run. */
+ * full (a frame never grows it): fn(arg) then stays the caller's to run. ws: the pool measures
+ * work and span (a constant at every call site). */
 static inline __attribute__((always_inline)) bool
-offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg)
+offer_ws(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg, bool ws)
 {
     fr->task.run = run_frame; /* task.next is set only if shutdown requeues it */
     fr->task.flags = 0;
@@ -172,8 +197,17 @@ offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *a
     /* A missed wake-up here costs parallelism only: the owner runs the frame itself if nobody
      * took it. So idle workers are woken only when the idle set looks non-empty, without a
      * fence. */
-    weft__park_notify_if_idle(&w->pool->park);
+    if (ws)
+        ws_notify(w);
+    else
+        weft__park_notify_if_idle(&w->pool->park);
     return true;
+}
+
+static inline __attribute__((always_inline)) bool
+offer(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg)
+{
+    return offer_ws(w, fr, fn, arg, false);
 }
 
 /* Takes frame fr back off w's deque: true if nobody stole it (its function is then the
@@ -211,12 +245,72 @@ __attribute__((cold, noinline)) static void outside_pool(const char *call)
     }
 }
 
+/* --- work and span (workspan.c): the forks of a measuring pool --- */
+
+/* An offer's wake-up of an idle worker, in a measuring pool: a system call that is scheduling,
+ * which the burden stands for (Cilkscale leaves the runtime's spawn out of its strands too), so
+ * its time is left out of the strand. Clock reads only when there is someone to wake. */
+static void ws_notify(struct weft__worker *w)
+{
+    struct weft__parking *p = &w->pool->park;
+    for (unsigned i = 0; i < p->nwords; i++) {
+        /* relaxed: a hint, as in weft__park_notify_if_idle */
+        if (__builtin_expect(ld_relaxed(&p->idle[i]) != 0, 0)) {
+            int64_t t = weft__now_ns();
+            weft__park_notify_one(p);
+            weft__ws_skip(t);
+            return;
+        }
+    }
+}
+
+/* fr, about to be offered by a strand now at fork point p: its branch starts there. The
+ * continuation pays a spawn's burden. */
+static inline void ws_fork(struct join_frame *fr, const struct weft__wsp *p)
+{
+    *ws_of(fr) = (struct weft__wsp){0, p->span, p->bspan};
+    weft__ws_spawned();
+}
+
+/* Runs fr's function on the offering thread as the branch it is, its end into its ws_frame. */
+static void ws_run_branch(struct join_frame *fr)
+{
+    weft__ws_branch(ws_of(fr));
+    fr->fn(fr->arg);
+    *ws_of(fr) = weft__ws_mark();
+}
+
+/* weft_join on a worker of a measuring pool: a and b are two branches of the fork point. */
+__attribute__((noinline)) static void join_measured(struct weft__worker *w, void (*a)(void *),
+                                                    void *a_arg, void (*b)(void *), void *b_arg)
+{
+    struct ws_frame wf;
+    struct join_frame *fr = &wf.f;
+    struct weft__wsp p = weft__ws_point();
+    ws_fork(fr, &p);
+    bool offered = offer_ws(w, fr, b, b_arg, true);
+    if (!offered) { /* a full deque: still two branches of the graph */
+        fr->fn = b;
+        fr->arg = b_arg;
+    }
+    a(a_arg);
+    struct weft__wsp j = weft__ws_mark();
+    if (!offered || reclaim(w, fr))
+        ws_run_branch(fr);
+    weft__ws_join(&j, &wf.ws); /* stolen: the thief left b's end there */
+    weft__ws_set(&j);
+}
+
 void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 {
     struct weft__worker *w = weft__self;
     struct join_frame fr;
     if (w == NULL)
         outside_pool("weft_join");
+    else if (__builtin_expect(w->ws != NULL, 0)) {
+        join_measured(w, a, a_arg, b, b_arg);
+        return;
+    }
     if (w == NULL || !offer(w, &fr, b, b_arg)) {
         /* outside any pool, or a full deque: run in order */
         a(a_arg);
@@ -230,28 +324,57 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 
 /* --- inline fork-join: weft_offer / weft_reclaim --- */
 
-_Static_assert(sizeof(struct join_frame) <= sizeof(weft_frame),
-               "weft_frame too small: grow opaque_");
+_Static_assert(sizeof(struct ws_frame) <= sizeof(weft_frame), "weft_frame too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
+
+/* weft_offer in a measuring pool: fn(arg) is a branch of the present point. */
+__attribute__((noinline)) static void offer_measured(struct weft__worker *w, struct join_frame *fr,
+                                                     void (*fn)(void *), void *arg)
+{
+    struct weft__wsp p = weft__ws_point();
+    ws_fork(fr, &p);
+    if (!offer_ws(w, fr, fn, arg, true))
+        fr->owner = NULL; /* a full deque: private, and reclaim runs it (fn and arg are set) */
+}
 
 void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
 {
     struct join_frame *fr = (struct join_frame *)slot;
     struct weft__worker *w = weft__self;
-    if (w == NULL)
+    if (w == NULL) {
         outside_pool("weft_offer");
+    } else if (__builtin_expect(w->ws != NULL, 0)) {
+        offer_measured(w, fr, fn, arg);
+        return;
+    }
     if (w == NULL || !offer(w, fr, fn, arg)) {
         /* Outside any pool, or a full deque: the frame stays private. */
         fr->owner = NULL;
     }
 }
 
+/* weft_reclaim in a measuring pool: fn is a branch of the offer's fork point, and the join is
+ * here, so fn runs here when nobody took it (see weft.h) and the caller is told it has run. */
+__attribute__((noinline)) static bool reclaim_measured(struct weft__worker *w,
+                                                       struct join_frame *fr)
+{
+    struct weft__wsp j = weft__ws_mark();
+    if (fr->owner == NULL || reclaim(w, fr))
+        ws_run_branch(fr);
+    weft__ws_join(&j, ws_of(fr));
+    weft__ws_set(&j);
+    return false;
+}
+
 bool weft_frame_reclaim(weft_frame *slot)
 {
     struct join_frame *fr = (struct join_frame *)slot;
+    struct weft__worker *w = weft__self; /* the thread that offered it, with its worker */
+    if (w != NULL && __builtin_expect(w->ws != NULL, 0))
+        return reclaim_measured(w, fr);
     if (fr->owner == NULL)
-        return true;                /* private: never offered to anyone */
-    return reclaim(weft__self, fr); /* the thread that offered it, with its worker */
+        return true; /* private: never offered to anyone */
+    return reclaim(w, fr);
 }
 
 /* --- scopes: spawn many, wait for all --- */
@@ -264,6 +387,30 @@ void weft_scope_init(weft_scope *sc)
     s->pushed = 0;
 }
 
+/* weft_scope_spawn by the scope's thread in a measuring pool: every spawn is a branch of its
+ * own fork point, joined at weft_scope_wait, so every frame goes on the scope's list; one that
+ * finds the deque full runs at once, its end kept in its frame. */
+__attribute__((noinline)) static void spawn_measured(struct scope *s, struct weft__worker *w,
+                                                     struct join_frame *fr, void (*fn)(void *),
+                                                     void *arg)
+{
+    struct weft__wsp p = weft__ws_point();
+    ws_fork(fr, &p);
+    if (offer_ws(w, fr, fn, arg, true)) {
+        s->pushed++;
+    } else {
+        fr->fn = fn;
+        fr->arg = arg;
+        ws_run_branch(fr);
+        st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
+        struct weft__wsp c = {p.work, p.span, p.bspan + WEFT_WS_BURDEN_NS};
+        weft__ws_set(&c); /* the continuation goes on from the fork point */
+    }
+    fr->scope = s;
+    fr->prev = s->last;
+    s->last = fr;
+}
+
 void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void *arg)
 {
     struct scope *s = (struct scope *)sc;
@@ -271,6 +418,10 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
     struct join_frame *fr = (struct join_frame *)slot;
     if (w == NULL)
         outside_pool("weft_scope_spawn");
+    if (w != NULL && w == s->owner && __builtin_expect(w->ws != NULL, 0)) {
+        spawn_measured(s, w, fr, fn, arg);
+        return;
+    }
     if (w == NULL || w != s->owner || !offer(w, fr, fn, arg)) {
         fn(arg); /* outside a pool, on another thread than the scope's, or a full deque */
         return;
@@ -290,6 +441,11 @@ void weft_scope_wait(weft_scope *sc)
     if (w == NULL || s->last == NULL)
         return;
     WEFT_ASSERT(w == weft__self); /* waited for on the thread that spawned */
+    /* Work and span: every spawn is a branch, joined here with the continuation's end j. */
+    bool ws = w->ws != NULL;
+    struct weft__wsp j = {0, 0, 0};
+    if (__builtin_expect(ws, 0))
+        j = weft__ws_mark();
     /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
      * of them was left there by the spawned functions (detached submissions): it goes to the
      * injection queue (see reclaim). */
@@ -298,7 +454,10 @@ void weft_scope_wait(weft_scope *sc)
         if (t == NULL)
             break; /* the rest were stolen */
         struct join_frame *fr = weft__container_of(t, struct join_frame, task);
-        fr->fn(fr->arg);
+        if (__builtin_expect(ws, 0))
+            ws_run_branch(fr);
+        else
+            fr->fn(fr->arg);
         st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
         s->pushed--;
     }
@@ -306,7 +465,11 @@ void weft_scope_wait(weft_scope *sc)
     for (struct join_frame *fr = s->last; fr != NULL; fr = fr->prev) {
         if (!join_ready(fr))
             weft__help(w, &join_ops, fr, -1);
+        if (__builtin_expect(ws, 0))
+            weft__ws_join(&j, ws_of(fr));
     }
+    if (__builtin_expect(ws, 0))
+        weft__ws_set(&j);
     s->last = NULL;
     s->pushed = 0;
 }
@@ -376,10 +539,109 @@ static void run_range(void *arg)
     loop_range(r->l, r->lo, r->hi, r->acc);
 }
 
+/* --- loops in a measuring pool: the full binary split, however lazily it runs --- */
+
+/* A node of the loop's logical split tree. Every leaf starts at the loop's fork point p (the
+ * splits themselves cost no time on the span); the node's result r is its own work and the
+ * end of its longest leaf, a spawn and a sync burdened per level. */
+struct mnode {
+    struct loop *l;
+    size_t lo, hi;
+    void *acc;
+    const struct weft__wsp *p;
+    struct weft__wsp r;
+};
+
+static void measured_node(struct mnode *n);
+
+static void run_mnode(void *arg)
+{
+    measured_node(arg);
+}
+
+/* The two halves of n in parallel, as split_range forks them: a plain fork of the two node
+ * runs, whose results come back in the nodes, not through the strand. */
+__attribute__((noinline)) static void measured_split(struct weft__worker *w, struct mnode *n,
+                                                     struct mnode *left, struct mnode *right)
+{
+    struct loop *l = n->l;
+    _Alignas(max_align_t) unsigned char right_acc[WEFT_REDUCE_MAX_ACC];
+    if (l->acc_size > 0) {
+        memcpy(right_acc, l->identity, l->acc_size);
+        right->acc = right_acc;
+    }
+    struct ws_frame wf;
+    wf.ws = *n->p; /* the thief's strand starts there; the node's result is what counts */
+    if (!offer_ws(w, &wf.f, run_mnode, right, true)) {
+        measured_node(left);
+        measured_node(right);
+    } else {
+        measured_node(left);
+        if (reclaim(w, &wf.f))
+            measured_node(right);
+    }
+    if (l->combine != NULL) {
+        /* after the join: a strand of its own, from the longer half */
+        struct weft__wsp c = {0, left->r.span, left->r.bspan + WEFT_WS_BURDEN_NS};
+        weft__ws_join(&c, &right->r);
+        c.work = 0;
+        weft__ws_set(&c);
+        l->combine(n->acc, right_acc, l->ctx);
+        c = weft__ws_mark();
+        n->r = (struct weft__wsp){left->r.work + right->r.work + c.work, c.span, c.bspan};
+    }
+}
+
+static void measured_node(struct mnode *n)
+{
+    struct loop *l = n->l;
+    if (n->hi - n->lo <= l->grain) {
+        weft__ws_branch(n->p);
+        run_piece(l, n->lo, n->hi, n->acc);
+        n->r = weft__ws_mark();
+        return;
+    }
+    size_t mid = n->lo + (n->hi - n->lo) / 2;
+    struct mnode left = {l, n->lo, mid, n->acc, n->p, {0, 0, 0}};
+    struct mnode right = {l, mid, n->hi, n->acc, n->p, {0, 0, 0}};
+    struct weft__worker *w = weft__self;
+    if (l->split && w != NULL && !weft__deque_maybe_nonempty(&w->deque)) {
+        measured_split(w, n, &left, &right);
+        if (l->combine != NULL)
+            return; /* n->r includes the combine */
+    } else {
+        measured_node(&left);
+        measured_node(&right);
+    }
+    n->r = left.r;
+    n->r.bspan += WEFT_WS_BURDEN_NS; /* the spawn on the continuation's side */
+    weft__ws_join(&n->r, &right.r);
+}
+
+/* A whole loop from the calling strand: one fork of the tree at the present point. */
+__attribute__((noinline)) static void loop_measured(struct range *all)
+{
+    struct weft__wsp p = weft__ws_point();
+    struct mnode root = {all->l, all->lo, all->hi, all->acc, &p, {0, 0, 0}};
+    measured_node(&root);
+    struct weft__wsp e = {p.work + root.r.work, root.r.span, root.r.bspan};
+    weft__ws_set(&e);
+}
+
+/* Runs a whole loop on the calling worker. */
+static void loop_all(struct range *all)
+{
+    struct weft__worker *w = weft__self;
+    if (w != NULL && __builtin_expect(w->ws != NULL, 0))
+        loop_measured(all);
+    else
+        run_range(all);
+}
+
 static int loop_task(void *arg, void **result)
 {
     (void)result;
-    run_range(arg);
+    loop_all(arg);
     return 0;
 }
 
@@ -408,7 +670,7 @@ static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, v
     }
     struct range all = {l, begin, end, acc};
     if (inside) {
-        run_range(&all);
+        loop_all(&all);
         return 0;
     }
     weft_future *f;

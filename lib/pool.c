@@ -64,6 +64,7 @@ static void free_pool(weft_pool *pool, bool forked)
     weft__mem_free(&pool->mem, pool->traces);
     weft__mem_free(&pool->mem, pool->trace_path);
     weft__mem_free(&pool->mem, pool->stats_path);
+    weft__ws_free(pool, forked);
     weft__park_destroy(&pool->park, &pool->mem);
     if (forked)
         weft__mem_free(&pool->mem, pool->inject.shard);
@@ -96,6 +97,8 @@ static void teardown(weft_pool *pool, unsigned started)
         weft__pool_write_trace(pool);
     if (pool->stats_path != NULL && started == pool->nworkers)
         weft__pool_write_stats(pool);
+    if (pool->ws != NULL && started == pool->nworkers)
+        weft__ws_write(pool);
     if (pool->page != NULL) {
         weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
         weft__room_close(pool->page);
@@ -267,6 +270,8 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         else
             rc = -ENOMEM;
     }
+    if (rc == 0 && st.workspan != NULL)
+        rc = weft__ws_create(pool, st.workspan);
     if (rc == 0)
         rc = start_workers(pool, &started);
     if (rc != 0) {

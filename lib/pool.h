@@ -24,6 +24,7 @@
 struct weft__worker;
 struct weft__trace;
 struct weft__thread;
+struct weft__ws;
 
 /* The pool's spare threads (lend.c). */
 struct weft__lend {
@@ -46,6 +47,7 @@ struct weft_pool {
     struct weft__thread *threads; /* the workers' own threads, one per worker */
     struct weft__lend lend;
     struct weft__page *page; /* fork detection and the max_pending budget (page.h) */
+    struct weft__ws *ws;     /* $WEFT_WORKSPAN: work and span measured (workspan.c); or NULL */
     unsigned nworkers;
     struct weft__inject inject;
     struct weft__parking park;
@@ -78,5 +80,8 @@ void weft__pool_write_trace(weft_pool *pool);
 
 /* Writes the pool's statistics as JSON to pool->stats_path, after its workers were joined. */
 void weft__pool_write_stats(weft_pool *pool);
+
+/* The file name a template gives for pool: %p the process id, %n the pool's name, %% a '%'. */
+void weft__expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len);
 
 #endif

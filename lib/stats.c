@@ -193,7 +193,7 @@ int weft_trace_label(const char *label)
 
 /* A file name from a template: %p becomes the process id, %n the pool's name, %% a '%'; so that
  * several pools of a process (or several processes) each get a file of their own. */
-static void expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len)
+void weft__expand_path(const char *tmpl, const weft_pool *pool, char *out, size_t len)
 {
     size_t k = 0;
     for (const char *c = tmpl; *c != '\0' && k + 1 < len; c++) {
@@ -316,7 +316,7 @@ static void json_safe(char *s)
 void weft__pool_write_stats(weft_pool *pool)
 {
     char tmpl[4096], path[4096], writer[64], name[sizeof(pool->name)], head[160];
-    expand_path(pool->stats_path, pool, tmpl, sizeof(tmpl));
+    weft__expand_path(pool->stats_path, pool, tmpl, sizeof(tmpl));
     writer_id(writer, sizeof(writer));
     memcpy(name, pool->name, sizeof(name));
     json_safe(name);
@@ -340,7 +340,7 @@ void weft__pool_write_trace(weft_pool *pool)
     const char **names = weft__mem_alloc(&pool->mem, 0, n * sizeof(*names));
     char *store = weft__mem_alloc(&pool->mem, 0, (size_t)n * 32);
     char tmpl[4096], path[4096], writer[64], name[sizeof(pool->name)];
-    expand_path(pool->trace_path, pool, tmpl, sizeof(tmpl));
+    weft__expand_path(pool->trace_path, pool, tmpl, sizeof(tmpl));
     snprintf(path, sizeof(path), "%s", tmpl);
     int rc = -ENOMEM;
     if (t != NULL && names != NULL && store != NULL) {

@@ -21,6 +21,8 @@ int weft__task_new(weft_pool *pool, weft_fn fn, void *arg, uint32_t refs, bool o
     if (f == NULL)
         return -ENOMEM;
     f->task.run = weft__run_submitted;
+    if (__builtin_expect(pool->ws != NULL, 0))
+        weft__ws_submitted(pool, f); /* where it starts in the graph (workspan.c) */
     struct weft__page *page = pool->page;
     f->pid = page->pid;
     if (outside && weft__page_limited(page)) {

@@ -41,6 +41,7 @@ _Static_assert(sizeof(struct cont) <= WEFT_BLOCK_SIZE, "struct cont outgrew WEFT
 static int cont_run(void *arg, void **result)
 {
     struct cont *c = arg;
+    weft__ws_after_wait(c->prev); /* work and span: it starts after prev ended */
     return c->fn(c->prev, c->arg, result);
 }
 

@@ -93,7 +93,7 @@ static bool waits_on_itself(weft_future *f)
     return false;
 }
 
-static int wait_deadline(weft_future *f, int64_t deadline)
+static inline __attribute__((always_inline)) int wait_deadline(weft_future *f, int64_t deadline)
 {
     struct weft__worker *w = weft__me(); /* first: in a fork() child it forgets the tasks */
     if (waits_on_itself(f))
@@ -115,9 +115,15 @@ int weft_future_wait(weft_future *f, int64_t timeout_ns)
         (void)weft__me(); /* in a fork() child it forgets the tasks */
         if (waits_on_itself(f))
             return -EDEADLK;
-        return finished(f) ? 0 : -ETIMEDOUT;
+        if (!finished(f))
+            return -ETIMEDOUT;
+        weft__ws_after_wait(f);
+        return 0;
     }
-    return wait_deadline(f, weft__deadline(timeout_ns));
+    int r = wait_deadline(f, weft__deadline(timeout_ns));
+    if (r == 0)
+        weft__ws_after_wait(f); /* work and span: the waiter goes on after f's end */
+    return r;
 }
 
 int weft_future_result(weft_future *f, void **result)
@@ -127,6 +133,7 @@ int weft_future_result(weft_future *f, void **result)
     int r = wait_deadline(f, -1);
     if (r != 0)
         return r;
+    weft__ws_after_wait(f); /* work and span: the waiter goes on after f's end */
     return weft__future_outcome(f, result);
 }
 
@@ -347,6 +354,8 @@ int weft_wait(weft_future *const fs[], size_t n, weft_return_when when, int64_t 
         wait_for(&wt, e, deadline);
     snapshot(e, n);
     *ndone = partition(e, n, out);
+    for (size_t i = 0; i < *ndone; i++)
+        weft__ws_after_wait(out[i]); /* work and span: it goes on after those it saw done */
     if (e != stack_entries)
         weft__free(e);
     return 0;

@@ -225,12 +225,16 @@ __attribute__((noreturn, cold, noinline)) static void end_forked_child(void)
     pthread_exit(NULL);
 }
 
-/* Runs a submitted task that decide has started. */
-void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
+/* Runs a submitted task that decide has started; ws: the pool measures work and span
+ * (workspan.c), a constant in each of the two copies below. */
+static inline __attribute__((always_inline)) void run_submitted(struct weft__worker *w,
+                                                                struct weft__task *t, bool ws)
 {
     weft_future *f = weft__container_of(t, weft_future, task);
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
+    if (ws)
+        weft__ws_task_begin(w, f);
     void *result = NULL;
     int code = f->fn(f->arg, &result);
     /* In a fork() child, a call into weft has already forgotten the worker, and the pool may
@@ -238,6 +242,8 @@ void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
     if (__builtin_expect(weft__self != w, 0) || weft__pool_forked(w->pool))
         end_forked_child();
     weft__current = frame.prev;
+    if (ws)
+        weft__ws_task_end(w, f); /* its end, into f before it finishes */
     weft_state st = WEFT_DONE;
     if (code == -ECANCELED && (ld_relaxed(&f->state) & WEFT_FS_CANCEL_REQ))
         st = WEFT_CANCELLED; /* relaxed: the flag was set before the task could read it */
@@ -246,6 +252,20 @@ void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
     weft__unflight(f);
     weft__future_finish(f, st, code, result);
     weft_future_release(f); /* the task's reference */
+}
+
+__attribute__((noinline)) static void run_submitted_measured(struct weft__worker *w,
+                                                             struct weft__task *t)
+{
+    run_submitted(w, t, true);
+}
+
+void weft__run_submitted(struct weft__worker *w, struct weft__task *t)
+{
+    if (__builtin_expect(w->ws != NULL, 0))
+        run_submitted_measured(w, t);
+    else
+        run_submitted(w, t, false);
 }
 
 /* A submitted task f taken off a queue while a CANCEL shutdown is under way, with taking up:
@@ -455,22 +475,33 @@ static void block(struct weft__worker *w, const struct weft__help_ops *ops, void
     ops->disarm(ctx, me);
 }
 
+/* Work and span: the waiting strand stops while other strands run on its stack (workspan.c). */
+static inline int ws_resumed(struct weft__worker *w, struct weft__wsp *saved, int rc)
+{
+    if (__builtin_expect(w->ws != NULL, 0))
+        weft__ws_resume(saved);
+    return rc;
+}
+
 int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *ctx,
                int64_t deadline)
 {
     WEFT_ASSERT(w == weft__self);
+    struct weft__wsp saved; /* written and read only when w->ws is set */
+    if (__builtin_expect(w->ws != NULL, 0))
+        weft__ws_pause(&saved);
     for (;;) {
         struct spin spin = {0, 0, false};
         for (;;) {
             if (ops->ready(ctx)) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
-                return 0;
+                return ws_resumed(w, &saved, 0);
             }
             /* The deadline holds between tasks too: a wait overruns it by at most the task
              * that was running when it passed. */
             if (deadline >= 0 && weft__now_ns() >= deadline) {
                 spell_end(&w->st.wait_since, &w->st.helping_ns);
-                return -ETIMEDOUT;
+                return ws_resumed(w, &saved, -ETIMEDOUT);
             }
             struct weft__task *t = ops->find != NULL ? ops->find(ctx, w) : NULL;
             if (t != NULL) {

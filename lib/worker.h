@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "task.h"
 #include "trace.h"
+#include "workspan.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -46,6 +47,7 @@ struct weft__worker {
     struct weft__deque deque; /* cache-line aligned, owner/thief lines apart */
     WEFT_ALIGNED struct weft__wstats st;
     struct weft__trace *tr;             /* this worker's trace ring, NULL when not tracing */
+    struct weft__ws_worker *ws;         /* its work-and-span accumulator, NULL when not measuring */
     _Atomic uint32_t taking;            /* between taking a task and deciding its fate (worker.c) */
     _Atomic uint32_t want_back;         /* threads that lent it and wait to get it back (lend.c) */
     _Atomic uint32_t epoch;             /* bumped each time it is lent (join.c, leapfrogging) */
