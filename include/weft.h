@@ -23,6 +23,13 @@
  * unless its comment says otherwise. Every wait, when called on one of a pool's worker threads,
  * runs other tasks of that pool while it waits instead of blocking the thread; called from any
  * other thread it sleeps without spinning.
+ *
+ * ABI (docs/packaging.md, "ABI"): the shared library is libweft.so.N, and N changes with every
+ * incompatible change to what this header exports, 0.x releases included. The structs callers
+ * allocate (weft_config, weft_scope, weft_spawn, weft_frame, weft_machine_info, weft_stats,
+ * weft_worker_stats) are part of it: their size, alignment and member offsets never change
+ * under one N. A struct gains members without a new N only where it has reserved space, by
+ * placing them in an anonymous union with that space, of the same size.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -74,6 +81,8 @@ typedef struct weft_pool weft_pool;
  * topology allows (separate cores, then separate packages). */
 typedef enum { WEFT_BIND_NONE, WEFT_BIND_COMPACT, WEFT_BIND_SPREAD } weft_bind;
 
+/* Its layout is part of the ABI: appending a member changes its size, which needs a new SONAME
+ * (see "ABI" above). */
 typedef struct weft_config {
     /* Number of workers. 0: $WEFT_THREADS if set, else one per core this process may use
      * (affinity mask and cgroup CPU quota respected). At most WEFT_MAX_THREADS. */
