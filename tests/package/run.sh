@@ -250,7 +250,7 @@ if [[ ${WEFT_PACKAGE_SYSTEM_INSTALL:-0} != 1 ]]; then
 fi
 ((EUID == 0)) || die "WEFT_PACKAGE_SYSTEM_INSTALL=1 needs root"
 for p in "$runtime" libweft-dev weft-tools; do
-    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'installed'; then
+    if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == *installed* ]]; then
         die "$p is installed on this system already: not replacing it"
     fi
 done
