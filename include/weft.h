@@ -23,6 +23,13 @@
  * unless its comment says otherwise. Every wait, when called on one of a pool's worker threads,
  * runs other tasks of that pool while it waits instead of blocking the thread; called from any
  * other thread it sleeps without spinning.
+ *
+ * ABI (docs/packaging.md, "ABI"): the shared library is libweft.so.N, and N changes with every
+ * incompatible change to what this header exports, 0.x releases included. The structs callers
+ * allocate (weft_config, weft_scope, weft_spawn, weft_frame, weft_machine_info, weft_stats,
+ * weft_worker_stats) are part of it: their size, alignment and member offsets never change
+ * under one N. A struct gains members without a new N only where it has reserved space, by
+ * placing them in an anonymous union with that space, of the same size.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -75,6 +82,11 @@ typedef struct weft_pool weft_pool;
  * topology allows (separate cores, then separate packages). */
 typedef enum { WEFT_BIND_NONE, WEFT_BIND_COMPACT, WEFT_BIND_SPREAD } weft_bind;
 
+/* Its layout is part of the ABI: appending a member changes its size, which needs a new SONAME
+ * (see "ABI" above). reserved_ is the room later members take without changing the size:
+ * weft_config_init zeroes it, and a pool refuses a config where it is not zero (-EINVAL), so
+ * that a program built against this header keeps working when a later library gives those bytes
+ * a meaning. */
 typedef struct weft_config {
     /* Number of workers. 0: $WEFT_THREADS if set, else one per core this process may use
      * (affinity mask and cgroup CPU quota respected). At most WEFT_MAX_THREADS. */
@@ -133,6 +145,7 @@ typedef struct weft_config {
     void *(*mem_alloc)(void *opaque, size_t size);
     void (*mem_free)(void *opaque, void *p);
     void *mem_opaque;
+    void *reserved_[8]; /* zero (weft_config_init) */
 } weft_config;
 
 #define WEFT_CONFIG_NO_ENV 0x1u

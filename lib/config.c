@@ -174,6 +174,13 @@ int weft__settings_resolve(const weft_config *cfg, struct weft__settings *out, c
     if (cfg->flags & ~(unsigned)WEFT_CONFIG_NO_ENV)
         return bad(why, len, "weft_config.flags = %#x: unknown bits (known: WEFT_CONFIG_NO_ENV)",
                    cfg->flags);
+    for (size_t i = 0; i < sizeof(cfg->reserved_) / sizeof(cfg->reserved_[0]); i++) {
+        if (cfg->reserved_[i] != NULL)
+            return bad(why, len,
+                       "weft_config.reserved_[%zu] is not zero: start from "
+                       "weft_config_init()",
+                       i);
+    }
     if ((cfg->mem_alloc == NULL) != (cfg->mem_free == NULL))
         return bad(why, len, "weft_config.mem_alloc and mem_free: set both or neither");
     if ((unsigned)cfg->bind > WEFT_BIND_SPREAD)

@@ -4,7 +4,7 @@
 #
 # A manual page and its tool: PAGE formats without a single warning (groff -man -ww, and man -l
 # when man is installed); every option that `TOOL --help` lists appears in the formatted page as
-# a word of its own; and `cmake --install BUILD_DIR --component man` puts PAGE, unchanged, at
+# a word of its own; and `cmake --install BUILD_DIR --component tools` puts PAGE, unchanged, at
 # INSTALLED under the prefix (e.g. share/man/man1/weft-info.1). Registered from
 # tools/CMakeLists.txt as tools_man_info and tools_man_scale. Exits 77 (skipped) without groff
 # (Debian: groff-base).
@@ -58,8 +58,8 @@ for opt in "${options[@]}"; do
 done
 
 # Installed where man finds it.
-cmake --install "$build" --prefix "$tmp/prefix" --component man >"$tmp/install" 2>&1 ||
-    fail "cmake --install --component man: $(cat "$tmp/install")"
+cmake --install "$build" --prefix "$tmp/prefix" --component tools >"$tmp/install" 2>&1 ||
+    fail "cmake --install --component tools: $(cat "$tmp/install")"
 if [[ ! -f $tmp/prefix/$installed ]]; then
     fail "not installed as $installed"
 elif ! cmp -s "$page" "$tmp/prefix/$installed"; then

@@ -16,10 +16,12 @@ WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # libudev-dev: hwloc.pc lists -ludev for static links (pkg-config --static), and libhwloc-dev
 # does not pull it in. libjansson-dev: the suites that parse weft's JSON output.
 # clang-format: the formatting check. libopenmpi-dev, openmpi-bin: libweft_mpi and its tests.
-# libssl-dev: libcrypto's SHA-1 for the UTS examples (tools/examples/mpi).
+# libssl-dev: libcrypto's SHA-1 for the UTS examples (tools/examples/mpi). dpkg-dev, file:
+# CPack's DEB generator (dpkg-shlibdeps) and the package test. abigail-tools: the ABI check
+# (abidiff, tests/abi). groff-base: the manual pages' check.
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
     libuv1-dev wrk curl relacy-dev spin libjansson-dev groff-base
-    clang clang-format libopenmpi-dev openmpi-bin libssl-dev)
+    clang clang-format libopenmpi-dev openmpi-bin libssl-dev dpkg-dev file abigail-tools)
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 WEFT_RELEASE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_WERROR=OFF -DBUILD_TESTING=OFF)

@@ -6,11 +6,14 @@
 # and run against it: with `pkg-config --cflags --libs weft` (shared), with
 # `pkg-config --static` of weft-static (libweft.a), and with CMake's find_package(weft CONFIG) (weft::weft
 # and weft::weft_static). Then moves the prefix elsewhere and does it all again, since both
-# weft.pc and the CMake package must be relocatable. Exits non-zero on the first failure.
+# weft.pc and the CMake package must be relocatable. When a C++ compiler is there (CXX, or c++
+# on the PATH), a C++17 program using the installed weft.hpp is built the same two ways.
 # When the build has libweft_mpi (weft-mpi.pc installed), a program using it is built with
 # `pkg-config weft-mpi` and with weft::weft_mpi as well, and run as a single MPI process.
+# Exits non-zero on the first failure.
 #
-# Environment: CMAKE (default cmake), CC (default cc), PKG_CONFIG (default pkg-config).
+# Environment: CMAKE (default cmake), CC (default cc), CXX (default c++ if found; empty: no
+# C++ consumer), PKG_CONFIG (default pkg-config).
 set -euo pipefail
 
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -18,6 +21,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cmake=${CMAKE:-cmake}
 pkg_config=${PKG_CONFIG:-pkg-config}
 export CC=${CC:-cc}
+if [[ -z ${CXX+set} ]]; then
+    CXX=$(command -v c++ || true)
+fi
+export CXX
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -47,6 +54,7 @@ expect_ok() {
 check_layout() {
     local prefix=$1 pc
     [[ -f $prefix/include/weft.h ]] || die "no include/weft.h in $prefix"
+    [[ -f $prefix/include/weft.hpp ]] || die "no include/weft.hpp in $prefix"
     pc=$(find "$prefix" -name weft.pc -path '*/pkgconfig/*' | head -n 1)
     [[ -n $pc ]] || die "no weft.pc in $prefix"
     pcdir=$(dirname "$pc")
@@ -106,6 +114,13 @@ build_with_pkg_config() {
     [[ $out_h == "sum = 2.076674, from "* ]] || die "hello-static printed: $out_h"
     echo "ok: the README's hello, shared and static ($prefix)"
 
+    if [[ -n $CXX ]]; then
+        quiet "$CXX" -std=c++17 -Wall -Wextra -Werror -pedantic "${cflags[@]}" \
+            "$here/consumer.cpp" -o "$out/app_cxx" "${libs[@]}"
+        LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} expect_ok "$out/app_cxx"
+        echo "ok: pkg-config consumer, C++ ($prefix)"
+    fi
+
     if [[ -f $pcdir/weft-mpi.pc ]]; then
         [[ -f $prefix/include/weft_mpi.h ]] || die "weft-mpi.pc without include/weft_mpi.h"
         if grep -q "$prefix" "$pcdir/weft-mpi.pc"; then
@@ -126,12 +141,15 @@ mpi_env() {
 }
 
 build_with_cmake() {
-    local prefix=$1 out=$2 expect_mpi=OFF
+    local prefix=$1 out=$2 expect_mpi=OFF cxx=()
     if [[ -n $(find "$prefix" -name weft-mpi.pc) ]]; then
         expect_mpi=ON
     fi
+    if [[ -n $CXX ]]; then
+        cxx=(-DWEFT_CONSUMER_CXX=ON "-DCMAKE_CXX_COMPILER=$CXX")
+    fi
     quiet "$cmake" -S "$here/cmake" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCMAKE_BUILD_TYPE=Release -DWEFT_EXPECT_MPI=$expect_mpi
+        -DCMAKE_BUILD_TYPE=Release -DWEFT_EXPECT_MPI=$expect_mpi "${cxx[@]}"
     grep -q "^weft_DIR:PATH=$prefix/" "$out/CMakeCache.txt" ||
         die "find_package(weft) did not find the package under $prefix"
     quiet "$cmake" --build "$out"
@@ -142,6 +160,10 @@ build_with_cmake() {
     if [[ $expect_mpi == ON ]]; then
         mpi_env expect_ok "$out/app_mpi"
         echo "ok: CMake consumer, weft::weft_mpi ($prefix)"
+    fi
+    if [[ -n $CXX ]]; then
+        expect_ok "$out/app_cxx"
+        echo "ok: CMake consumer, C++ ($prefix)"
     fi
 }
 
