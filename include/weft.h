@@ -99,8 +99,10 @@ typedef struct weft_config {
     /* Called on each thread of the pool when it starts, before it runs any task, and when it
      * stops, after the pool's last task: the workers' own threads, and spare threads that stand
      * in for a worker whose thread is blocked in a wait (they pass the index of the worker they
-     * first stood in for, so an index may come more than once). They may call weft functions
-     * but must not wait on tasks. */
+     * first stood in for, so an index may come more than once). After weft_pool_resize, a
+     * thread started by a grow calls on_worker_start, and the thread that retires a worker after
+     * a shrink calls on_worker_stop then ends (see weft_pool_resize). Each thread calls them in
+     * pairs: start, then stop. They may call weft functions but must not wait on tasks. */
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);
     void *hook_data;
@@ -195,8 +197,36 @@ WEFT_API int weft_bind_plan(weft_bind bind, unsigned n, int *cpus);
  * futures (block caches, see weft_config.mem_alloc). 0 for NULL. Any thread; a snapshot. */
 WEFT_API size_t weft_pool_memory(const weft_pool *pool);
 
-/* Number of workers; 0 for NULL. */
+/* Number of workers: as created, or as last set by weft_pool_resize (during a shrink, the new
+ * size, while the workers above it finish their tasks). 0 for NULL. */
 WEFT_API unsigned weft_pool_size(const weft_pool *pool);
+
+/* Changes the number of workers to threads, at run time (as zstd's POOL_resize), keeping the
+ * pool, its queued tasks and its statistics. It never waits for a task.
+ *  - Growing starts the new workers' threads at once: each calls on_worker_start, is pinned by
+ *    the pool's WEFT_BIND policy as in a pool created with the new size (workers already
+ *    running keep their CPUs), and takes work like any other. All or nothing: if a thread
+ *    cannot start, the ones this call started end before running anything (no hook is called)
+ *    and the pool keeps its size.
+ *  - Shrinking returns at once: weft_pool_size gives the new size from then on, and the workers
+ *    at or above it (the highest indices) retire as they become idle: each finishes the task
+ *    it runs, and the tasks its own deque holds, then calls on_worker_stop and its thread ends.
+ *    A worker whose thread is blocked in a wait retires once the wait has returned and its task
+ *    finished. Tasks queued in the pool are never lost: the remaining workers run them.
+ *  - A grow that follows a shrink takes back workers that have not begun to retire (no hook
+ *    is called for them), and starts new threads for those that have retired; a worker whose
+ *    on_worker_stop is running then calls on_worker_start next and goes on, on the same thread.
+ *    Threads that ended are joined by the next weft_pool_resize or by weft_pool_destroy.
+ *  - Worker indices stay below the size (from 0), except for retiring workers. Per-worker
+ *    statistics and trace tracks are kept for every worker that ever ran: weft_pool_stats sums
+ *    retired workers' counts too (weft_stats.workers counts them all).
+ * Any thread may call it, including a task or a hook of this pool, and several threads at
+ * once (the calls take turns); it blocks only for the start of threads (and the joins of
+ * threads that ended).
+ * Errors: -EINVAL (pool NULL, threads 0 or above WEFT_MAX_THREADS), -ESHUTDOWN (the pool was
+ * shut down), -ENOMEM, -EAGAIN (a worker thread could not be started). On error the size and
+ * the workers are as before. */
+WEFT_API int weft_pool_resize(weft_pool *pool, unsigned threads);
 
 /* Whether submissions to pool are refused with -ESHUTDOWN: weft_pool_shutdown() was called, or
  * this is a child process forked after the pool was made. Once true it stays true. For code
@@ -693,14 +723,16 @@ typedef struct weft_worker_stats {
 #undef WEFT_STATS_FIELD_
 
 typedef struct weft_stats {
-    unsigned workers;           /* number of workers */
+    unsigned workers;           /* workers counted: every worker the pool has had, those
+                                   that retired after weft_pool_resize included */
     uint64_t submitted_outside; /* tasks submitted from threads outside the pool */
     uint64_t cancelled_queued;  /* queued tasks a CANCEL shutdown's sweep took off the queues:
                                    cancelled by it, or by their owner before */
     weft_worker_stats total;    /* the sum over the workers */
 } weft_stats;
 
-/* Fills *out (if not NULL) and per_worker[0..min(n, workers)) (if not NULL). When the pool is
+/* Fills *out (if not NULL) and per_worker[0..min(n, workers)) (if not NULL), indexed by worker
+ * index; a retired worker's counts stay (and go on if a grow brings it back). When the pool is
  * quiescent, submitted_outside + total.submitted == total.tasks_run + total.tasks_skipped +
  * cancelled_queued. Errors: -EINVAL (pool NULL). */
 WEFT_API int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker_stats *per_worker,

@@ -162,7 +162,7 @@ void weft__display_env(const weft_pool *pool, const weft_config *cfg)
             "  WEFT_STATS = '%s'\n"
             "  WEFT_WORKSPAN = '%s'\n"
             "WEFT DISPLAY ENVIRONMENT END\n",
-            weft_version(), pool->nworkers, src, binds[pool->bind], pool->stack_size,
+            weft_version(), weft_pool_size(pool), src, binds[pool->bind], pool->stack_size,
             pool->max_pending, pool->name, pool->trace_path != NULL ? pool->trace_path : "",
             pool->stats_path != NULL ? pool->stats_path : "",
             pool->ws != NULL ? weft__ws_path(pool) : "");

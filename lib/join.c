@@ -123,7 +123,7 @@ static struct weft__task *join_find(void *ctx, struct weft__worker *w)
     uint32_t s = ld_acquire(&fr->state); /* acquire: pairs with the release or in run_frame */
     if ((s & (JOIN_STOLEN | JOIN_DONE)) != JOIN_STOLEN)
         return NULL;
-    struct weft__worker *thief = &w->pool->workers[fr->thief];
+    struct weft__worker *thief = weft__worker_at(w->pool, fr->thief); /* records never move */
     /* Taken with taking up, as the scheduler takes, in case it is a submitted task that must
      * go back where a CANCEL shutdown's sweep can see it (worker.c, acquire_task). */
     st_seq_cst(&w->taking, 1); /* seq_cst: see worker.c, acquire_task */
@@ -660,11 +660,12 @@ static int run_loop(weft_pool *pool, struct loop *l, size_t begin, size_t end, v
     size_t n = end - begin;
     if (n == 0)
         return 0;
-    l->split = pool->nworkers > 1;
+    unsigned workers = weft_pool_size(pool); /* a hint, should a resize come meanwhile */
+    l->split = workers > 1;
     if (l->grain == 0) {
         /* about 16 pieces per worker: enough to balance skewed loops, few enough that a
          * uniform loop pays for a handful of splits */
-        l->grain = n / ((size_t)pool->nworkers * 16);
+        l->grain = n / ((size_t)workers * 16);
         if (l->grain == 0)
             l->grain = 1;
     }

@@ -51,19 +51,80 @@ int weft__lend_init(weft_pool *pool)
     return 0;
 }
 
+/* Frees a thread record, a worker's own or a spare's: both come from the pool's allocator. */
+static void free_thread(struct weft__thread *t)
+{
+    weft__mem_free(&t->pool->mem, t);
+}
+
 void weft__lend_destroy(weft_pool *pool, bool forked)
 {
     struct weft__thread *t = pool->lend.extra;
     while (t != NULL) {
         struct weft__thread *next = t->extra;
-        if (!forked)
+        if (!forked && !t->joining)
             pthread_join(t->thread, NULL);
-        weft__mem_free(&pool->mem, t);
+        free_thread(t);
         t = next;
     }
     pool->lend.extra = NULL;
     if (!forked) /* in a fork() child, a vanished thread may have held it */
         pthread_mutex_destroy(&pool->lend.mu);
+}
+
+/* Under mu: takes t off the list of the pool's threads. */
+static void unlink_thread(weft_pool *pool, struct weft__thread *t)
+{
+    for (struct weft__thread **p = &pool->lend.extra; *p != NULL; p = &(*p)->extra) {
+        if (*p == t) {
+            *p = t->extra;
+            break;
+        }
+    }
+    if (!t->own)
+        pool->lend.nextra--;
+}
+
+void weft__lend_join(weft_pool *pool)
+{
+    /* Threads are added at the head while tasks still run (spares): claim one at a time. A
+     * record claimed by a reap is joined by it (resize.c; a resize from a task that runs now). */
+    for (;;) {
+        struct weft__thread *t;
+        pthread_mutex_lock(&pool->lend.mu);
+        for (t = pool->lend.extra; t != NULL && t->joining; t = t->extra)
+            ;
+        if (t != NULL)
+            t->joining = true;
+        pthread_mutex_unlock(&pool->lend.mu);
+        if (t == NULL)
+            return;
+        pthread_join(t->thread, NULL);
+    }
+}
+
+void weft__lend_reap(weft_pool *pool)
+{
+    struct weft__thread *gone = NULL;
+    pthread_mutex_lock(&pool->lend.mu);
+    for (struct weft__thread *t = pool->lend.extra, *next; t != NULL; t = next) {
+        next = t->extra;
+        /* acquire: pairs with the release in weft__thread_main, after which the thread touches
+         * nothing of the pool */
+        if (!t->joining && ld_acquire(&t->dead) != 0) {
+            unlink_thread(pool, t);
+            t->joining = true;
+            t->extra = gone;
+            gone = t;
+        }
+    }
+    pthread_mutex_unlock(&pool->lend.mu);
+    while (gone != NULL) {
+        struct weft__thread *next = gone->extra;
+        pthread_join(gone->thread, NULL);
+        free_thread(gone);
+        gone = next;
+    }
 }
 
 void weft__thread_wake(struct weft__thread *t)
@@ -81,6 +142,29 @@ static void grant(struct weft__thread *t, struct weft__worker *w)
     if (w != NULL)
         w->holder = t;
     weft__thread_wake(t);
+}
+
+void weft__lend_admit(weft_pool *pool, struct weft__thread *fresh, bool go)
+{
+    pthread_mutex_lock(&pool->lend.mu);
+    while (fresh != NULL) {
+        struct weft__thread *t = fresh;
+        fresh = t->extra;
+        if (go) {
+            t->extra = pool->lend.extra;
+            pool->lend.extra = t;
+        }
+        grant(t, go ? weft__worker_at(pool, t->first) : NULL);
+    }
+    pthread_mutex_unlock(&pool->lend.mu);
+}
+
+void weft__lend_release(struct weft__worker *w)
+{
+    pthread_mutex_lock(&w->pool->lend.mu);
+    WEFT_ASSERT(weft__list_empty(&w->lenders));
+    w->holder = NULL;
+    pthread_mutex_unlock(&w->pool->lend.mu);
 }
 
 struct weft__worker *weft__lend_await(struct weft__thread *me)
@@ -146,14 +230,7 @@ void weft__lend_reserve(weft_pool *pool)
         return;
     }
     pthread_mutex_lock(&pool->lend.mu);
-    /* Unlink it: records are only added at the head, but others may have been added since. */
-    for (struct weft__thread **p = &pool->lend.extra; *p != NULL; p = &(*p)->extra) {
-        if (*p == t) {
-            *p = t->extra;
-            break;
-        }
-    }
-    pool->lend.nextra--;
+    unlink_thread(pool, t); /* others may have been added at the head since */
     pthread_mutex_unlock(&pool->lend.mu);
     weft__mem_free(&pool->mem, t);
 }
@@ -227,12 +304,10 @@ bool weft__lend(struct weft__worker *w, struct weft__thread *me)
     pthread_mutex_unlock(&pool->lend.mu);
     if (fresh == NULL || start_spare(pool, fresh) == 0)
         return true;
-    /* The spare could not start: take w back. Nobody else knows of the record, which is last
-     * on the list of spares. */
+    /* The spare could not start: take w back. Nobody else knows of the record, but other
+     * threads may have been added at the head of the list since. */
     pthread_mutex_lock(&pool->lend.mu);
-    WEFT_ASSERT(pool->lend.extra == fresh);
-    pool->lend.extra = fresh->extra;
-    pool->lend.nextra--;
+    unlink_thread(pool, fresh);
     weft__list_remove(&me->link);
     w->holder = me;
     pthread_mutex_unlock(&pool->lend.mu);

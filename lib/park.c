@@ -39,41 +39,73 @@
 void weft__park_destroy(struct weft__parking *p, struct weft__mem *mem)
 {
     weft__mem_free(mem, p->idle);
-    weft__mem_free(mem, p->words);
-    weft__mem_free(mem, p->woken_at);
     p->idle = NULL;
-    p->words = NULL;
-    p->woken_at = NULL;
+    for (unsigned k = 0; k < WEFT_SEGS; k++) {
+        weft__mem_free(mem, p->words[k]);
+        weft__mem_free(mem, p->woken_at[k]);
+        p->words[k] = NULL;
+        p->woken_at[k] = NULL;
+    }
 }
 
-int weft__park_init(struct weft__parking *p, unsigned nworkers, struct weft__mem *mem)
+int weft__park_init(struct weft__parking *p, struct weft__mem *mem)
 {
-    p->nworkers = nworkers;
-    p->nwords = (nworkers + 63) / 64;
-    p->idle = weft__mem_alloc(mem, WEFT_CACHE_LINE, p->nwords * sizeof(*p->idle));
-    p->words = weft__mem_alloc(mem, 0, nworkers * sizeof(*p->words));
-    p->woken_at = weft__mem_alloc(mem, 0, nworkers * sizeof(*p->woken_at));
-    if (p->idle == NULL || p->words == NULL || p->woken_at == NULL) {
-        weft__park_destroy(p, mem);
+    p->mem = mem;
+    p->idle = weft__mem_alloc(mem, WEFT_CACHE_LINE, WEFT_PARK_WORDS * sizeof(*p->idle));
+    if (p->idle == NULL)
         return -ENOMEM;
-    }
-    for (unsigned i = 0; i < p->nwords; i++)
+    for (unsigned i = 0; i < WEFT_PARK_WORDS; i++)
         atomic_init(&p->idle[i], 0);
-    for (unsigned i = 0; i < nworkers; i++)
-        atomic_init(&p->woken_at[i], 0);
+    atomic_init(&p->nwords, 0);
+    atomic_init(&p->nworkers, 0);
+    for (unsigned k = 0; k < WEFT_SEGS; k++) {
+        p->words[k] = NULL;
+        p->woken_at[k] = NULL;
+    }
     return 0;
 }
 
-void weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *word)
+int weft__park_register(struct weft__parking *p, unsigned i, _Atomic uint32_t *word)
 {
-    p->words[i] = word;
+    unsigned k = weft__seg(i);
+    if (p->words[k] == NULL) {
+        p->words[k] = weft__mem_alloc(p->mem, 0, weft__seg_len(k) * sizeof(*p->words[k]));
+        if (p->words[k] == NULL)
+            return -ENOMEM;
+    }
+    if (p->woken_at[k] == NULL) {
+        p->woken_at[k] = weft__mem_alloc(p->mem, 0, weft__seg_len(k) * sizeof(*p->woken_at[k]));
+        if (p->woken_at[k] == NULL)
+            return -ENOMEM;
+        for (size_t j = 0; j < weft__seg_len(k); j++)
+            atomic_init(&p->woken_at[k][j], 0);
+    }
+    p->words[k][weft__seg_off(i, k)] = word;
+    return 0;
+}
+
+void weft__park_publish(struct weft__parking *p, unsigned n)
+{
+    /* relaxed: see weft__park_nwords; the workers' threads start after this */
+    st_relaxed(&p->nwords, (n + 63) / 64);
+    /* release: pairs with the acquire in notify_all, which reads the words' table */
+    st_release(&p->nworkers, n);
+}
+
+/* Worker i's futex word. Plain reads: the table was written before worker i's thread started,
+ * and whoever names worker i learnt of it after that (its idle bit, or its index). */
+static inline _Atomic uint32_t *word_of(const struct weft__parking *p, unsigned i)
+{
+    unsigned k = weft__seg(i);
+    return p->words[k][weft__seg_off(i, k)];
 }
 
 uint32_t weft__park_prepare(struct weft__parking *p, unsigned i)
 {
     /* acquire pairs with the release increment in wake(): a worker that reads a new key has
      * seen everything the waker did before waking it. */
-    uint32_t key = ld_acquire(p->words[i]);
+    _Atomic uint32_t *word = word_of(p, i);
+    uint32_t key = ld_acquire(word);
     or_seq_cst(&p->idle[i / 64], (uint64_t)1 << (i % 64)); /* joins the idle set */
     weft_fence_seq_cst(); /* F1: pairs with F2 in notify_one (see above) */
     return key;
@@ -95,7 +127,8 @@ bool weft__park_cancel(struct weft__parking *p, unsigned i)
 
 bool weft__park_commit(struct weft__parking *p, unsigned i, uint32_t key, int64_t deadline)
 {
-    weft__futex_wait(p->words[i], key, deadline);
+    _Atomic uint32_t *word = word_of(p, i);
+    weft__futex_wait(word, key, deadline);
     return leave(p, i);
 }
 
@@ -103,16 +136,19 @@ static void wake(struct weft__parking *p, unsigned i)
 {
     /* relaxed: a timestamp for worker.c's spinning heuristic, on a path that makes a system
      * call anyway */
-    st_relaxed(&p->woken_at[i], weft__now_ns());
+    unsigned k = weft__seg(i);
+    st_relaxed(&p->woken_at[k][weft__seg_off(i, k)], weft__now_ns());
     /* release pairs with the acquire load of the key in prepare */
-    add_release(p->words[i], 1);
-    weft__futex_wake(p->words[i], 1);
+    _Atomic uint32_t *word = word_of(p, i);
+    add_release(word, 1);
+    weft__futex_wake(word, 1);
 }
 
 void weft__park_notify_one(struct weft__parking *p)
 {
     weft_fence_seq_cst(); /* F2: pairs with F1 in prepare */
-    for (unsigned w = 0; w < p->nwords; w++) {
+    unsigned nw = weft__park_nwords(p);
+    for (unsigned w = 0; w < nw; w++) {
         /* relaxed: the fence above orders this load after the publication */
         uint64_t v = ld_relaxed(&p->idle[w]);
         while (v != 0) {
@@ -128,14 +164,21 @@ void weft__park_notify_one(struct weft__parking *p)
     }
 }
 
+/* The workers registered. acquire: pairs with the release in weft__park_publish, for the words'
+ * table. */
+static inline unsigned registered(struct weft__parking *p)
+{
+    return ld_acquire(&p->nworkers);
+}
+
 void weft__park_notify_all(struct weft__parking *p)
 {
     weft_fence_seq_cst(); /* F2 as in notify_one, for the shutdown flag */
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        if (p->words[i] != NULL) {
-            add_release(p->words[i], 1); /* pairs with the acquire in prepare */
-            weft__futex_wake(p->words[i], INT_MAX);
-        }
+    unsigned n = registered(p);
+    for (unsigned i = 0; i < n; i++) {
+        _Atomic uint32_t *word = word_of(p, i);
+        add_release(word, 1); /* pairs with the acquire in prepare */
+        weft__futex_wake(word, INT_MAX);
     }
 }
 

@@ -31,7 +31,8 @@ size_t weft_pool_memory(const weft_pool *pool)
 
 unsigned weft_pool_size(const weft_pool *pool)
 {
-    return pool != NULL ? pool->nworkers : 0;
+    /* relaxed: a snapshot; resizes change it under the resize mutex */
+    return pool != NULL ? ld_relaxed(&((weft_pool *)pool)->target) : 0;
 }
 
 bool weft_pool_is_shutdown(const weft_pool *pool)
@@ -49,19 +50,16 @@ bool weft_pool_is_shutdown(const weft_pool *pool)
  * mutexes, so they are freed without being destroyed. */
 static void free_pool(weft_pool *pool, bool forked)
 {
-    if (pool->threads != NULL) {
-        weft__lend_destroy(pool, forked); /* joins the spare threads */
-        weft__mem_free(&pool->mem, pool->threads);
+    weft__lend_destroy(pool, forked); /* joins the threads not joined yet */
+    if (!forked)
+        pthread_mutex_destroy(&pool->resize_mu);
+    for (unsigned i = 0; i < pool->made; i++) {
+        struct weft__worker *w = weft__worker_at(pool, i);
+        weft__deque_destroy(&w->deque);
+        weft__trace_free(&w->trace, &pool->mem);
     }
-    if (pool->workers != NULL) {
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            weft__deque_destroy(&pool->workers[i].deque);
-    }
-    if (pool->traces != NULL) {
-        for (unsigned i = 0; i < pool->nworkers; i++)
-            weft__trace_free(&pool->traces[i], &pool->mem);
-    }
-    weft__mem_free(&pool->mem, pool->traces);
+    for (unsigned k = 0; k < WEFT_SEGS; k++)
+        weft__mem_free(&pool->mem, pool->seg[k]);
     weft__mem_free(&pool->mem, pool->trace_path);
     weft__mem_free(&pool->mem, pool->stats_path);
     weft__ws_free(pool, forked);
@@ -70,7 +68,6 @@ static void free_pool(weft_pool *pool, bool forked)
         weft__mem_free(&pool->mem, pool->inject.shard);
     else
         weft__inject_destroy(&pool->inject, &pool->mem);
-    weft__mem_free(&pool->mem, pool->workers);
     if (pool->page != NULL) {
         if (forked)
             weft__page_drop_forked(pool->page);
@@ -81,135 +78,44 @@ static void free_pool(weft_pool *pool, bool forked)
     weft__mem_free(&mem, pool);
 }
 
-/* Stops the `started` workers that run, joins them, writes the trace and frees the pool: the
- * end of weft_pool_destroy, and the one unwinding path of a failed weft_pool_create. */
-static void teardown(weft_pool *pool, unsigned started)
+/* Waits until the `all` workers that run have left their loop. From then on no thread starts
+ * any more, and every start has returned (a spare's starter is a lender, whose worker cannot
+ * leave before the lender has it back): the threads' records are complete for the joins. */
+static void wait_workers_left(weft_pool *pool, uint32_t all)
 {
-    st_relaxed(&pool->nthreads, started); /* published by the seq_cst RMW below */
+    /* acquire: pairs with the acq_rel increments in weft__thread_main */
+    for (uint32_t left; (left = ld_acquire(&pool->exited)) < all;)
+        weft__futex_wait(&pool->exited, left, -1);
+}
+
+/* Stops the workers, joins every thread, writes the trace and statistics (made: the pool was
+ * made, rather than its creation failing) and frees the pool: the end of weft_pool_destroy, and
+ * the one unwinding path of a failed weft_pool_create. */
+static void teardown(weft_pool *pool, bool made)
+{
+    /* Under the resize mutex: no worker retires from now on (resize.c, weft__retire), so the
+     * count of those that will leave their loop is exact. */
+    pthread_mutex_lock(&pool->resize_mu);
+    uint32_t all = weft__pool_live(pool);
+    st_relaxed(&pool->nthreads, all); /* published by the seq_cst RMW below */
     /* seq_cst: pairs with the workers' seq_cst load before they leave (worker.c), which with
      * weft__inject_drained's seq_cst loads must not miss a task accepted before the close */
     or_seq_cst(&pool->shutdown, WEFT_SHUT_CLOSED | WEFT_SHUT_EXIT);
-    if (started > 0)
-        weft__park_notify_all(&pool->park);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(pool->threads[i].thread, NULL);
-    if (pool->trace_path != NULL && started == pool->nworkers)
+    pthread_mutex_unlock(&pool->resize_mu);
+    weft__park_notify_all(&pool->park);
+    wait_workers_left(pool, all);
+    weft__lend_join(pool);
+    if (pool->trace_path != NULL && made)
         weft__pool_write_trace(pool);
-    if (pool->stats_path != NULL && started == pool->nworkers)
+    if (pool->stats_path != NULL && made)
         weft__pool_write_stats(pool);
-    if (pool->ws != NULL && started == pool->nworkers)
+    if (pool->ws != NULL && made)
         weft__ws_write(pool);
     if (pool->page != NULL) {
         weft__page_pool_dying(pool->page); /* continuations launched from now on are cancelled */
         weft__room_close(pool->page);
     }
     free_pool(pool, false);
-}
-
-static int start_workers(weft_pool *pool, unsigned *started)
-{
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0)
-        return -ENOMEM;
-    int rc = pthread_attr_setstacksize(&attr, pool->stack_size) == 0 ? 0 : -EINVAL;
-
-    /* Workers block every asynchronous signal, so that signals sent to the process reach the
-     * application's own threads. A new thread inherits the creator's mask. */
-    sigset_t all, old;
-    sigfillset(&all);
-    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
-    for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
-        sigdelset(&all, sync_signals[i]);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (unsigned i = 0; rc == 0 && i < pool->nworkers; i++) {
-        rc = weft__thread_start(&pool->threads[i].thread, &attr, weft__thread_main,
-                                &pool->threads[i]);
-        if (rc == 0)
-            *started = i + 1;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return rc;
-}
-
-static int init_workers(weft_pool *pool)
-{
-    unsigned n = pool->nworkers;
-    /* zeroed: a NULL deque buffer means not made */
-    pool->workers = weft__mem_alloc(&pool->mem, WEFT_CACHE_LINE, n * sizeof(*pool->workers));
-    if (pool->workers == NULL)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++) {
-        struct weft__worker *w = &pool->workers[i];
-        w->pool = pool;
-        w->index = i;
-        w->inject_home = i % pool->inject.nshards;
-        w->rng = 0x9e3779b97f4a7c15u * (i + 1) + (uintptr_t)pool;
-        atomic_init(&w->wake, 0);
-        atomic_init(&w->taking, 0);
-        atomic_init(&w->want_back, 0);
-        atomic_init(&w->epoch, 0);
-        weft__list_init(&w->lenders);
-        weft__park_register(&pool->park, i, &w->wake);
-        int rc = weft__deque_init(&w->deque, 256, &pool->mem);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* The workers' own threads' records, each granted its worker before it starts. */
-static int init_threads(weft_pool *pool)
-{
-    struct weft__thread *ts = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*ts));
-    if (ts == NULL)
-        return -ENOMEM;
-    int rc = weft__lend_init(pool);
-    if (rc != 0) {
-        weft__mem_free(&pool->mem, ts);
-        return rc;
-    }
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        struct weft__thread *t = &ts[i];
-        atomic_init(&t->wake, 0);
-        t->pool = pool;
-        t->first = i;
-        weft__list_init(&t->link);
-        t->slot = &pool->workers[i];
-        t->granted = true;
-        pool->workers[i].holder = t;
-    }
-    pool->threads = ts; /* from here on, free_pool destroys the lending state too */
-    return 0;
-}
-
-static int init_traces(weft_pool *pool, const char *path, uint32_t events)
-{
-    pool->trace_path = weft__mem_alloc(&pool->mem, 0, strlen(path) + 1);
-    pool->traces = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*pool->traces));
-    if (pool->trace_path == NULL || pool->traces == NULL)
-        return -ENOMEM;
-    strcpy(pool->trace_path, path);
-    uint32_t cap = weft__trace_capacity(events);
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        int rc = weft__trace_init(&pool->traces[i], cap, &pool->mem);
-        if (rc != 0)
-            return rc;
-        pool->workers[i].tr = &pool->traces[i];
-    }
-    return 0;
-}
-
-static int init_binding(weft_pool *pool)
-{
-    cpu_set_t *sets = weft__mem_alloc(&pool->mem, 0, pool->nworkers * sizeof(*sets));
-    int rc = sets != NULL ? weft__bind_sets(pool->bind, pool->nworkers, sets) : -ENOMEM;
-    for (unsigned i = 0; rc == 0 && i < pool->nworkers; i++) {
-        pool->workers[i].cpus = sets[i];
-        pool->workers[i].bound = true;
-    }
-    weft__mem_free(&pool->mem, sets);
-    return rc;
 }
 
 int weft_pool_create(const weft_config *cfg, weft_pool **out)
@@ -233,7 +139,6 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
         return -ENOMEM;
     pool->mem = mem; /* its count holds the pool's own bytes already */
     atomic_init(&pool->mem.live, atomic_load_explicit(&mem.live, memory_order_relaxed));
-    pool->nworkers = st.threads;
     pool->bind = st.bind;
     pool->stack_size = st.stack;
     pool->max_pending = cfg->max_pending;
@@ -241,28 +146,40 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     pool->on_worker_stop = cfg->on_worker_stop;
     pool->hook_data = cfg->hook_data;
     snprintf(pool->name, sizeof(pool->name), "%s", cfg->name != NULL ? cfg->name : "weft");
+    atomic_init(&pool->nslots, 0);
+    atomic_init(&pool->target, 0);
     atomic_init(&pool->shutdown, 0);
     atomic_init(&pool->swept, 0);
     atomic_init(&pool->sweepers, 0);
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
     atomic_init(&pool->spinners, 0);
+    /* The two mutexes first: teardown and free_pool take them whatever failed after. */
+    if (pthread_mutex_init(&pool->resize_mu, NULL) != 0) {
+        weft__mem_free(&mem, pool);
+        return -ENOMEM;
+    }
+    rc = weft__lend_init(pool);
+    if (rc != 0) {
+        pthread_mutex_destroy(&pool->resize_mu);
+        weft__mem_free(&mem, pool);
+        return rc;
+    }
 
-    unsigned started = 0;
     pool->page = weft__page_new(cfg->max_pending, cfg->max_inflight);
     rc = pool->page != NULL ? 0 : -ENOMEM;
     if (rc == 0)
         rc = weft__inject_init(&pool->inject, st.threads, &pool->mem);
     if (rc == 0)
-        rc = weft__park_init(&pool->park, st.threads, &pool->mem);
-    if (rc == 0)
-        rc = init_workers(pool);
-    if (rc == 0)
-        rc = init_threads(pool);
-    if (rc == 0 && st.trace != NULL)
-        rc = init_traces(pool, st.trace, st.trace_events);
-    if (rc == 0 && st.bind != WEFT_BIND_NONE)
-        rc = init_binding(pool);
+        rc = weft__park_init(&pool->park, &pool->mem);
+    if (rc == 0 && st.trace != NULL) {
+        pool->trace_cap = weft__trace_capacity(st.trace_events);
+        pool->trace_path = weft__mem_alloc(&pool->mem, 0, strlen(st.trace) + 1);
+        if (pool->trace_path != NULL)
+            strcpy(pool->trace_path, st.trace);
+        else
+            rc = -ENOMEM;
+    }
     if (rc == 0 && st.stats != NULL) {
         pool->stats_path = weft__mem_alloc(&pool->mem, 0, strlen(st.stats) + 1);
         if (pool->stats_path != NULL)
@@ -272,10 +189,14 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     }
     if (rc == 0 && st.workspan != NULL)
         rc = weft__ws_create(pool, st.workspan);
-    if (rc == 0)
-        rc = start_workers(pool, &started);
+    if (rc == 0) {
+        /* The workers are made and started as a grow from none would (resize.c). */
+        pthread_mutex_lock(&pool->resize_mu);
+        rc = weft__pool_grow(pool, st.threads);
+        pthread_mutex_unlock(&pool->resize_mu);
+    }
     if (rc != 0) {
-        teardown(pool, started);
+        teardown(pool, false);
         return rc;
     }
     weft__debug("pool %p: %u workers, bind %d, stack %zu bytes, max_pending %zu", (void *)pool,
@@ -307,14 +228,14 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
  * None of the waits spins without bound: they back off to sleeping (weft__backoff), because the
  * thread they wait for may have a lower priority than the one that shuts down. */
 
-static void wait_takers(weft_pool *pool)
+static void wait_takers(weft_pool *pool, unsigned n)
 {
-    for (unsigned i = 0; i < pool->nworkers; i++) {
+    for (unsigned i = 0; i < n; i++) {
         unsigned round = 0;
         /* seq_cst: pairs with the seq_cst store of taking (worker.c and weft_submit); its
          * acquire side also pairs with the release that drops taking, so what the worker did
          * (a push, a cancel) is visible here */
-        while (ld_seq_cst(&pool->workers[i].taking) != 0)
+        while (ld_seq_cst(&weft__worker_at(pool, i)->taking) != 0)
             weft__backoff(&round);
     }
 }
@@ -355,7 +276,13 @@ static void cancel_everything_queued(weft_pool *pool)
      * may hold tasks it stole from a deque, still PENDING, where this one cannot see them: each
      * waits below for the others to have cancelled what they took */
     add_seq_cst(&pool->sweepers, 1);
-    wait_takers(pool);
+    /* Every worker the sweep must see: read under the resize mutex, after the closed bit,
+     * since a grow checks the bit under it (resize.c): a grow either published its workers
+     * before, or fails with -ESHUTDOWN. */
+    pthread_mutex_lock(&pool->resize_mu);
+    unsigned nslots = weft__pool_slots(pool);
+    pthread_mutex_unlock(&pool->resize_mu);
+    wait_takers(pool, nslots);
     for (unsigned s = 0; s < pool->inject.nshards; s++) {
         struct weft__inject_shard *sh = &pool->inject.shard[s];
         unsigned round = 0;
@@ -371,15 +298,15 @@ static void cancel_everything_queued(weft_pool *pool)
                                           placing a batch it popped */
         }
     }
-    for (unsigned i = 0; i < pool->nworkers; i++) {
+    for (unsigned i = 0; i < nslots; i++) {
         void *x;
-        while ((x = weft__deque_steal(&pool->workers[i].deque, WEFT_STEAL_ANY)) !=
+        while ((x = weft__deque_steal(&weft__worker_at(pool, i)->deque, WEFT_STEAL_ANY)) !=
                WEFT_STEAL_EMPTY) {
             if (x != WEFT_STEAL_ABORT)
                 sweep_one(pool, x, &sw);
         }
     }
-    wait_takers(pool);
+    wait_takers(pool, nslots);
     /* Everything this sweep took is CANCELLED or kept aside (frames are never cancelled): wait
      * for the other sweeps in progress to be as far. None waits for this one's announcements,
      * so a sweep started from one of them does not wait for its own caller. acq_rel and
@@ -435,6 +362,6 @@ int weft_pool_destroy(weft_pool *pool)
         return 0;
     }
     weft_pool_shutdown(pool, WEFT_SHUTDOWN_DRAIN);
-    teardown(pool, pool->nworkers);
+    teardown(pool, true);
     return 0;
 }

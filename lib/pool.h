@@ -15,6 +15,7 @@
 #include "list.h"
 #include "page.h"
 #include "park.h"
+#include "seg.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,9 +31,9 @@ struct weft__ws;
 struct weft__lend {
     pthread_mutex_t mu;
     struct weft__list idle;     /* threads holding no worker, waiting for one */
-    struct weft__thread *extra; /* every spare thread started, for the joins at destruction */
-    unsigned nextra;
-    bool closing; /* every worker has left: idle threads leave, no spare starts */
+    struct weft__thread *extra; /* every thread started (workers' and spares), for the joins */
+    unsigned nextra;            /* spares among them */
+    bool closing;               /* every worker has left: idle threads leave, no spare starts */
 };
 #define WEFT_MAX_SPARES 256 /* spare threads per pool, at most */
 
@@ -43,12 +44,16 @@ struct weft__lend {
 
 struct weft_pool {
     struct weft__mem mem; /* where everything the pool owns comes from, the pool included */
-    struct weft__worker *workers;
-    struct weft__thread *threads; /* the workers' own threads, one per worker */
+    /* The worker records, by segment (seg.h): a record never moves, so a pool can grow while
+     * thieves read them. Index i is in seg[weft__seg(i)]; see weft__worker_at (worker.h). */
+    struct weft__worker *seg[WEFT_SEGS];
+    _Atomic uint32_t nslots;   /* workers with a record, live or retired (see weft__pool_slots) */
+    _Atomic uint32_t target;   /* the pool's size: workers from this index on retire */
+    pthread_mutex_t resize_mu; /* one resize at a time; a worker's retirement (resize.c) */
+    unsigned made;             /* worker records made, under resize_mu (not all published) */
     struct weft__lend lend;
     struct weft__page *page; /* fork detection and the max_pending budget (page.h) */
     struct weft__ws *ws;     /* $WEFT_WORKSPAN: work and span measured (workspan.c); or NULL */
-    unsigned nworkers;
     struct weft__inject inject;
     struct weft__parking park;
     WEFT_ALIGNED _Atomic uint32_t shutdown;
@@ -64,10 +69,24 @@ struct weft_pool {
     char name[16];
     weft_bind bind;
     size_t stack_size;
-    char *trace_path;           /* NULL when not tracing; may hold %p and %n (stats.c) */
-    char *stats_path;           /* $WEFT_STATS: statistics written at destroy; NULL: none */
-    struct weft__trace *traces; /* one ring per worker */
+    char *trace_path;   /* NULL when not tracing; may hold %p and %n (stats.c) */
+    char *stats_path;   /* $WEFT_STATS: statistics written at destroy; NULL: none */
+    uint32_t trace_cap; /* events per worker's trace ring, when tracing */
 };
+
+/* The number of worker records: every worker that runs, or ran and retired, has an index below
+ * it, and its deque may be stolen from. acquire: pairs with the release in resize.c that
+ * publishes new records, so the segments they are in are visible. */
+static inline unsigned weft__pool_slots(const weft_pool *pool)
+{
+    return ld_acquire(&((weft_pool *)pool)->nslots);
+}
+
+/* resize.c. Under pool->resize_mu: grows the pool to n workers, all or nothing (creation too). */
+int weft__pool_grow(weft_pool *pool, unsigned n);
+
+/* Under pool->resize_mu: the workers that will leave their loop at destruction (not retired). */
+unsigned weft__pool_live(weft_pool *pool);
 
 /* True in a child process that inherited the pool through fork(). */
 static inline bool weft__pool_forked(const weft_pool *pool)

@@ -18,7 +18,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* One worker's counters. busy_ns is derived: lifetime minus idle and helping time. */
+/* One worker's counters. busy_ns is derived: lifetime minus idle and helping time, where the
+ * lifetime adds up every life of a worker that retired and came back (resize.c). */
 static void read_worker(const struct weft__worker *w, int64_t now, weft_worker_stats *out)
 {
     struct weft__wstats *st = (struct weft__wstats *)&w->st;
@@ -28,18 +29,21 @@ static void read_worker(const struct weft__worker *w, int64_t now, weft_worker_s
 #undef WEFT_STATS_READ_
     int64_t born = ld_relaxed(&st->born_ns);
     int64_t died = ld_relaxed(&st->died_ns);
+    int64_t lived = ld_relaxed(&st->lived_ns);
     int64_t idle_since = ld_relaxed(&st->idle_since);
     int64_t wait_since = ld_relaxed(&st->wait_since);
     if (born == 0) {
         out->busy_ns = 0;
         return;
     }
-    int64_t end = died != 0 ? died : now;
-    if (died == 0 && idle_since != 0 && idle_since < now)
+    bool alive = died == 0;
+    if (alive && idle_since != 0 && idle_since < now)
         out->idle_ns += (uint64_t)(now - idle_since);
-    if (died == 0 && wait_since != 0 && wait_since < now)
+    if (alive && wait_since != 0 && wait_since < now)
         out->helping_ns += (uint64_t)(now - wait_since);
-    uint64_t life = end > born ? (uint64_t)(end - born) : 0;
+    uint64_t life = lived > 0 ? (uint64_t)lived : 0;
+    if (alive && now > born)
+        life += (uint64_t)(now - born);
     uint64_t other = out->idle_ns + out->helping_ns;
     out->busy_ns = life > other ? life - other : 0;
 }
@@ -58,12 +62,13 @@ int weft_pool_stats(const weft_pool *pool, weft_stats *out, weft_worker_stats *p
     int64_t now = weft__now_ns();
     weft_stats s;
     memset(&s, 0, sizeof(s));
-    s.workers = pool->nworkers;
+    /* every worker that ever ran: the counts of retired ones stay in the totals */
+    s.workers = weft__pool_slots(pool);
     s.submitted_outside = weft__inject_total(&pool->inject);
     s.cancelled_queued = ld_relaxed(&((weft_pool *)pool)->swept); /* relaxed: a statistic */
-    for (unsigned i = 0; i < pool->nworkers; i++) {
+    for (unsigned i = 0; i < s.workers; i++) {
         weft_worker_stats w;
-        read_worker(&pool->workers[i], now, &w);
+        read_worker(weft__worker_at(pool, i), now, &w);
         add(&s.total, &w);
         if (per_worker != NULL && i < n)
             per_worker[i] = w;
@@ -133,9 +138,9 @@ static void put_worker(struct out *o, const weft_worker_stats *w)
  * the writing process and the pool's name (head, already JSON). */
 static void put_stats(const weft_pool *pool, struct out *o, const char *head)
 {
-    unsigned n = pool->nworkers;
     weft_stats s;
     weft_pool_stats(pool, &s, NULL, 0);
+    unsigned n = s.workers; /* as many as the totals cover, should a grow come meanwhile */
     int64_t now = weft__now_ns();
     put(o,
         "{%s\"weft_version\": \"%s\", \"workers\": %u, \"submitted_outside\": %llu, "
@@ -146,7 +151,7 @@ static void put_stats(const weft_pool *pool, struct out *o, const char *head)
     put(o, ", \"per_worker\": [");
     for (unsigned i = 0; i < n; i++) {
         weft_worker_stats w;
-        read_worker(&pool->workers[i], now, &w);
+        read_worker(weft__worker_at(pool, i), now, &w);
         put(o, i == 0 ? "\n  " : ",\n  ");
         put_worker(o, &w);
     }
@@ -335,7 +340,7 @@ void weft__pool_write_stats(weft_pool *pool)
 /* Writes the trace, with tracks named as the threads are. */
 void weft__pool_write_trace(weft_pool *pool)
 {
-    unsigned n = pool->nworkers;
+    unsigned n = weft__pool_slots(pool); /* every worker that ran: one track each */
     const struct weft__trace **t = weft__mem_alloc(&pool->mem, 0, n * sizeof(*t));
     const char **names = weft__mem_alloc(&pool->mem, 0, n * sizeof(*names));
     char *store = weft__mem_alloc(&pool->mem, 0, (size_t)n * 32);
@@ -345,7 +350,7 @@ void weft__pool_write_trace(weft_pool *pool)
     int rc = -ENOMEM;
     if (t != NULL && names != NULL && store != NULL) {
         for (unsigned i = 0; i < n; i++) {
-            t[i] = &pool->traces[i];
+            t[i] = &weft__worker_at(pool, i)->trace;
             char *nm = store + 32 * (size_t)i;
             weft__worker_name(pool, i, nm);
             json_safe(nm);

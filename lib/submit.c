@@ -73,7 +73,9 @@ int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bo
                                &pool->shutdown, WEFT_SHUT_CLOSED);
     if (rc != 0)
         return rc;
-    if (!inside || pool->nworkers > 1) /* a lone worker has nobody to wake but itself */
+    /* A lone worker has nobody to wake but itself (a stale size after a grow costs the new
+     * workers this wake-up only: the pushing worker runs the task if nobody steals it). */
+    if (!inside || weft_pool_size(pool) > 1)
         weft__park_notify_one(&pool->park);
     return 0;
 }

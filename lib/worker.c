@@ -81,7 +81,8 @@ static bool keep_spinning(struct weft__worker *w, struct spin *s)
         if (!spin_allowed(w))
             return false;
         weft_pool *pool = w->pool;
-        unsigned cap = pool->nworkers > 1 ? pool->nworkers / 2 : 1;
+        unsigned size = weft_pool_size(pool);
+        unsigned cap = size > 1 ? size / 2 : 1;
         /* relaxed: a head count that only limits spinning; nothing is published through it */
         if (add_relaxed(&pool->spinners, 1) >= cap) {
             sub_relaxed(&pool->spinners, 1);
@@ -156,7 +157,7 @@ static struct weft__task *take_injected(struct weft__worker *w, unsigned s)
 static struct weft__task *steal_any(struct weft__worker *w)
 {
     weft_pool *pool = w->pool;
-    unsigned n = pool->nworkers;
+    unsigned n = weft__pool_slots(pool);
     if (n > 1) {
         unsigned start = (unsigned)(next_rand(w) % n);
         for (unsigned k = 0; k < n; k++) {
@@ -166,7 +167,7 @@ static struct weft__task *steal_any(struct weft__worker *w)
             void *x;
             int tries = 0;
             do {
-                x = weft__deque_steal(&pool->workers[v].deque, WEFT_STEAL_ANY);
+                x = weft__deque_steal(&weft__worker_at(pool, v)->deque, WEFT_STEAL_ANY);
             } while (x == WEFT_STEAL_ABORT && ++tries < 4);
             WEFT_COUNT(w, steal_attempts, 1);
             if (x != WEFT_STEAL_EMPTY && x != WEFT_STEAL_ABORT) {
@@ -202,8 +203,9 @@ bool weft__work_visible(weft_pool *pool)
 {
     if (weft__inject_maybe_nonempty(&pool->inject))
         return true;
-    for (unsigned i = 0; i < pool->nworkers; i++) {
-        if (weft__deque_maybe_nonempty(&pool->workers[i].deque))
+    unsigned n = weft__pool_slots(pool);
+    for (unsigned i = 0; i < n; i++) {
+        if (weft__deque_maybe_nonempty(&weft__worker_at(pool, i)->deque))
             return true;
     }
     return false;
@@ -391,6 +393,23 @@ static inline void spell_end(_Atomic int64_t *since, _Atomic uint64_t *total)
     }
 }
 
+void weft__life_begin(struct weft__worker *w)
+{
+    /* relaxed: statistics, written by w's holder only */
+    st_relaxed(&w->st.born_ns, weft__now_ns());
+    st_relaxed(&w->st.died_ns, 0);
+}
+
+void weft__life_end(struct weft__worker *w)
+{
+    /* relaxed: as above; a reader may see the two stores apart, for a moment (weft.h:
+     * monotonic but not mutually consistent while the pool runs) */
+    int64_t now = weft__now_ns();
+    int64_t born = ld_relaxed(&w->st.born_ns);
+    st_relaxed(&w->st.lived_ns, ld_relaxed(&w->st.lived_ns) + (now - born));
+    st_relaxed(&w->st.died_ns, now);
+}
+
 /* --- waits on a worker --- */
 
 struct weft__task *weft__claim(struct weft__worker *w, weft_future *f)
@@ -539,7 +558,7 @@ void weft__worker_name(const weft_pool *pool, unsigned index, char name[16])
 static void name_thread(struct weft__thread *me, struct weft__worker *w)
 {
     char name[16];
-    if (me == &me->pool->threads[w->index]) {
+    if (me->own) {
         weft__worker_name(me->pool, w->index, name);
     } else {
         /* a spare: "<prefix>-s<index it first stood for>", shortened like a worker's */
@@ -555,10 +574,11 @@ static void name_thread(struct weft__thread *me, struct weft__worker *w)
 }
 
 /* Why run_worker returned. */
-enum { HANDED_BACK, LEFT };
+enum { HANDED_BACK, LEFT, RETIRED };
 
-/* The scheduling loop of the thread holding w, until the pool ends (LEFT) or it hands w back
- * to a thread that lent it (HANDED_BACK: the caller then holds no worker). */
+/* The scheduling loop of the thread holding w, until the pool ends (LEFT), it hands w back
+ * to a thread that lent it (HANDED_BACK: the caller then holds no worker), or it retires w
+ * after a shrink (RETIRED: the stop hook has run, and the caller's thread ends). */
 static int run_worker(struct weft__thread *me, struct weft__worker *w)
 {
     weft_pool *pool = w->pool;
@@ -581,6 +601,16 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
             spell_end(&w->st.idle_since, &w->st.idle_ns);
             weft__self = NULL;
             return HANDED_BACK;
+        }
+        if (weft__retire_due(w)) {
+            spell_end(&w->st.idle_since, &w->st.idle_ns);
+            int r = weft__retire(w, me, owed); /* passes on a wake-up it owed, if it retires */
+            if (r == WEFT_RETIRE_DONE) {
+                weft__self = NULL;
+                return RETIRED;
+            }
+            if (r == WEFT_RETIRE_REVIVED)
+                owed = false;
         }
         struct weft__task *t = acquire_task(w);
         owed = false; /* it has looked */
@@ -608,8 +638,9 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
             weft__park_cancel(&pool->park, w->index);
             break;
         }
-        /* A lender asking for w back unparks it after raising want_back (lend.c) */
-        if (weft__work_visible(pool) || weft__lend_wanted(w)) {
+        /* A lender asking for w back unparks it after raising want_back (lend.c); a shrink
+         * unparks the workers it retires after lowering the target (resize.c) */
+        if (weft__work_visible(pool) || weft__lend_wanted(w) || weft__retire_due(w)) {
             owed = weft__park_cancel(&pool->park, w->index);
             continue;
         }
@@ -618,7 +649,7 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
             came = weft__park_woken_at(&pool->park, w->index);
     }
     spell_end(&w->st.idle_since, &w->st.idle_ns);
-    st_relaxed(&w->st.died_ns, weft__now_ns()); /* relaxed: a statistic */
+    weft__life_end(w);
     /* Another worker may have parked after the exit bit was set, having seen a shard's count
      * still up while this one placed the last batch it popped (its exit test then failed, and
      * nothing was left to take): wake every worker, so that each tests again and leaves. */
@@ -643,8 +674,8 @@ void *weft__thread_main(void *arg)
         return NULL; /* a reserve spare the pool never needed */
     }
     me->first = w->index;
-    if (me == &pool->threads[w->index])
-        st_relaxed(&w->st.born_ns, weft__now_ns()); /* relaxed: a statistic */
+    if (me->own)
+        weft__life_begin(w); /* a grow granted it its worker, which starts now */
     name_thread(me, w);
     /* The hooks run on every thread that runs tasks, before its first and after the pool's
      * last: a spare passes the index of the worker it first stood in for. */
@@ -653,9 +684,18 @@ void *weft__thread_main(void *arg)
         pool->on_worker_start(pool, me->first, pool->hook_data);
     }
     for (;;) {
-        if (me != &pool->threads[w->index])
+        if (!me->own || me->first != w->index)
             weft__lend_reserve(pool); /* a spare took the reserve's place: replace it */
-        if (run_worker(me, w) == LEFT) {
+        int why = run_worker(me, w);
+        if (why == RETIRED) {
+            /* The stop hook has run (weft__retire). Touch nothing of the pool after the flag:
+             * a resize may join this thread and free its record at once. release: pairs with
+             * the acquire in weft__lend_reap. */
+            weft__thr = NULL;
+            st_release(&me->dead, 1);
+            return NULL;
+        }
+        if (why == LEFT) {
             /* Stop hooks run once every worker has left its loop, so each sees every task
              * finished. */
             uint32_t all = ld_relaxed(&pool->nthreads);        /* relaxed: ordered by the acquire
@@ -678,7 +718,7 @@ void *weft__thread_main(void *arg)
     while ((left = ld_acquire(&pool->exited)) < all)
         weft__futex_wait(&pool->exited, left, -1);
     if (pool->on_worker_stop != NULL) {
-        weft__self = &pool->workers[me->first]; /* as for the start hook */
+        weft__self = weft__worker_at(pool, me->first); /* as for the start hook */
         pool->on_worker_stop(pool, me->first, pool->hook_data);
     }
     weft__self = NULL;

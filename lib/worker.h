@@ -26,8 +26,10 @@ struct weft__wstats {
 #define WEFT_STATS_ATOMIC_(name, doc) _Atomic uint64_t name;
     WEFT_WORKER_STATS(WEFT_STATS_ATOMIC_)
 #undef WEFT_STATS_ATOMIC_
-    _Atomic int64_t born_ns;    /* when the worker started; 0 before */
-    _Atomic int64_t died_ns;    /* when it left its loop; 0 while it runs */
+    _Atomic int64_t born_ns;    /* when the worker (last) started; 0 before */
+    _Atomic int64_t died_ns;    /* when it left its loop or retired; 0 while it runs */
+    _Atomic int64_t lived_ns;   /* the lengths of its lives that ended (a worker that retires
+                                   may come back) */
     _Atomic int64_t idle_since; /* start of the idle spell in progress, 0 if none */
     _Atomic int64_t wait_since; /* start of the helping wait spell in progress, 0 if none */
 };
@@ -58,11 +60,29 @@ struct weft__worker {
     uint64_t rng;         /* victim selection; owner only */
     int64_t idle_avg_ns;  /* average of its recent idle spells (worker.c, spinning); owner only */
     bool bound;
-    cpu_set_t cpus; /* where to pin it, when bound */
+    cpu_set_t cpus;           /* where to pin it, when bound */
+    struct weft__trace trace; /* its ring, when tracing (tr points here) */
     /* Under pool->lend.mu (lend.c): */
     struct weft__thread *holder; /* the thread holding it */
     struct weft__list lenders;   /* threads blocked in a wait that lent it, newest first */
+    /* Under pool->resize_mu (resize.c): */
+    uint8_t state; /* WEFT_SLOT_OFF, _LIVE or _STOPPING */
+    bool revive;   /* STOPPING: a grow wants it back, so its holder goes on running it */
 };
+
+/* What a worker is, as resize.c sees it. */
+enum {
+    WEFT_SLOT_OFF,      /* no thread holds it: never started, or retired */
+    WEFT_SLOT_LIVE,     /* held by a thread (or lent) */
+    WEFT_SLOT_STOPPING, /* its holder is retiring it (running the stop hook) */
+};
+
+/* Worker i's record; i below weft__pool_slots(pool), or known from a worker that ran. */
+static inline struct weft__worker *weft__worker_at(const weft_pool *pool, unsigned i)
+{
+    unsigned k = weft__seg(i);
+    return &pool->seg[k][weft__seg_off(i, k)];
+}
 
 /* One OS thread of a pool: a worker's own thread, or a spare (lend.c). */
 struct weft__thread {
@@ -70,7 +90,9 @@ struct weft__thread {
     weft_pool *pool;
     pthread_t thread;
     unsigned first;             /* the worker it first held: the index its hooks are given */
-    struct weft__thread *extra; /* next spare thread of the pool (pool->lend.extra) */
+    struct weft__thread *extra; /* next thread of the pool (pool->lend.extra) */
+    bool own;                   /* started for worker `first` by a grow (else a spare) */
+    _Atomic uint32_t dead;      /* 1: it retired a worker and ends; joining it is quick */
     /* Under pool->lend.mu: */
     struct weft__worker *slot; /* once granted: the worker it is to hold; NULL: leave */
     bool granted;
@@ -78,6 +100,7 @@ struct weft__thread {
     bool reserve;              /* a spare started ahead of need: it enlists itself as idle */
     _Atomic uint32_t enlisted; /* a reserve spare: 1 once on the idle list (futex word) */
     struct weft__list link;    /* on pool->lend.idle, or on a worker's lenders */
+    bool joining;              /* under mu: a join of its thread is claimed (lend.c) */
 };
 
 /* The thread record of the calling thread, NULL if it is none of a pool's (thread-local). */
@@ -115,9 +138,23 @@ void *weft__thread_main(void *arg);
 /* lend.c. The pool's spare threads, and how a worker changes hands (pool->lend). */
 
 int weft__lend_init(weft_pool *pool);
-/* Joins the spare threads (after every worker left) and frees them; with forked, in a child
- * after fork(), frees their records only. */
+/* Joins the threads not joined yet (after every worker left) and frees every record; with
+ * forked, in a child after fork(), frees the records only. */
 void weft__lend_destroy(weft_pool *pool, bool forked);
+
+/* Joins every thread the pool started, once every worker has left (destruction). */
+void weft__lend_join(weft_pool *pool);
+
+/* Joins and frees the threads that ended after retiring a worker (resize.c). */
+void weft__lend_reap(weft_pool *pool);
+
+/* Threads just started for workers by a grow, linked by `extra`, waiting for their grant: with
+ * go, each is granted worker `first` and joins the pool's threads; without, each is granted
+ * nothing and ends at once (the caller joins it and frees its record). */
+void weft__lend_admit(weft_pool *pool, struct weft__thread *fresh, bool go);
+
+/* The holder of w retired it: nobody holds it now. */
+void weft__lend_release(struct weft__worker *w);
 
 /* The holder of w (the caller, me) is about to block in a wait: hands w to a thread that lent
  * it and is ready to take it back, else to an idle spare, else to a new spare. False when no
@@ -162,6 +199,28 @@ static inline bool weft__lend_wanted(struct weft__worker *w)
     /* acquire: pairs with the release store in weft__lend_reclaim */
     return __builtin_expect(ld_acquire(&w->want_back) != 0, 0);
 }
+
+/* resize.c. Whether w, whose holder is at a task boundary, is to retire (a shrink) and may: no
+ * thread that lent it waits in a wait. Read at every task boundary, and before parking.
+ * relaxed: a hint; weft__retire decides under the resize mutex, and a shrink wakes the workers
+ * it retires (their park's acquire of the key then orders this load after it). */
+static inline bool weft__retire_due(struct weft__worker *w)
+{
+    return __builtin_expect(w->index >= ld_relaxed(&w->pool->target), 0) && !weft__lend_pending(w);
+}
+
+/* What weft__retire did. */
+enum { WEFT_RETIRE_NOT_NOW, WEFT_RETIRE_DONE, WEFT_RETIRE_REVIVED };
+
+/* The holder me of w, at a top-level task boundary with weft__retire_due(w): retires w if the
+ * pool still wants it to (and its deque is empty): passes on a wake-up it owes, runs the stop
+ * hook, and gives w up (DONE: the thread then ends). REVIVED: a grow wanted w back while the
+ * hook ran, the start hook ran again, and me goes on holding w. NOT_NOW: nothing happened. */
+int weft__retire(struct weft__worker *w, struct weft__thread *me, bool owed);
+
+/* The start and end of a worker's life (statistics), by its holder. */
+void weft__life_begin(struct weft__worker *w);
+void weft__life_end(struct weft__worker *w);
 
 /* The run function of a submitted task (task.run of the futures weft_submit makes). */
 void weft__run_submitted(struct weft__worker *w, struct weft__task *t);

@@ -355,8 +355,9 @@ int weft__ws_create(weft_pool *pool, const char *path)
         return -ENOMEM;
     ws->mem = &pool->mem;
     ws->path = weft__mem_alloc(ws->mem, 0, strlen(path) + 1);
-    ws->workers =
-        weft__mem_alloc(ws->mem, WEFT_CACHE_LINE, pool->nworkers * sizeof(struct weft__ws_worker));
+    /* One accumulator per worker the pool may ever have (it may grow: resize.c); zeroed */
+    ws->workers = weft__mem_alloc(ws->mem, WEFT_CACHE_LINE,
+                                  WEFT_MAX_THREADS * sizeof(struct weft__ws_worker));
     if (ws->path == NULL || ws->workers == NULL || pthread_mutex_init(&ws->mu, NULL) != 0) {
         weft__mem_free(ws->mem, ws->path);
         weft__mem_free(ws->mem, ws->workers);
@@ -364,13 +365,16 @@ int weft__ws_create(weft_pool *pool, const char *path)
         return -ENOMEM;
     }
     strcpy(ws->path, path);
-    memset(ws->workers, 0, pool->nworkers * sizeof(struct weft__ws_worker));
     /* Unique among the pools this process makes in practice: a pool made later at the same
      * address is another measurement, whose clocks start afresh (clock_of). */
     ws->id = ((uint64_t)weft__now_ns() << 1 | 1) ^ (uint64_t)(uintptr_t)pool;
-    for (unsigned i = 0; i < pool->nworkers; i++)
-        pool->workers[i].ws = &ws->workers[i];
-    pool->ws = ws;
+    pool->ws = ws; /* the workers take theirs as they are made (weft__ws_worker) */
+    return 0;
+}
+
+int weft__ws_worker(weft_pool *pool, struct weft__worker *w)
+{
+    w->ws = &pool->ws->workers[w->index];
     return 0;
 }
 
@@ -452,7 +456,8 @@ void weft__ws_write(weft_pool *pool)
     struct weft__ws *ws = pool->ws;
     int64_t work = 0, span = 0, bspan = 0;
     uint64_t tasks = 0, stolen = 0;
-    for (unsigned i = 0; i < pool->nworkers; i++) {
+    unsigned n = weft__pool_slots(pool); /* every worker that ran */
+    for (unsigned i = 0; i < n; i++) {
         const struct weft__ws_worker *a = &ws->workers[i];
         work += a->work;
         span = a->span > span ? a->span : span;
@@ -468,7 +473,7 @@ void weft__ws_write(weft_pool *pool)
         return;
     }
     fprintf(o, "{\"weft_version\": \"%s\", \"workers\": %u, \"clock\": \"CLOCK_MONOTONIC\", ",
-            weft_version(), pool->nworkers);
+            weft_version(), n);
     put_numbers(o, work, span, bspan);
     fprintf(o, ", \"burden_ns\": %d, \"tasks\": %llu, \"frames_stolen\": %llu, \"regions\": [",
             WEFT_WS_BURDEN_NS, (unsigned long long)tasks, (unsigned long long)stolen);

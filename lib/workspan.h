@@ -69,6 +69,8 @@ extern WEFT_TLS struct weft__strand weft__strand;
 
 /* Makes pool->ws (path copied) and points every worker at its accumulator. 0 or -ENOMEM. */
 int weft__ws_create(weft_pool *pool, const char *path);
+/* Worker w of a measuring pool, as it is made (resize.c), gets its accumulator. 0. */
+int weft__ws_worker(weft_pool *pool, struct weft__worker *w);
 /* Writes the JSON file, after the workers were joined. Failures are reported under
  * $WEFT_DEBUG only, as for $WEFT_STATS. */
 void weft__ws_write(weft_pool *pool);

@@ -467,6 +467,82 @@ START_TEST(test_create_destroy)
 }
 END_TEST
 
+/* A resize that grows: records, bind sets and thread records are allocated first, thread
+ * starts come last. A failure changes nothing: same size, no hook called, no thread left. A
+ * pool of 2, grown to 5 (two new segments), shrunk to 1 and grown to 3 again (new threads for
+ * retired workers), with hooks and binding. */
+typedef struct resize_ctx {
+    weft_bind bind;
+    bool traced;
+} resize_ctx;
+
+/* Waits (bounded) until the pool's threads are those of its size: started, or retired. */
+static bool settle(hooks *h, unsigned size)
+{
+    int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
+    while (tu_ld(&h->starts) - tu_ld(&h->stops) != (int)size) {
+        if (tu_now_ns() > deadline)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
+static void seq_resize(run *r, void *arg)
+{
+    resize_ctx *c = arg;
+    hooks h;
+    atomic_init(&h.starts, 0);
+    atomic_init(&h.stops, 0);
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 2;
+    cfg.bind = c->bind;
+    cfg.name = "fault";
+    cfg.trace_path = c->traced ? "/dev/null" : NULL;
+    cfg.on_worker_start = hook_start;
+    cfg.on_worker_stop = hook_stop;
+    cfg.hook_data = &h;
+    weft_pool *p = NULL;
+    if (!WCHECK(r, weft_pool_create(&cfg, &p) == 0))
+        return;
+    while (tu_ld(&h.starts) < 2)
+        tu_sleep_ms(1);
+    static const unsigned sizes[] = {5, 1, 3};
+    unsigned size = 2;
+    arm(r); /* one site fails, in whichever grow reaches it */
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        if (sizes[i] < size) { /* a shrink allocates nothing */
+            WCHECK(r, weft_pool_resize(p, sizes[i]) == 0);
+            size = sizes[i];
+            WCHECK(r, settle(&h, size));
+            continue;
+        }
+        int threads = thread_count(), starts = tu_ld(&h.starts);
+        int rc = weft_pool_resize(p, sizes[i]);
+        if (ok_or_fail(r, "weft_pool_resize", rc, -EAGAIN)) {
+            size = sizes[i];
+            WCHECK(r, weft_pool_size(p) == size);
+            WCHECK(r, settle(&h, size));
+            continue;
+        }
+        WCHECK(r, weft_pool_size(p) == size); /* nothing changed */
+        WCHECK(r, tu_ld(&h.starts) == starts);
+        WCHECK(r, threads_back_to(threads));
+    }
+    disarm(r);
+    pool_done(r, p);
+    WCHECK(r, tu_ld(&h.starts) == tu_ld(&h.stops));
+}
+
+START_TEST(test_resize)
+{
+    resize_ctx plain = {WEFT_BIND_NONE, false}, bound = {WEFT_BIND_COMPACT, true};
+    walk("weft_pool_resize 2 -> 5 -> 1 -> 3", seq_resize, &plain, W_EXACT);
+    walk("weft_pool_resize, bound and traced", seq_resize, &bound, W_EXACT);
+}
+END_TEST
+
 /* A private directory for trace files. */
 typedef struct tmpdir {
     char dir[64];
@@ -2298,6 +2374,7 @@ static Suite *fault_suite(void)
     tcase_add_test(tc, test_create_destroy);
     tcase_add_test(tc, test_create_traced);
     tcase_add_test(tc, test_bind);
+    tcase_add_test(tc, test_resize);
     tcase_add_test(tc, test_submit_outside);
     tcase_add_test(tc, test_submit_inside);
     tcase_add_test(tc, test_on_done);

@@ -83,6 +83,8 @@
  *  34 helper_set     pool k kind mode n how fut*n  (a helper as op 27, which also completes up to
  *                    4 of the chosen futures: set_result/set_error/cancel by how, before or after
  *                    its submissions; on a future that is not a promise a set is -EINVAL)
+ *  35 resize         pool n  (weft_pool_resize to 1 + n % 6 workers, while tasks run; n % 16
+ *                    == 15: a bad size, 0 or above WEFT_MAX_THREADS, which is -EINVAL)
  * Task kinds (kind byte % 32): see kind_table; TK_PROMISE (kind 16) makes a promise inside the
  * pool, continuations of it, of a gather over it and of a child task, completes it and checks.
  * tests/fuzz/gen_corpus.py writes the seed corpus with this encoding.
@@ -229,7 +231,12 @@ static uint8_t u8(struct input *in)
 
 struct pinfo {
     weft_pool *p; /* written before any task of the pool can run */
-    unsigned threads;
+    /* The most workers it may have had: a bound on worker indices and on the statistics'
+     * workers. Raised before a resize that grows, since tasks and hooks read it meanwhile. */
+    _Atomic unsigned threads;
+    unsigned size;       /* its size (weft_pool_size), harness only */
+    unsigned slots;      /* the most workers it has had (weft_stats.workers), harness only */
+    atomic_bool resized; /* weft_pool_resize was called: sizes and hooks move (op_resize) */
     size_t max_pending;
     bool hooks;
     bool hooks_expected; /* set before the create, which starts the hooks */
@@ -1468,7 +1475,9 @@ static int task_fn(void *arg, void **result)
     case TK_SELF: {
         CHECK(weft_pool_destroy(r->pool->p) == -EDEADLK);
         CHECK(weft_pool_destroy(NULL) == 0);
-        CHECK(weft_pool_size(r->pool->p) == r->pool->threads);
+        unsigned size = weft_pool_size(r->pool->p);
+        CHECK(atomic_load(&r->pool->resized) ? size >= 1 && size <= r->pool->threads
+                                             : size == r->pool->threads);
         weft_future *self = atomic_load(&r->self);
         if (self != NULL) {
             CHECK(weft_future_state(self) == WEFT_RUNNING);
@@ -1617,6 +1626,7 @@ enum op {
     OP_THEN,
     OP_ABANDON,
     OP_HELPER_SET,
+    OP_RESIZE,
     OP_COUNT
 };
 
@@ -1694,6 +1704,15 @@ static void hook_start(weft_pool *pool, unsigned worker, void *data)
 {
     struct pinfo *pi = data;
     CHECK(worker < pi->threads);
+    if (atomic_load(&pi->resized)) {
+        /* a thread that retires a worker and is revived may hold another than its first */
+        CHECK(weft_worker_index() >= 0 && (unsigned)weft_worker_index() < pi->threads);
+        unsigned size = weft_pool_size(pool);
+        CHECK(size >= 1 && size <= pi->threads);
+        CHECK(!weft_cancel_requested());
+        atomic_fetch_add(&pi->started, 1);
+        return;
+    }
     CHECK(weft_worker_index() == (int)worker);
     CHECK(weft_pool_size(pool) == pi->threads);
     CHECK(!weft_cancel_requested());
@@ -1701,11 +1720,20 @@ static void hook_start(weft_pool *pool, unsigned worker, void *data)
 }
 
 /* Runs once every worker has left its loop: the pool is quiescent, so its statistics add up and
- * count exactly the tasks that ran. */
+ * count exactly the tasks that ran. After a resize it also runs when a worker retires, while
+ * the pool works: only what holds then is checked. */
 static void hook_stop(weft_pool *pool, unsigned worker, void *data)
 {
     struct pinfo *pi = data;
     CHECK(worker < pi->threads);
+    if (atomic_load(&pi->resized)) {
+        CHECK(weft_worker_index() >= 0 && (unsigned)weft_worker_index() < pi->threads);
+        weft_stats s;
+        CHECK(weft_pool_stats(pool, &s, NULL, 0) == 0);
+        CHECK(s.workers >= 1 && s.workers <= pi->threads);
+        atomic_fetch_add(&pi->stopped, 1);
+        return;
+    }
     CHECK(weft_worker_index() == (int)worker);
     weft_stats s;
     weft_worker_stats per[4];
@@ -1846,6 +1874,7 @@ static void op_pool_create(struct input *in)
         CHECK(size == pi->threads); /* the hooks read it: written only before the create */
     else
         pi->threads = size;
+    pi->size = pi->slots = size;
     /* any limit: what the checks of -EAGAIN need to know */
     pi->max_pending = null_cfg ? 0 : cfg.max_pending + cfg.max_inflight;
     pi->hooks = !null_cfg && (flags & 1);
@@ -1858,7 +1887,7 @@ static void check_pool_gone(struct pinfo *pi)
 {
     if (pi->hooks) {
         /* every worker's thread, and every spare that stood in for one (lend.c) */
-        CHECK(atomic_load(&pi->started) >= pi->threads);
+        CHECK(atomic_load(&pi->started) >= pi->slots);
         CHECK(atomic_load(&pi->stopped) == atomic_load(&pi->started));
     }
     for (int i = 0; i < MAX_SLOTS; i++) {
@@ -3048,7 +3077,8 @@ static void op_stats(struct input *in)
     weft_worker_stats per[5];
     memset(per, 0xa5, sizeof(per));
     CHECK(weft_pool_stats(pi->p, &s, per, n % 5) == 0);
-    CHECK(s.workers == pi->threads);
+    CHECK(s.workers == pi->slots);
+    CHECK(weft_pool_size(pi->p) == pi->size);
     CHECK(s.total.tasks_run >= pi->last_tasks_run); /* monotonic */
     pi->last_tasks_run = s.total.tasks_run;
     for (size_t i = n % 5; i < 5; i++) {
@@ -3061,6 +3091,32 @@ static void op_stats(struct input *in)
         int rc = weft_stats_write_json(pi->p, devnull);
         CHECK(rc == 0);
     }
+}
+
+static void op_resize(struct input *in)
+{
+    struct pinfo *pi = pick_pool(u8(in));
+    uint8_t nb = u8(in);
+    if (pi == NULL)
+        return;
+    if (nb % 16 == 15) {
+        CHECK(weft_pool_resize(pi->p, (nb & 0x10) ? 0 : WEFT_MAX_THREADS + 1) == -EINVAL);
+        CHECK(weft_pool_size(pi->p) == pi->size);
+        return;
+    }
+    unsigned n = 1 + nb % 6;
+    atomic_store(&pi->resized, true);
+    if (n > pi->threads)
+        pi->threads = n; /* before: the new workers' tasks and hooks read it */
+    int rc = weft_pool_resize(pi->p, n);
+    CHECK_RC(rc, rc == 0 || rc == -ENOMEM || rc == -EAGAIN ||
+                     (rc == -ESHUTDOWN && atomic_load(&pi->maybe_closed)));
+    if (rc == 0) {
+        pi->size = n;
+        if (n > pi->slots)
+            pi->slots = n;
+    }
+    CHECK(weft_pool_size(pi->p) == pi->size); /* a failed resize changes nothing */
 }
 
 static void op_check_all(void)
@@ -3129,7 +3185,8 @@ static void *helper_main(void *arg)
         rs[m++] = r;
     }
     weft_stats st;
-    CHECK(weft_pool_stats(pi->p, &st, NULL, 0) == 0 && st.workers == pi->threads);
+    CHECK(weft_pool_stats(pi->p, &st, NULL, 0) == 0 && st.workers >= 1 &&
+          st.workers <= pi->threads);
     helper_sets(h); /* (none left if done first) */
     if (m > 0 && h->mode % 3 == 0) {
         weft_future *out[8];
@@ -3362,6 +3419,9 @@ static void run_op(struct input *in)
         break;
     case OP_ABANDON:
         op_abandon(in);
+        break;
+    case OP_RESIZE:
+        op_resize(in);
         break;
     case OP_HELPER_SET:
         op_helper_set(in);

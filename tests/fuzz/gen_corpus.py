@@ -15,7 +15,8 @@ import sys
 POOL_CREATE, SUBMIT, SUBMIT_DETACH, CANCEL, WAIT, RESULT, ON_DONE, RETAIN, RELEASE, GATHER, \
     GATHER_CHILD, WAIT_MANY, AS_COMPLETED, COMPL_CREATE, COMPL_ADD, COMPL_NEXT, COMPL_FD, \
     COMPL_DESTROY, SHUTDOWN, DESTROY, BAD_ARGS, GATE, LOOP, STATS, CHECK_ALL, SLEEP, \
-    FAULT, HELPER, BURST, SWEEP, PROM_CREATE, PROM_SET, THEN, ABANDON, HELPER_SET = range(35)
+    FAULT, HELPER, BURST, SWEEP, PROM_CREATE, PROM_SET, THEN, ABANDON, HELPER_SET, \
+    RESIZE = range(36)
 
 # task kinds: the byte that selects each in kind_table
 VALUE, FAIL, SPIN, CHILD, JOIN, SLEEPK, GATEK, SELF, MULTI, DETACH, SHUT = 0, 2, 4, 5, 7, 8, 9, \
@@ -95,6 +96,15 @@ def results(n):
 
 
 SEEDS = {
+    "resize-under-load": seq(pool(threads=2, flags=1), op(GATE, 5), submit(kind=GATEK),
+                             submit(kind=JOIN, p1=4, p2=64, p3=3), op(RESIZE, 0, 3),
+                             submit(kind=CHILD, p1=4, p2=2, p3=0x36), op(RESIZE, 0, 0),
+                             op(RESIZE, 0, 15), op(RESIZE, 0, 31), detach(kind=DETACH, p1=2),
+                             op(STATS, 0, 4), op(GATE, 0), op(RESIZE, 0, 5), submit(),
+                             op(RESIZE, 0, 1), results(4), op(STATS, 0, 0x84)),
+    "resize-shutdown": seq(pool(threads=3, flags=1), submit(kind=SPIN, p1=20), op(RESIZE, 0, 0),
+                           op(SHUTDOWN, 0, 1), op(RESIZE, 0, 4), submit(), results(1),
+                           op(DESTROY, 0)),
     "basic-value": seq(pool(), submit(), op(RESULT, 0, 0), op(RELEASE, 0)),
     "basic-fail-codes": seq(pool(threads=2), *[submit(kind=FAIL, p1=i) for i in range(8)],
                             results(8), op(CHECK_ALL)),
