@@ -545,7 +545,9 @@ WEFT_API int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn
 WEFT_API int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f);
 
 /* A descriptor that poll and epoll report readable (POLLIN) exactly while
- * weft_completion_next(c, 0, &f) would return a future. Owned by c, closed by
+ * weft_completion_next(c, 0, &f) would return a future. It changes only when the set goes from
+ * nothing ready to something ready and back, so a loop that takes every ready future when it
+ * wakes pays two system calls per batch, not per future. Owned by c, closed by
  * weft_completion_destroy. Errors: -EINVAL (c NULL), -EMFILE/-ENFILE/-ENOMEM from eventfd. */
 WEFT_API int weft_completion_fd(const weft_completion *c);
 
