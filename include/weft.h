@@ -537,6 +537,13 @@ WEFT_API int weft_completion_add(weft_completion *c, weft_future *f);
  * pool or fn NULL), -ENOMEM. */
 WEFT_API int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void *arg);
 
+/* weft_completion_submit for a task group: the task is submitted with weft_group_submit (g
+ * counts it until it has finished, and weft_group_wait and weft_group_cancel reach it), and its
+ * future goes to c. An event loop hands work out this way when it wants both its results on a
+ * descriptor and one wait, or one cancel, for everything in flight at shutdown. All or nothing.
+ * Errors: those of weft_group_submit, -EINVAL (c, g or fn NULL), -ENOMEM. */
+WEFT_API int weft_completion_submit_group(weft_completion *c, weft_group *g, weft_fn fn, void *arg);
+
 /* Hands out each future of the set exactly once, in the order they finish (those already
  * finished first), passing the set's reference to the caller, who releases it.
  * Returns 0 with *f set; -ETIMEDOUT when none finished in time; -ENOENT when every future added

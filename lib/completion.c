@@ -234,6 +234,23 @@ int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void
     return 0;
 }
 
+int weft_completion_submit_group(weft_completion *c, weft_group *g, weft_fn fn, void *arg)
+{
+    if (c == NULL || g == NULL || fn == NULL)
+        return -EINVAL;
+    struct centry *e = weft__block_alloc(); /* first, as in weft_completion_submit */
+    if (e == NULL)
+        return -ENOMEM;
+    weft_future *f;
+    int rc = weft_group_submit(g, fn, arg, &f);
+    if (rc != 0) {
+        weft__block_free(e);
+        return rc;
+    }
+    add_entry(c, e, f); /* the set takes the reference weft_group_submit gave */
+    return 0;
+}
+
 int weft_as_completed(weft_future *const fs[], size_t n, weft_completion **out)
 {
     if (out == NULL || (n > 0 && fs == NULL) || weft__any_null(fs, n))

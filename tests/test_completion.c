@@ -791,6 +791,67 @@ START_TEST(test_completion_submit)
 }
 END_TEST
 
+/* weft_completion_submit_group: the task is in the group (waited for, cancelled by it) and its
+ * future comes out of the set; a refusal leaves neither. */
+START_TEST(test_completion_submit_group)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.max_inflight = 3;
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_completion *c = NULL;
+    ck_assert_int_eq(weft_completion_create(&c), 0);
+    weft_group *g = NULL;
+    ck_assert_int_eq(weft_group_create(p, &g), 0);
+    tu_gate gate;
+    tu_gate_init(&gate);
+    static int marker;
+    /* One runs (and holds the worker), two wait; the fourth finds no room. */
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_gate, &gate), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), -EAGAIN);
+    ck_assert_uint_eq(weft_group_pending(g), 3);
+    ck_assert_int_eq(weft_completion_submit_group(NULL, g, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit_group(c, NULL, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(weft_group_wait(g, 0), -ETIMEDOUT);
+    /* The queued two are cancelled through the group and come out of the set first. */
+    int cancelled = weft_group_cancel(g);
+    /* The two queued ones; the gate task too if the worker has not started it yet. */
+    ck_assert(cancelled == 2 || cancelled == 3);
+    tu_gate_open(&gate);
+    ck_assert_int_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    ck_assert_uint_eq(weft_group_pending(g), 0);
+    int done = 0, ncancelled = 0;
+    for (int i = 0; i < 3; i++) {
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_completion_next(c, 0, &f), 0); /* all finished: ready now */
+        weft_state st = weft_future_state(f);
+        ck_assert(st == WEFT_DONE || st == WEFT_CANCELLED);
+        if (st == WEFT_DONE)
+            done++;
+        else
+            ncancelled++;
+        weft_future_release(f);
+    }
+    ck_assert_int_eq(ncancelled, cancelled);
+    ck_assert_int_eq(done + ncancelled, 3);
+    weft_future *none = NULL;
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_DRAIN), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), -ESHUTDOWN);
+    ck_assert_uint_eq(weft_group_pending(g), 0);
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert_int_eq(weft_group_destroy(g), 0);
+    weft_completion_destroy(c);
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 /* The descriptor under concurrent arrivals, with one thread taking: it is never readable with
  * nothing to take (each poll that says readable is followed by a successful next), it never
  * stays unreadable while something waits (a consumer that sleeps only in poll gets every
@@ -896,6 +957,7 @@ static Suite *completion_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_ac_completion_order);
     tcase_add_test(tc, test_completion_submit);
+    tcase_add_test(tc, test_completion_submit_group);
     tcase_add_test(tc, test_ac_finished_first);
     tcase_add_test(tc, test_ac_timeout);
     tcase_add_test(tc, test_ac_empty);
