@@ -621,6 +621,13 @@ WEFT_API int weft_completion_add(weft_completion *c, weft_future *f);
  * pool or fn NULL), -ENOMEM. */
 WEFT_API int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void *arg);
 
+/* weft_completion_submit for a task group: the task is submitted with weft_group_submit (g
+ * counts it until it has finished, and weft_group_wait and weft_group_cancel reach it), and its
+ * future goes to c. An event loop hands work out this way when it wants both its results on a
+ * descriptor and one wait, or one cancel, for everything in flight at shutdown. All or nothing.
+ * Errors: those of weft_group_submit, -EINVAL (c, g or fn NULL), -ENOMEM. */
+WEFT_API int weft_completion_submit_group(weft_completion *c, weft_group *g, weft_fn fn, void *arg);
+
 /* Hands out each future of the set exactly once, in the order they finish (those already
  * finished first), passing the set's reference to the caller, who releases it.
  * Returns 0 with *f set; -ETIMEDOUT when none finished in time; -ENOENT when every future added
@@ -629,7 +636,9 @@ WEFT_API int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn
 WEFT_API int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f);
 
 /* A descriptor that poll and epoll report readable (POLLIN) exactly while
- * weft_completion_next(c, 0, &f) would return a future. Owned by c, closed by
+ * weft_completion_next(c, 0, &f) would return a future. It changes only when the set goes from
+ * nothing ready to something ready and back, so a loop that takes every ready future when it
+ * wakes pays two system calls per batch, not per future. Owned by c, closed by
  * weft_completion_destroy. Errors: -EINVAL (c NULL), -EMFILE/-ENFILE/-ENOMEM from eventfd. */
 WEFT_API int weft_completion_fd(const weft_completion *c);
 

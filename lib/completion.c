@@ -10,9 +10,24 @@
  * Wake-ups: threads outside any pool sleep on the condition variable; helping workers put a
  * small record on the `helpers` list before they park, and every arrival unparks them.
  *
- * The descriptor is an eventfd in semaphore mode, made on first request with the number of
- * ready futures; every arrival writes 1 and every hand-out reads 1, both under the mutex, so it
- * is readable exactly while `ready` is non-empty.
+ * The descriptor is an eventfd used as a flag: its counter is 1 while futures are ready, else
+ * 0. It changes only when `ready` goes between empty and non-empty, so a loop that takes a
+ * batch of futures pays two system calls for the batch, not two per future:
+ *  - The arrival that makes `ready` non-empty sets `fd_set` under the mutex, counts itself in
+ *    `writing`, and writes 1 after unlocking. Not under the mutex: the write wakes the loop
+ *    thread, which often preempts the writer on its core and would then block on the mutex
+ *    the writer still held (two more context switches per batch).
+ *  - The hand-out that empties `ready` reads the counter back to 0, under the mutex. If the
+ *    arrival's write has not landed yet (the read finds 0), it waits for it with poll and
+ *    reads then, so the descriptor never stays readable with nothing ready.
+ *  - Before next returns with futures still ready, it makes sure the write has landed (a poll
+ *    only while `writing` says one may be in flight): a caller that polls after next sees the
+ *    futures it left behind.
+ * So the descriptor is readable exactly while `ready` is non-empty, an arrival counting from
+ * the moment its write lands (one system call after its future finished), as it counted
+ * before from the moment its writer released the mutex. At most one write is in flight:
+ * `fd_set` stays up until the hand-out that empties `ready` has read that write back.
+ * Destruction waits for `writing` to reach 0, since a writer touches c after the mutex.
  *
  * Destruction takes the pending entries off their futures. An entry whose node the finisher has
  * already detached is firing: its fire() sees `closing`, leaves the entry alone and sets `fired`
@@ -26,6 +41,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -54,26 +70,82 @@ struct weft_completion {
     struct weft__list helpers; /* helping workers about to park; under mu */
     unsigned sleepers;         /* threads in cond_wait; under mu */
     bool closing;              /* under mu */
+    bool fd_set;               /* the descriptor is, or is about to be, readable; under mu */
     int efd;                   /* -1 until asked for; under mu */
+    _Atomic unsigned writing;  /* arrivals between deciding to write efd and having written */
 };
 
-/* Under mu: e's future has finished; move it from pending to ready. */
-static void make_ready(weft_completion *c, struct centry *e)
+/* Under mu: e's future has finished; move it from pending to ready. Returns the descriptor
+ * the caller must signal with signal_ready once it has released the mutex, or -1. */
+static int make_ready(weft_completion *c, struct centry *e)
 {
+    int signal = -1;
+    if (c->efd >= 0 && !c->fd_set) {
+        c->fd_set = true;
+        signal = c->efd;
+        /* relaxed: under mu, which next and destroy hold when they read it; the decrement in
+         * signal_ready is the release that matters */
+        add_relaxed(&c->writing, 1);
+    }
     weft__list_remove(&e->link);
     weft__list_push_tail(&c->ready, &e->link);
     /* release: pairs with the acquire in ready_or_empty (helpers poll without the mutex) */
     st_release(&c->nready, ld_relaxed(&c->nready) + 1);
     st_release(&c->npending, ld_relaxed(&c->npending) - 1);
-    if (c->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t r = write(c->efd, &one, sizeof(one));
-        (void)r; /* cannot fail: the counter stays far below its limit */
-    }
     if (c->sleepers > 0)
         pthread_cond_broadcast(&c->cv);
     for (struct weft__list *l = c->helpers.next; l != &c->helpers; l = l->next)
         weft__thread_wake(weft__container_of(l, struct helper, link)->t);
+    return signal;
+}
+
+/* After make_ready, outside the mutex: makes the descriptor readable. The last touch of c. */
+static void signal_ready(weft_completion *c, int fd)
+{
+    if (fd < 0)
+        return;
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof(one));
+    (void)r; /* cannot fail: the counter goes from 0 to 1 */
+    /* release: pairs with the acquire loads in fd_landed and destroy, which then know the
+     * write has been done */
+    sub_release(&c->writing, 1);
+}
+
+/* Waits, under mu, until the descriptor is readable: fd_set is up, so its write is done or
+ * under way. Called only while `writing` is not 0, which is rare: the writer is between its
+ * unlock and its write, or has just written and not yet counted down. */
+static void fd_wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
+/* Under mu, with fd_set up: whether its write is done. */
+static bool fd_landed(weft_completion *c)
+{
+    /* acquire: pairs with the release in signal_ready */
+    if (ld_acquire(&c->writing) == 0)
+        return true;
+    struct pollfd p = {.fd = c->efd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Under mu, after a hand-out: brings the descriptor in line with `ready`. */
+static void fd_sync(weft_completion *c)
+{
+    if (c->efd < 0 || !c->fd_set)
+        return;
+    if (!weft__list_empty(&c->ready)) {
+        if (!fd_landed(c))
+            fd_wait_readable(c->efd);
+        return;
+    }
+    uint64_t v;
+    while (read(c->efd, &v, sizeof(v)) < 0) /* resets the counter to 0 */
+        fd_wait_readable(c->efd);           /* EAGAIN: the arrival's write is still to come */
+    c->fd_set = false;
 }
 
 static void entry_fire(struct weft__fnode *n, weft_future *f)
@@ -81,12 +153,14 @@ static void entry_fire(struct weft__fnode *n, weft_future *f)
     (void)f;
     struct centry *e = weft__container_of(n, struct centry, node);
     weft_completion *c = e->c;
+    int fd = -1;
     pthread_mutex_lock(&c->mu);
     if (c->closing)
         weft__fnode_fired(n); /* destroy owns e from here on */
     else
-        make_ready(c, e);
+        fd = make_ready(c, e);
     pthread_mutex_unlock(&c->mu);
+    signal_ready(c, fd); /* destroy waits for it: see there */
 }
 
 int weft_completion_create(weft_completion **out)
@@ -105,7 +179,9 @@ int weft_completion_create(weft_completion **out)
     weft__list_init(&c->helpers);
     c->sleepers = 0;
     c->closing = false;
+    c->fd_set = false;
     c->efd = -1;
+    atomic_init(&c->writing, 0);
     *out = c;
     return 0;
 }
@@ -122,8 +198,9 @@ static void add_entry(weft_completion *c, struct centry *e, weft_future *f)
     pthread_mutex_unlock(&c->mu);
     if (!weft__future_add_node(f, &e->node)) {
         pthread_mutex_lock(&c->mu);
-        make_ready(c, e);
+        int fd = make_ready(c, e);
         pthread_mutex_unlock(&c->mu);
+        signal_ready(c, fd);
     }
 }
 
@@ -154,6 +231,23 @@ int weft_completion_submit(weft_completion *c, weft_pool *pool, weft_fn fn, void
         return rc;
     }
     add_entry(c, e, f); /* the set takes the caller's reference from weft_submit */
+    return 0;
+}
+
+int weft_completion_submit_group(weft_completion *c, weft_group *g, weft_fn fn, void *arg)
+{
+    if (c == NULL || g == NULL || fn == NULL)
+        return -EINVAL;
+    struct centry *e = weft__block_alloc(); /* first, as in weft_completion_submit */
+    if (e == NULL)
+        return -ENOMEM;
+    weft_future *f;
+    int rc = weft_group_submit(g, fn, arg, &f);
+    if (rc != 0) {
+        weft__block_free(e);
+        return rc;
+    }
+    add_entry(c, e, f); /* the set takes the reference weft_group_submit gave */
     return 0;
 }
 
@@ -265,11 +359,7 @@ int weft_completion_next(weft_completion *c, int64_t timeout_ns, weft_future **f
             struct centry *e = weft__container_of(first, struct centry, link);
             weft__list_remove(first);
             st_release(&c->nready, ld_relaxed(&c->nready) - 1); /* see make_ready */
-            if (c->efd >= 0) {
-                uint64_t v;
-                ssize_t r = read(c->efd, &v, sizeof(v));
-                (void)r; /* the counter is positive: ready was not empty */
-            }
+            fd_sync(c);
             pthread_mutex_unlock(&c->mu);
             *f = e->f;
             weft__block_free(e);
@@ -312,9 +402,9 @@ int weft_completion_fd(const weft_completion *cc)
     weft_completion *c = (weft_completion *)cc; /* the descriptor is made on first request */
     pthread_mutex_lock(&c->mu);
     if (c->efd < 0) {
-        size_t ready = ld_relaxed(&c->nready); /* relaxed: under mu */
-        c->efd = eventfd(ready > UINT32_MAX ? UINT32_MAX : (unsigned)ready,
-                         EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK);
+        bool ready = !weft__list_empty(&c->ready);
+        c->efd = eventfd(ready ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
+        c->fd_set = ready && c->efd >= 0;
         if (c->efd < 0) {
             int err = -errno;
             pthread_mutex_unlock(&c->mu);
@@ -345,6 +435,10 @@ void weft_completion_destroy(weft_completion *c)
     }
     pthread_mutex_lock(&c->mu); /* no fire() is inside the mutex after this */
     pthread_mutex_unlock(&c->mu);
+    /* ...but one may still be writing the descriptor, after the mutex. acquire: pairs with
+     * the release in signal_ready, the writer's last touch of c. */
+    for (unsigned round = 0; ld_acquire(&c->writing) != 0;)
+        weft__backoff(&round);
     for (struct weft__list *l = c->ready.next; l != &c->ready;) {
         struct weft__list *next = l->next;
         struct centry *e = weft__container_of(l, struct centry, link);

@@ -23,11 +23,16 @@
  * `room_watch` (seq_cst): in the single total order of those four, either the retry sees the
  * unit given back, or the give sees the waiter and bumps `room_seq`, which the waiter read
  * before its retry and sleeps on, so it wakes. A take that fails changes nothing, so it has
- * nothing to announce (a waiter never wakes itself). An open room descriptor counts as a
- * watcher: each
- * give, and each take while it is open, recomputes under `room_mu` whether there is room and
- * makes the eventfd readable or not to match. The last recomputation reads counts that include
- * every change made before it took the mutex, so the descriptor ends up telling the truth.
+ * nothing to announce (a waiter never wakes itself). Only a give that finds no room before it
+ * (its decrement's old value) wakes anyone: a waiter sleeps only after a retry that found no
+ * room, and the give that brought room back after that retry is such a give. So when the
+ * limits are not reached, starting and finishing tasks cost no system call.
+ *
+ * An open room descriptor counts as a watcher. A take that leaves no room, and a give that
+ * found none, recomputes under `room_mu` whether there is room and makes the eventfd readable or
+ * not to match; other takes and gives cannot change the answer. Every change of the answer is
+ * thus followed by a recomputation that reads counts including it, so the last one tells the
+ * truth.
  *
  * In a child after fork() nothing gives counts back (a cancel there leaves inherited futures
  * alone, and the pool's workers do not exist), but an inherited continuation may still read
@@ -128,8 +133,9 @@ bool weft__room_take(struct weft__page *pg)
     } while (!atomic_compare_exchange_weak_explicit(&pg->budget, &b, b + one, memory_order_seq_cst,
                                                     memory_order_seq_cst));
     /* seq_cst: after the take; pairs with the seq_cst store in weft__room_fd, which then
-     * reads the budget: one of the two sees the other */
-    if (ld_seq_cst(&pg->room_fd_open) != 0)
+     * reads the budget: one of the two sees the other. A take that leaves room changes
+     * nothing the descriptor says (see the top of the file). */
+    if (ld_seq_cst(&pg->room_fd_open) != 0 && !room_in(pg, b + one))
         room_update(pg);
     return true;
 }
@@ -141,9 +147,9 @@ void weft__room_give(struct weft__page *pg, bool pending, bool inflight)
     if (one == 0)
         return;
     /* seq_cst decrement, then a seq_cst load of room_watch: see the top of the file */
-    sub_seq_cst(&pg->budget, one);
-    if (ld_seq_cst(&pg->room_watch) == 0)
-        return;
+    uint64_t old = sub_seq_cst(&pg->budget, one);
+    if (ld_seq_cst(&pg->room_watch) == 0 || room_in(pg, old))
+        return; /* nobody watches, or there was room already: nobody waits for this one */
     /* release: pairs with the acquire load of room_seq in weft__room_watch */
     add_release(&pg->room_seq, 1);
     weft__futex_wake(&pg->room_seq, INT_MAX);

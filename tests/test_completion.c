@@ -791,6 +791,164 @@ START_TEST(test_completion_submit)
 }
 END_TEST
 
+/* weft_completion_submit_group: the task is in the group (waited for, cancelled by it) and its
+ * future comes out of the set; a refusal leaves neither. */
+START_TEST(test_completion_submit_group)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = 1;
+    cfg.max_inflight = 3;
+    weft_pool *p = NULL;
+    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_completion *c = NULL;
+    ck_assert_int_eq(weft_completion_create(&c), 0);
+    weft_group *g = NULL;
+    ck_assert_int_eq(weft_group_create(p, &g), 0);
+    tu_gate gate;
+    tu_gate_init(&gate);
+    static int marker;
+    /* One runs (and holds the worker), two wait; the fourth finds no room. */
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_gate, &gate), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), -EAGAIN);
+    ck_assert_uint_eq(weft_group_pending(g), 3);
+    ck_assert_int_eq(weft_completion_submit_group(NULL, g, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit_group(c, NULL, tu_task_identity, NULL), -EINVAL);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(weft_group_wait(g, 0), -ETIMEDOUT);
+    /* The queued two are cancelled through the group and come out of the set first. */
+    int cancelled = weft_group_cancel(g);
+    /* The two queued ones; the gate task too if the worker has not started it yet. */
+    ck_assert(cancelled == 2 || cancelled == 3);
+    tu_gate_open(&gate);
+    ck_assert_int_eq(weft_group_wait(g, WEFT_FOREVER), 0);
+    ck_assert_uint_eq(weft_group_pending(g), 0);
+    int done = 0, ncancelled = 0;
+    for (int i = 0; i < 3; i++) {
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_completion_next(c, 0, &f), 0); /* all finished: ready now */
+        weft_state st = weft_future_state(f);
+        ck_assert(st == WEFT_DONE || st == WEFT_CANCELLED);
+        if (st == WEFT_DONE)
+            done++;
+        else
+            ncancelled++;
+        weft_future_release(f);
+    }
+    ck_assert_int_eq(ncancelled, cancelled);
+    ck_assert_int_eq(done + ncancelled, 3);
+    weft_future *none = NULL;
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert_int_eq(weft_pool_shutdown(p, WEFT_SHUTDOWN_DRAIN), 0);
+    ck_assert_int_eq(weft_completion_submit_group(c, g, tu_task_identity, &marker), -ESHUTDOWN);
+    ck_assert_uint_eq(weft_group_pending(g), 0);
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert_int_eq(weft_group_destroy(g), 0);
+    weft_completion_destroy(c);
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* The descriptor under concurrent arrivals, with one thread taking: it is never readable with
+ * nothing to take (each poll that says readable is followed by a successful next), it never
+ * stays unreadable while something waits (a consumer that sleeps only in poll gets every
+ * future), and it ends unreadable. Arrivals come from both workers and, as futures that have
+ * already finished, from this thread's own adds. */
+START_TEST(test_completion_fd_exact_threads)
+{
+    const long n = 20000 * tu_stress_scale();
+    weft_pool *p = tu_pool_new(2, NULL);
+    weft_completion *c = NULL;
+    ck_assert_int_eq(weft_completion_create(&c), 0);
+    int fd = weft_completion_fd(c);
+    ck_assert_int_ge(fd, 0);
+    static int marker;
+    long submitted = 0, taken = 0, spurious = 0;
+    while (taken < n) {
+        /* Batches of 16, each let come back entirely before the next: then, once any write
+         * still under way has had time to land, the descriptor must be silent. */
+        if (submitted % 16 == 0 && submitted > 0 && taken == submitted) {
+            usleep(200);
+            ck_assert_msg(!gw_readable(fd, 0), "readable with nothing ready, at %ld", taken);
+        }
+        while (submitted < n && (submitted % 16 != 0 || taken == submitted)) {
+            if (submitted % 7 == 0) {
+                weft_future *d = gw_done_future(p, &marker);
+                ck_assert_int_eq(weft_completion_add(c, d), 0);
+                weft_future_release(d);
+            } else {
+                ck_assert_int_eq(weft_completion_submit(c, p, tu_task_identity, &marker), 0);
+            }
+            submitted++;
+        }
+        weft_future *f = NULL;
+        if (taken % 2 == 0) {
+            /* Sleep in poll only: a descriptor that missed an arrival hangs here. */
+            ck_assert_msg(gw_readable(fd, 30000), "%ld futures outstanding, descriptor silent",
+                          submitted - taken);
+            if (weft_completion_next(c, 0, &f) != 0) {
+                spurious++;
+                continue;
+            }
+        } else {
+            /* Take without polling, as soon as a future arrives, often before its writer has
+             * written the descriptor; then a poll that says readable must be right. */
+            while (weft_completion_next(c, 0, &f) != 0) {
+            }
+            weft_future *g = NULL;
+            if (gw_readable(fd, 0)) {
+                if (weft_completion_next(c, 0, &g) == 0)
+                    taken++;
+                else
+                    spurious++;
+                weft_future_release(g);
+            }
+        }
+        ck_assert_ptr_nonnull(f);
+        weft_future_release(f);
+        taken++;
+        /* Sometimes take everything that is ready, so that the set empties. */
+        while ((taken & 3) == 0 && weft_completion_next(c, 0, &f) == 0) {
+            weft_future_release(f);
+            taken++;
+        }
+    }
+    ck_assert_int_eq(spurious, 0);
+    weft_future *none = NULL;
+    ck_assert_int_eq(weft_completion_next(c, 0, &none), -ENOENT);
+    ck_assert(!gw_readable(fd, 0));
+    weft_completion_destroy(c);
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* Destroying a set right after its last arrival, while the worker that finished the task may
+ * still be writing the descriptor: destroy waits for it (ASan and TSan check the rest). */
+START_TEST(test_completion_destroy_after_arrival)
+{
+    weft_pool *p = tu_pool_new(2, NULL);
+    static int marker;
+    for (int i = 0; i < 2000; i++) {
+        weft_completion *c = NULL;
+        ck_assert_int_eq(weft_completion_create(&c), 0);
+        ck_assert_int_ge(weft_completion_fd(c), 0);
+        ck_assert_int_eq(weft_completion_submit(c, p, tu_task_identity, &marker), 0);
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_completion_next(c, WEFT_FOREVER, &f), 0);
+        weft_future_release(f);
+        if (i % 2 == 0)
+            ck_assert_int_eq(weft_completion_submit(c, p, tu_task_identity, &marker), 0);
+        weft_completion_destroy(c); /* with the second one queued, running or just arrived */
+    }
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 static Suite *completion_suite(void)
 {
     Suite *s = suite_create("completion");
@@ -799,6 +957,7 @@ static Suite *completion_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_ac_completion_order);
     tcase_add_test(tc, test_completion_submit);
+    tcase_add_test(tc, test_completion_submit_group);
     tcase_add_test(tc, test_ac_finished_first);
     tcase_add_test(tc, test_ac_timeout);
     tcase_add_test(tc, test_ac_empty);
@@ -817,6 +976,8 @@ static Suite *completion_suite(void)
     tcase_add_test(tc, test_completion_fd_poll);
     tcase_add_test(tc, test_completion_fd_late);
     tcase_add_test(tc, test_completion_fd_epoll);
+    tcase_add_test(tc, test_completion_fd_exact_threads);
+    tcase_add_test(tc, test_completion_destroy_after_arrival);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

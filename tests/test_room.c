@@ -406,6 +406,47 @@ START_TEST(test_timed_load)
 }
 END_TEST
 
+/* The same load with the room descriptor open, as a server has it: gives that bring room back
+ * still wake the submitters waiting for it, and once the load is over the descriptor says
+ * there is room; filled up again, it says there is none. */
+START_TEST(test_timed_load_with_fd)
+{
+    enum { THREADS = 4, K = 2 };
+    weft_pool *p = pool_limits(4, 0, K);
+    int fd = weft_pool_room_fd(p);
+    ck_assert_int_ge(fd, 0);
+    load_ctx x = {.pool = p, .per_thread = (int)(2000 * tu_stress_scale())};
+    atomic_init(&x.running, 0);
+    atomic_init(&x.max_running, 0);
+    atomic_init(&x.ran, 0);
+    atomic_init(&x.errors, 0);
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, &x), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    while (tu_ld(&x.ran) < THREADS * x.per_thread)
+        usleep(1000);
+    ck_assert(readable(fd, (int)(TU_PATIENCE_S * 1000))); /* the last tasks gave their room */
+    tu_gate gate;
+    tu_gate_init(&gate);
+    weft_future *held[K];
+    for (int i = 0; i < K; i++)
+        held[i] = submit_ok(p, tu_task_gate, &gate);
+    ck_assert(!readable(fd, 0));
+    tu_gate_open(&gate);
+    ck_assert(readable(fd, (int)(TU_PATIENCE_S * 1000)));
+    for (int i = 0; i < K; i++) {
+        ck_assert_int_eq(weft_future_result(held[i], NULL), 0);
+        weft_future_release(held[i]);
+    }
+    tu_pool_free(p);
+    ck_assert_int_eq(tu_ld(&x.errors), 0);
+    ck_assert_int_le(tu_ld(&x.max_running), K);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 static Suite *room_suite(void)
 {
     Suite *s = suite_create("room");
@@ -432,6 +473,7 @@ static Suite *room_suite(void)
     tc = tcase_create("load");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_timed_load);
+    tcase_add_test(tc, test_timed_load_with_fd);
     suite_add_tcase(s, tc);
     return s;
 }

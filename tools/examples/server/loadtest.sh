@@ -8,24 +8,28 @@
 #             0.25 ms of CPU per request), the backends interleaved (weft, uv, uv, weft, ...)
 #             and the whole phase repeated --rounds times
 #   overload  256 connections on /hash?rounds=50000 (about 2.5 ms each, far more than the cores
-#             can do), once with --max-pending 16 and once without a limit: back-pressure keeps
-#             p99 bounded; the refused requests (503) are counted apart as non-2xx. wrk retries
-#             at once, so the refusals become a storm of cheap requests that competes with the
-#             workers for the cores. Phase "overload+ra" repeats the limited run with clients
-#             that honour "Retry-After: 1" (each 503 delays one of the thread's next requests by
-#             1 s, through wrk's Lua delay()).
+#             can do), once with --max-pending 16 and once without a limit. Requests past the
+#             limit wait unread for room (parked), none is refused: with a limit the pool's queue
+#             stays short and the waiting moves to the server's connections. Phase
+#             "overload+ra" repeats the limited run with clients that honour "Retry-After: 1"
+#             on a 503 (through wrk's Lua delay()); the server sends 503 only while shutting
+#             down, so it should see none.
 # Prints a table and writes it, with the conditions of the run, as markdown to OUT.md (default
-# loadtest.md). Rows aggregate the rounds: req/s, 2xx/s and p50 are means, p99 the worst, counts
-# sums. wrk runs with one thread, on the same cores as the server: the numbers compare the
-# backends under the same conditions; they are not the server's peak.
+# loadtest.md). Rows aggregate the rounds: req/s, 2xx/s, p50 and p99 are medians (with an even
+# number of rounds, the mean of the middle two), counts sums. wrk runs with one thread, on the
+# same cores as the server: the numbers compare the backends under the same conditions; they
+# are not the server's peak.
 #
 # Options:
 #   --duration S  seconds per wrk run (default 3)
-#   --rounds R    repetitions of the load phase (default 2)
+#   --rounds R    repetitions of the load phase (default 2; 3 or more make the medians robust
+#                 on a shared machine)
+#   --load-only   skip the overload phases
 #   --threads N   server threads, both backends (default: every CPU, nproc)
 #   --allocs      also count heap allocations per request of each backend, preloading
 #                 libweft-malloc-count.so from WEFT_HTTPD's directory (two more runs each)
-# Takes about (8 R + 6) D + 20 seconds: about 90 s by default, about 2 minutes with --allocs.
+# Takes about (8 R + 6) D + 20 seconds: about 90 s by default, about 2 minutes with --allocs
+# (8 R D + 10 s with --load-only).
 # Every server started is stopped with SIGTERM (and checked to exit 0 after its drain), or
 # killed if the script ends early: nothing is left running.
 set -euo pipefail
@@ -38,6 +42,7 @@ duration=3
 rounds=2
 threads=$(nproc)
 allocs=0
+load_only=0
 args=()
 while (($#)); do
     case $1 in
@@ -55,6 +60,10 @@ while (($#)); do
         ;;
     --allocs)
         allocs=1
+        shift
+        ;;
+    --load-only)
+        load_only=1
         shift
         ;;
     -h | --help)
@@ -87,6 +96,9 @@ heavy_path='/hash?rounds=50000'
 load_conns=(2 8 32 128)
 heavy_conns=256
 heavy_limits=(16 0)
+if ((load_only)); then
+    heavy_limits=()
+fi
 
 tmp=$(mktemp -d)
 declare -A pid_of=() port_of=()
@@ -288,7 +300,7 @@ wrk_version=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}')
 {
     echo "weft-httpd, $threads server threads, $(nproc) CPUs (${cpu:-unknown CPU}), $(uname -sr)," \
         "$wrk_version with one thread on the same machine; ${duration}s per run, load rows over" \
-        "$rounds rounds (req/s, 2xx/s, p50: mean; p99: worst; counts: sums)."
+        "$rounds rounds (req/s, 2xx/s, p50, p99: medians; counts: sums)."
     echo "Load: GET $load_path (about 0.25 ms of CPU). Overload: GET $heavy_path (about 2.5 ms)" \
         "at $heavy_conns connections; max-pending 0 is no limit; overload retries a 503 at once," \
         "overload+ra waits 1 s (Retry-After) first."
@@ -297,18 +309,27 @@ wrk_version=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}')
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     # shellcheck disable=SC2016 # awk program, not shell
     awk '
+    # median of the space-separated numbers in s
+    function median(s,    v, n, i, j, t) {
+        n = split(s, v, " ")
+        for (i = 2; i <= n; i++) {
+            t = v[i] + 0
+            for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
+            v[j + 1] = t
+        }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
     {
         k = $1 SUBSEP $2 SUBSEP $3 SUBSEP $4
         if (!(k in runs)) { order[++nk] = k }
-        runs[k]++; rps[k] += $6; ok[k] += $7; p50[k] += $8
-        if ($9 > p99[k]) p99[k] = $9
-        non[k] += $10; errs[k] += $11
+        runs[k]++; rps[k] = rps[k] " " $6; ok[k] = ok[k] " " $7; p50[k] = p50[k] " " $8
+        p99[k] = p99[k] " " $9; non[k] += $10; errs[k] += $11
     }
     END {
         for (i = 1; i <= nk; i++) {
             k = order[i]; split(k, f, SUBSEP)
             printf "| %s | %s | %s | %s | %.0f | %.0f | %.2f | %.2f | %d | %d |\n", f[1], f[2],
-                f[3], f[4], rps[k] / runs[k], ok[k] / runs[k], p50[k] / runs[k], p99[k],
+                f[3], f[4], median(rps[k]), median(ok[k]), median(p50[k]), median(p99[k]),
                 non[k], errs[k]
         }
     }' <(sort -s -k1,1 -k3,3nr -k4,4n -k2,2r "$results")

@@ -6,20 +6,28 @@
  *   GET /nqueens?n=N       the number of solutions of the N-queens problem, N in 1..13
  *   GET /hash?rounds=R     R rounds of FNV-1a over a 32-byte buffer (see hash_rounds), R in
  *                          1..10^7; the final 64-bit hash in hex
- *   GET /health            "ok inflight=K", answered on the loop thread at once
+ *   GET /health            "ok inflight=K parked=P" (jobs in the pool, requests waiting for
+ *                          room), answered on the loop thread at once
  *
- * Usage: weft-httpd [--port P] [--threads N] [--max-pending N] [--backend weft|uv]
+ * Usage: weft-httpd [--port P] [--threads N] [--max-pending N] [--max-inflight N]
+ *                   [--backend weft|uv]
  *
  * How the loop meets the pool (backend weft): each request becomes a job, submitted with
- * weft_submit and added to ONE open-ended completion set. The loop watches the set's descriptor
- * (weft_completion_fd) with a uv_poll_t; when it is readable the loop takes every finished
- * future with weft_completion_next(c, 0, &f), whose result is the job, and writes the response.
- * The descriptor is level-triggered: readable exactly while a future is waiting to be taken.
+ * weft_completion_submit_group straight into ONE open-ended completion set and into the
+ * server's task group. The loop watches the set's descriptor (weft_completion_fd) with a
+ * uv_poll_t; when it is readable the loop takes every finished future with
+ * weft_completion_next(c, 0, &f), whose result is the job, and writes the response. The
+ * descriptor is level-triggered: readable exactly while a future is waiting to be taken.
  *
- * Back-pressure: the pool has max_pending set, so weft_submit from the loop returns -EAGAIN
- * while that many submitted jobs have not started; the request then gets 503 with Retry-After.
- * The uv backend counts its queued-but-not-started work items itself against the same limit,
- * so that both backends refuse the same load. 0 means no limit.
+ * Back-pressure: the pool has max_pending (jobs waiting to start) and max_inflight (jobs
+ * queued or running) set, so a submission past either returns -EAGAIN. The request is then
+ * parked: it stays unparsed in its connection's buffer, the connection stops reading (TCP
+ * pushes back on the client), and the connection joins a FIFO of parked ones. The loop polls
+ * the pool's room descriptor (weft_pool_room_fd), readable while a submission would find room,
+ * and when it turns readable submits the parked requests in order until one finds no room
+ * again. New requests queue behind parked ones. No request is refused for load: each waits its
+ * turn. The uv backend counts its work items itself against the same limits and retries its
+ * parked requests whenever a job comes back.
  *
  * Connections: HTTP/1.1 keep-alive (HTTP/1.0 with "Connection: keep-alive"), one request at a
  * time per connection (pipelined requests wait in the buffer), Content-Length responses. A
@@ -28,10 +36,11 @@
  * HTTP/1.x), and the connection is closed after the answer. A client that goes away while its
  * job runs only loses the answer: the job's result is dropped when it completes.
  *
- * Shutdown: on SIGINT or SIGTERM the server stops accepting, closes idle connections, shuts the
- * pool down in DRAIN mode (no new submissions; what was accepted runs), writes the response of
- * every job in flight (with "Connection: close"), then closes everything, logs
- * "shutdown: N in flight drained" and exits 0.
+ * Shutdown: on SIGINT or SIGTERM the server stops accepting, closes idle connections, answers
+ * new requests on open ones with 503, and serves what it has accepted: every job in flight and
+ * every parked request gets its response (with "Connection: close"). Then it waits for its task
+ * group (weft_group_destroy: every task it submitted has finished, results dropped for clients
+ * that left included), destroys the pool, logs "shutdown: N in flight drained" and exits 0.
  *
  * Threads: everything but the jobs' computation runs on the loop thread. Workers only read the
  * job's parameters and write its result; the completion set (or libuv's work queue) carries the
@@ -142,6 +151,8 @@ struct conn {
     bool closing;
     bool linger;    /* the response rejects the request: close gracefully (see linger_start) */
     bool lingering; /* write side shut, discarding what the client still sends */
+    bool parked;    /* its next request waits for room in the pool (server's park FIFO) */
+    conn *park_next;
     uint64_t linger_deadline; /* uv_now() */
     size_t discarded;
     size_t len; /* bytes in `in` */
@@ -154,22 +165,28 @@ struct server {
     uv_tcp_t listener;
     uv_signal_t sigint, sigterm;
     uv_poll_t poll;   /* backend weft: watches the completion set's descriptor */
+    uv_poll_t room;   /* backend weft: watches the pool's room descriptor while some park */
     uv_timer_t sweep; /* closes lingering connections past their deadline */
     backend_kind backend;
     weft_pool *pool;
     weft_completion *done;
+    weft_group *group; /* backend weft: every job, for the wait at shutdown */
     unsigned threads;
     size_t max_pending;
-    atomic_size_t uv_queued; /* backend uv: work items queued, not started */
-    size_t inflight;         /* jobs submitted, not yet taken back by the loop */
-    size_t drained;          /* inflight when the shutdown began */
+    size_t max_inflight;
+    atomic_size_t uv_queued;     /* backend uv: work items queued, not started */
+    size_t inflight;             /* jobs submitted, not yet taken back by the loop */
+    conn *park_head, *park_tail; /* connections whose request waits for room, oldest first */
+    bool room_polling;
+    bool resuming;  /* on_room is resubmitting a parked request: a refusal parks it first */
+    size_t drained; /* inflight when the shutdown began */
     conn *conns;
     size_t nconns;
     job *free_jobs;
     size_t nfree_jobs;
     bool draining;
     bool finished;
-    uint64_t ok, rejected, bad, orphaned;
+    uint64_t ok, rejected, bad, orphaned, parks;
 };
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -400,6 +417,7 @@ static bool query_param(const char *q, size_t n, const char *name, uint64_t lo, 
 
 static void process(conn *c);
 static void maybe_finish(server *s);
+static void unpark(conn *c);
 
 static const char *status_text(int status)
 {
@@ -447,6 +465,8 @@ static void conn_close(conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->parked)
+        unpark(c); /* its request was never submitted: nothing runs for it */
     if (c->job != NULL) {
         c->job->conn = NULL; /* the job runs on; its result is dropped when it completes */
         c->srv->orphaned++;
@@ -490,16 +510,26 @@ static void linger_start(conn *c)
         conn_close(c);
 }
 
+/* A response is out: close, linger, or stay open for the next request (the caller then calls
+ * process, unless it is process itself). */
+static void write_done(conn *c)
+{
+    if ((c->close_after && !c->linger) || c->srv->draining)
+        conn_close(c);
+    else if (c->close_after)
+        linger_start(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     conn *c = req->data;
     c->writing = false;
-    if (status < 0 || (c->close_after && !c->linger) || c->srv->draining)
+    if (status < 0) {
         conn_close(c);
-    else if (c->close_after)
-        linger_start(c);
-    else
-        process(c);
+        return;
+    }
+    write_done(c);
+    process(c);
 }
 
 /* Sends one response; with keep_alive false the connection closes once it is written. */
@@ -528,7 +558,22 @@ static void respond(conn *c, int status, bool keep_alive, const char *body)
         c->close_after = true;
         read_stop(c);
     }
+    /* Try the write at once: a response this small nearly always fits the socket buffer, and
+     * then there is no write request, no callback and no change to the epoll set. */
     uv_buf_t buf = uv_buf_init(c->out, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (w == n) {
+        write_done(c);
+        return;
+    }
+    if (w < 0 && w != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    if (w > 0) {
+        buf.base += w;
+        buf.len -= (unsigned)w;
+    }
     c->wreq.data = c;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (rc < 0) {
@@ -607,6 +652,8 @@ static void job_work(uv_work_t *w)
     job_run(j);
 }
 
+static void resume_parked(server *s);
+
 /* On the loop: a job came back; answer its client, if still there. */
 static void job_done(server *s, job *j)
 {
@@ -615,8 +662,12 @@ static void job_done(server *s, job *j)
     if (c != NULL) {
         c->job = NULL;
         respond_job(c, j);
+        process(c); /* a pipelined request, or read the next one */
     }
     job_put(s, j);
+    /* The uv backend has no room descriptor: a job that comes back is its room. */
+    if (s->backend == BACKEND_UV && s->park_head != NULL)
+        resume_parked(s);
     maybe_finish(s);
 }
 
@@ -649,13 +700,14 @@ static void on_completions(uv_poll_t *h, int status, int events)
     }
 }
 
-/* 0, or -EAGAIN (over max_pending), -ESHUTDOWN, -ENOMEM. */
+/* 0, or -EAGAIN (no room under max_pending or max_inflight), -ESHUTDOWN, -ENOMEM. */
 static int job_submit(server *s, job *j)
 {
     if (s->backend == BACKEND_UV) {
         /* relaxed: only this thread adds, so the count never passes the limit */
-        if (s->max_pending != 0 &&
-            atomic_load_explicit(&s->uv_queued, memory_order_relaxed) >= s->max_pending)
+        if ((s->max_pending != 0 &&
+             atomic_load_explicit(&s->uv_queued, memory_order_relaxed) >= s->max_pending) ||
+            (s->max_inflight != 0 && s->inflight >= s->max_inflight))
             return -EAGAIN;
         atomic_fetch_add_explicit(&s->uv_queued, 1, memory_order_relaxed);
         j->work.data = j;
@@ -666,28 +718,104 @@ static int job_submit(server *s, job *j)
         }
         return 0;
     }
-    weft_future *f = NULL;
-    int rc = weft_submit(s->pool, job_task, j, &f);
-    if (rc != 0)
-        return rc;
-    rc = weft_completion_add(s->done, f);
-    if (rc != 0) {
-        /* Out of memory for the set's entry: the task is queued all the same, so wait for it
-         * here rather than lose it. Blocks the loop, but only when memory is short. */
-        weft_future_wait(f, WEFT_FOREVER);
-        weft_future_release(f);
-        job_done(s, j);
-        return 0;
+    /* Into the set (its future comes back on the descriptor) and the group, all or nothing. */
+    return weft_completion_submit_group(s->done, s->group, job_task, j);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Back-pressure: requests parked until the pool has room
+ */
+
+static void on_room(uv_poll_t *h, int status, int events);
+
+/* Polls the room descriptor while requests are parked (backend weft), and only then: it is
+ * readable whenever there is room, so a poll left running would spin the loop. */
+static void room_watch(server *s, bool on)
+{
+    if (s->backend != BACKEND_WEFT || s->room_polling == on)
+        return;
+    int rc = on ? uv_poll_start(&s->room, UV_READABLE, on_room) : uv_poll_stop(&s->room);
+    if (rc == 0)
+        s->room_polling = on;
+    else
+        log_line("room descriptor: %s", uv_strerror(rc));
+}
+
+/* c's next request, still unparsed at the head of its buffer, waits for room. The connection
+ * stops reading, so the client's further bytes wait in the kernel: TCP pushes back. */
+static void park(conn *c, bool at_head)
+{
+    server *s = c->srv;
+    c->parked = true;
+    read_stop(c);
+    if (at_head) {
+        c->park_next = s->park_head;
+        s->park_head = c;
+        if (s->park_tail == NULL)
+            s->park_tail = c;
+    } else {
+        c->park_next = NULL;
+        if (s->park_tail != NULL)
+            s->park_tail->park_next = c;
+        else
+            s->park_head = c;
+        s->park_tail = c;
     }
-    weft_future_release(f); /* the set holds its own reference */
-    return 0;
+    if (!at_head)
+        s->parks++; /* once per request: a resumed one that finds no room again is not new */
+    room_watch(s, true);
+}
+
+/* Takes c off the park FIFO (the head, in the common case; any place when it closes). */
+static void unpark(conn *c)
+{
+    server *s = c->srv;
+    conn **pp = &s->park_head, *prev = NULL;
+    while (*pp != c) {
+        prev = *pp;
+        pp = &(*pp)->park_next;
+    }
+    *pp = c->park_next;
+    if (s->park_tail == c)
+        s->park_tail = prev;
+    c->park_next = NULL;
+    c->parked = false;
+    if (s->park_head == NULL)
+        room_watch(s, false);
+}
+
+/* Submits parked requests, oldest first, until one finds no room again (it goes back to the
+ * head of the FIFO and the room descriptor is watched on). */
+static void resume_parked(server *s)
+{
+    while (s->park_head != NULL) {
+        conn *c = s->park_head;
+        unpark(c);
+        s->resuming = true;
+        process(c);
+        s->resuming = false;
+        if (c->parked)
+            break;
+    }
+}
+
+static void on_room(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    server *s = h->data;
+    if (status < 0) {
+        log_line("poll on the room descriptor: %s", uv_strerror(status));
+        return;
+    }
+    resume_parked(s);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Requests
  */
 
-static void handle(conn *c, const http_request *r)
+/* Answers or submits the request; false when it was parked instead (not consumed). */
+static bool handle(conn *c, const http_request *r)
 {
     server *s = c->srv;
     const char *q = memchr(r->target, '?', r->target_len);
@@ -699,56 +827,64 @@ static void handle(conn *c, const http_request *r)
     job_kind kind;
     uint64_t param;
     if (path_len == 7 && memcmp(r->target, "/health", 7) == 0) {
-        char body[64];
-        snprintf(body, sizeof body, "ok inflight=%zu\n", s->inflight);
+        size_t parked = 0;
+        for (const conn *p = s->park_head; p != NULL; p = p->park_next)
+            parked++;
+        char body[80];
+        snprintf(body, sizeof body, "ok inflight=%zu parked=%zu\n", s->inflight, parked);
         respond(c, 200, r->keep_alive, body);
-        return;
+        return true;
     } else if (path_len == 8 && memcmp(r->target, "/nqueens", 8) == 0) {
         kind = JOB_NQUEENS;
         if (!query_param(q, qlen, "n", 1, NQUEENS_MAX, &param)) {
             respond_error(c, 400);
-            return;
+            return true;
         }
     } else if (path_len == 5 && memcmp(r->target, "/hash", 5) == 0) {
         kind = JOB_HASH;
         if (!query_param(q, qlen, "rounds", 1, ROUNDS_MAX, &param)) {
             respond_error(c, 400);
-            return;
+            return true;
         }
     } else {
         respond_error(c, 404);
-        return;
+        return true;
     }
 
+    if (s->park_head != NULL && !s->resuming) {
+        park(c, false); /* first come, first served: behind those already waiting */
+        return false;
+    }
     job *j = job_get(s);
     if (j == NULL) {
         respond_error(c, 500);
-        return;
+        return true;
     }
     j->srv = s;
     j->conn = c;
     j->kind = kind;
     j->param = param;
     j->result = 0;
-    c->job = j;
-    s->inflight++;
     int rc = job_submit(s, j);
     if (rc != 0) {
-        s->inflight--;
-        c->job = NULL;
         job_put(s, j);
-        if (rc == -EAGAIN)
-            respond(c, 503, r->keep_alive, "overloaded, retry\n");
-        else if (rc == -ESHUTDOWN)
+        if (rc == -EAGAIN) {
+            park(c, s->resuming); /* a resumed one keeps its place at the head */
+            return false;
+        }
+        if (rc == -ESHUTDOWN)
             respond(c, 503, false, "shutting down\n");
         else
             respond_error(c, 500);
-        return;
+        return true;
     }
+    c->job = j;
+    s->inflight++;
     if (!r->keep_alive) {
         c->close_after = true;
         read_stop(c);
     }
+    return true;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -785,7 +921,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void read_start(conn *c)
 {
-    if (c->reading || c->closing || (c->close_after && !c->lingering))
+    if (c->reading || c->closing || c->parked || (c->close_after && !c->lingering))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
@@ -793,32 +929,35 @@ static void read_start(conn *c)
         conn_close(c);
 }
 
-/* Takes the next request from the buffer when the connection is free for one. */
+/* Takes the requests in the buffer, one at a time, while the connection is free for one:
+ * answers written at once (most are) let the next pipelined request through in this loop. */
 static void process(conn *c)
 {
-    if (c->closing || c->close_after || c->job != NULL || c->writing)
-        return;
-    http_request r;
-    int st = http_parse(c->in, c->len, &r);
-    if (st == 1) {
-        if (c->len == sizeof c->in)
-            respond_error(c, memchr(c->in, '\n', c->len) == NULL ? 414 : 431);
-        else
-            read_start(c);
-        return;
+    server *s = c->srv;
+    while (!c->closing && !c->close_after && c->job == NULL && !c->writing && !c->parked) {
+        http_request r;
+        int st = http_parse(c->in, c->len, &r);
+        if (st == 1) {
+            if (c->len == sizeof c->in)
+                respond_error(c, memchr(c->in, '\n', c->len) == NULL ? 414 : 431);
+            else
+                read_start(c);
+            return;
+        }
+        if (st != 0) {
+            respond_error(c, st);
+            return;
+        }
+        if (s->draining && !s->resuming) {
+            respond(c, 503, false, "shutting down\n"); /* parked ones were accepted: served */
+            return;
+        }
+        if (!handle(c, &r))
+            return; /* parked, the request still at the head of the buffer */
+        /* Consumed: keep what follows (a pipelined request) for later. */
+        memmove(c->in, c->in + r.size, c->len - r.size);
+        c->len -= r.size;
     }
-    if (st != 0) {
-        respond_error(c, st);
-        return;
-    }
-    if (c->srv->draining) {
-        respond(c, 503, false, "shutting down\n");
-        return;
-    }
-    handle(c, &r);
-    /* Consumed: keep what follows (a pipelined request) for later. */
-    memmove(c->in, c->in + r.size, c->len - r.size);
-    c->len -= r.size;
     read_start(c);
 }
 
@@ -873,8 +1012,10 @@ static void maybe_finish(server *s)
     uv_close((uv_handle_t *)&s->sweep, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
-    if (s->backend == BACKEND_WEFT)
+    if (s->backend == BACKEND_WEFT) {
         uv_close((uv_handle_t *)&s->poll, NULL);
+        uv_close((uv_handle_t *)&s->room, NULL);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -888,11 +1029,12 @@ static void on_signal(uv_signal_t *h, int signum)
     s->drained = s->inflight;
     uv_close((uv_handle_t *)&s->listener, NULL); /* closes the socket now: connects are refused */
     log_line("signal %d: stopping; %zu in flight, %zu connections", signum, s->inflight, s->nconns);
-    if (s->backend == BACKEND_WEFT)
-        weft_pool_shutdown(s->pool, WEFT_SHUTDOWN_DRAIN);
+    /* The pool stays open: parked requests were accepted and still need it. */
     for (conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->job == NULL && !c->writing) {
+        if (c->parked) {
+            continue; /* served when room comes; the answer closes the connection */
+        } else if (c->job == NULL && !c->writing) {
             conn_close(c); /* idle, lingering, or partway through a request not taken */
         } else {
             c->close_after = true;
@@ -908,14 +1050,17 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void usage(FILE *to)
 {
-    fputs("usage: weft-httpd [--port P] [--threads N] [--max-pending N] [--backend weft|uv]\n"
-          "  -p, --port P         TCP port on 127.0.0.1; 0 (default) picks a free one\n"
-          "  -t, --threads N      workers (weft) or libuv thread-pool threads (uv); default: one\n"
-          "                       per core\n"
-          "  -m, --max-pending N  submitted jobs that may wait to start; past it 503 (0: no\n"
-          "                       limit; default 64 x threads)\n"
-          "  -b, --backend B      weft (default) or uv, libuv's thread pool as the baseline\n"
-          "  -h, --help           this text\n"
+    fputs("usage: weft-httpd [--port P] [--threads N] [--max-pending N] [--max-inflight N]\n"
+          "                  [--backend weft|uv]\n"
+          "  -p, --port P          TCP port on 127.0.0.1; 0 (default) picks a free one\n"
+          "  -t, --threads N       workers (weft) or libuv thread-pool threads (uv); default: one\n"
+          "                        per core\n"
+          "  -m, --max-pending N   submitted jobs that may wait to start; past it requests wait\n"
+          "                        unread for room (0: no limit; default 64 x threads)\n"
+          "  -i, --max-inflight N  submitted jobs that may be queued or running; past it requests\n"
+          "                        wait unread for room (0, the default: no limit)\n"
+          "  -b, --backend B       weft (default) or uv, libuv's thread pool as the baseline\n"
+          "  -h, --help            this text\n"
           "Options take their value as the next argument or after '=' (--threads=4).\n"
           "Endpoints: GET /nqueens?n=1..13, GET /hash?rounds=1..10000000, GET /health\n",
           to);
@@ -945,7 +1090,7 @@ static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
 
 int main(int argc, char **argv)
 {
-    unsigned long port = 0, threads = 0, max_pending = 0;
+    unsigned long port = 0, threads = 0, max_pending = 0, max_inflight = 0;
     bool have_max_pending = false;
     server s;
     memset(&s, 0, sizeof s);
@@ -957,12 +1102,13 @@ int main(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"threads", required_argument, NULL, 't'},
         {"max-pending", required_argument, NULL, 'm'},
+        {"max-inflight", required_argument, NULL, 'i'},
         {"backend", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt, index = -1;
-    while ((opt = getopt_long(argc, argv, "p:t:m:b:h", longopts, &index)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:t:m:i:b:h", longopts, &index)) != -1) {
         bool ok;
         switch (opt) {
         case 'p':
@@ -974,6 +1120,9 @@ int main(int argc, char **argv)
         case 'm':
             ok = parse_ulong(optarg, SIZE_MAX / 2, &max_pending);
             have_max_pending = true;
+            break;
+        case 'i':
+            ok = parse_ulong(optarg, SIZE_MAX / 2, &max_inflight);
             break;
         case 'b':
             ok = strcmp(optarg, "weft") == 0 || strcmp(optarg, "uv") == 0;
@@ -991,6 +1140,7 @@ int main(int argc, char **argv)
             const char *name = opt == 'p'   ? "--port"
                                : opt == 't' ? "--threads"
                                : opt == 'm' ? "--max-pending"
+                               : opt == 'i' ? "--max-inflight"
                                             : "--backend";
             fprintf(stderr, "weft-httpd: bad value '%s' for %s\n", optarg, name);
             usage(stderr);
@@ -1009,6 +1159,7 @@ int main(int argc, char **argv)
     }
     s.threads = (unsigned)threads;
     s.max_pending = have_max_pending ? (size_t)max_pending : (size_t)64 * s.threads;
+    s.max_inflight = (size_t)max_inflight;
 
     /* The loop thread writes to sockets whose peer may be gone: EPIPE, not a signal. */
     signal(SIGPIPE, SIG_IGN);
@@ -1019,13 +1170,18 @@ int main(int argc, char **argv)
         weft_config_init(&cfg);
         cfg.threads = s.threads;
         cfg.max_pending = s.max_pending;
+        cfg.max_inflight = s.max_inflight;
         cfg.name = "httpd";
         int rc = weft_pool_create(&cfg, &s.pool);
         if (rc == 0)
             rc = weft_completion_create(&s.done);
+        if (rc == 0)
+            rc = weft_group_create(s.pool, &s.group);
         int fd = rc == 0 ? weft_completion_fd(s.done) : rc;
-        if (fd < 0) {
-            log_line("cannot set up the pool: %s", weft_strerror(fd));
+        int room_fd = fd >= 0 ? weft_pool_room_fd(s.pool) : fd;
+        if (room_fd < 0) {
+            log_line("cannot set up the pool: %s", weft_strerror(room_fd));
+            weft_group_destroy(s.group);
             weft_completion_destroy(s.done);
             weft_pool_destroy(s.pool);
             return 1;
@@ -1033,6 +1189,8 @@ int main(int argc, char **argv)
         CHECK_UV(uv_poll_init(s.loop, &s.poll, fd));
         s.poll.data = &s;
         CHECK_UV(uv_poll_start(&s.poll, UV_READABLE, on_completions));
+        CHECK_UV(uv_poll_init(s.loop, &s.room, room_fd)); /* started while requests are parked */
+        s.room.data = &s;
     } else {
         /* Read by libuv when its thread pool starts, at the first uv_queue_work. */
         char n[16];
@@ -1061,9 +1219,10 @@ int main(int argc, char **argv)
     CHECK_UV(uv_signal_start(&s.sigint, on_signal, SIGINT));
     CHECK_UV(uv_signal_start(&s.sigterm, on_signal, SIGTERM));
 
-    log_line("backend %s, %u threads, max-pending %zu%s (weft %s, libuv %s)",
-             s.backend == BACKEND_WEFT ? "weft" : "uv", s.threads, s.max_pending,
-             s.max_pending == 0 ? " (no limit)" : "", weft_version(), uv_version_string());
+    log_line("backend %s, %u threads, max-pending %zu, max-inflight %zu (0: no limit; weft %s, "
+             "libuv %s)",
+             s.backend == BACKEND_WEFT ? "weft" : "uv", s.threads, s.max_pending, s.max_inflight,
+             weft_version(), uv_version_string());
     printf("listening on 127.0.0.1:%u\n", bound_port);
     fflush(stdout);
 
@@ -1071,7 +1230,11 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (s.backend == BACKEND_WEFT) {
-        rc = weft_pool_destroy(s.pool); /* shut down already: every job was taken back */
+        /* Every job was taken back, so the group is empty: this only confirms it (and would
+         * wait for any task still running). */
+        rc = weft_group_destroy(s.group);
+        int prc = weft_pool_destroy(s.pool);
+        rc = rc != 0 ? rc : prc;
         weft_completion_destroy(s.done);
     }
     while (s.free_jobs != NULL) {
@@ -1082,8 +1245,8 @@ int main(int argc, char **argv)
     if (uv_loop_close(s.loop) != 0)
         log_line("the loop still had handles at exit");
     log_line("served %" PRIu64 " ok, %" PRIu64 " rejected (503), %" PRIu64 " bad requests, %" PRIu64
-             " answers dropped (client gone)",
-             s.ok, s.rejected, s.bad, s.orphaned);
+             " answers dropped (client gone); %" PRIu64 " requests waited for room",
+             s.ok, s.rejected, s.bad, s.orphaned, s.parks);
     log_line("shutdown: %zu in flight drained", s.drained);
     return rc == 0 ? 0 : 1;
 }
