@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * zstd's thread pool (lib/common/pool.c: POOL_create, POOL_add, POOL_tryAdd, POOL_joinJobs,
- * POOL_free), written on weft the way an embedding library would, with the checks of zstd's
- * own tests/poolTests.c retold:
+ * POOL_resize, POOL_free), written on weft the way an embedding library would, with the checks of
+ * zstd's own tests/poolTests.c retold:
  *
  *  - order: a one-thread pool runs jobs in the order they were added;
  *  - POOL_joinJobs waits for every job added so far, with no future kept;
@@ -10,6 +10,7 @@
  *    succeeds once one is free; POOL_add waits for that;
  *  - queue size K (max_pending = K): at most K jobs wait, POOL_add blocks past them;
  *  - many adders at once: every job runs exactly once, never more than threads + K in flight;
+ *  - POOL_resize while adders add: every job runs once, on no more threads than the largest size;
  *  - the pool ignores the environment (WEFT_CONFIG_NO_ENV) and takes the caller's allocator.
  */
 #include "testutil.h"
@@ -105,6 +106,14 @@ static void POOL_add(POOL_ctx *ctx, POOL_function fn, void *opaque)
         struct pollfd p = {.fd = ctx->room, .events = POLLIN};
         TU_EXPECT(poll(&p, 1, -1) == 1);
     }
+}
+
+/* As zstd's: 0, or 1 when the pool could not be resized (it is then unchanged). The queue
+ * bound stays as created: with queue size 0 it is the thread count at creation (max_inflight),
+ * which a resize does not change. */
+static int POOL_resize(POOL_ctx *ctx, size_t threads)
+{
+    return weft_pool_resize(ctx->pool, (unsigned)threads) == 0 ? 0 : 1;
 }
 
 static void POOL_joinJobs(POOL_ctx *ctx)
@@ -299,6 +308,51 @@ START_TEST(test_many_adders)
 }
 END_TEST
 
+/* POOL_resize while four adders add: nothing is lost, and the pool ends at the last size. */
+typedef struct resizer {
+    POOL_ctx *ctx;
+    atomic_int stop;
+} resizer;
+
+static void *resize_loop(void *arg)
+{
+    resizer *r = arg;
+    static const size_t sizes[] = {1, 4, 2, 8, 3};
+    for (int i = 0; !atomic_load(&r->stop); i++) {
+        TU_EXPECT(POOL_resize(r->ctx, sizes[i % 5]) == 0);
+        tu_sleep_ms(1);
+    }
+    return NULL;
+}
+
+START_TEST(test_resize_under_load)
+{
+    enum { ADDERS = 4 };
+    load l = {.ctx = POOL_create(2, 4), .per_adder = (int)(1000 * tu_stress_scale())};
+    ck_assert_ptr_nonnull(l.ctx);
+    atomic_init(&l.in_flight, 0);
+    atomic_init(&l.most, 0);
+    atomic_init(&l.ran, 0);
+    resizer r = {.ctx = l.ctx};
+    atomic_init(&r.stop, 0);
+    pthread_t rt, th[ADDERS];
+    ck_assert_int_eq(pthread_create(&rt, NULL, resize_loop, &r), 0);
+    for (int i = 0; i < ADDERS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, adder, &l), 0);
+    for (int i = 0; i < ADDERS; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&r.stop, 1);
+    pthread_join(rt, NULL);
+    ck_assert_int_eq(POOL_resize(l.ctx, 3), 0);
+    POOL_joinJobs(l.ctx);
+    ck_assert_int_eq(tu_ld(&l.ran), ADDERS * l.per_adder);
+    ck_assert_uint_eq(weft_pool_size(l.ctx->pool), 3);
+    ck_assert_int_le(tu_ld(&l.most), 8); /* never more workers than the largest size */
+    POOL_free(l.ctx);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 /* The user's environment does not reach the library's pool; its allocator gets it all back. */
 START_TEST(test_environment_and_allocator)
 {
@@ -331,6 +385,7 @@ int main(void)
     tcase_add_test(tc, test_queue_size_zero);
     tcase_add_test(tc, test_queue_size_k);
     tcase_add_loop_test(tc, test_many_adders, 0, 2);
+    tcase_add_test(tc, test_resize_under_load);
     tcase_add_test(tc, test_environment_and_allocator);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
