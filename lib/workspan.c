@@ -54,13 +54,15 @@
  * stack of pending joins, levels strictly increasing, is never deeper than the levels open; it
  * grows from the pool's allocator, and out of memory the join is made at once (fn then counts
  * in series after the continuation: an over-estimate of the span, never an under-estimate).
- * A wait, or a fork of anything but an offer, does not apply pending joins: a join into the
- * strand commutes with them, and the fork may be inside fn, which applying would serialise.
- * What this cannot see: the caller's code between fn's return and the close of L counts as part
- * of fn's branch, beside the continuation instead of after both; that includes forks made
- * there, which start from fn's end only. One case is recognised: an offer of the frame whose
- * reclaim began the newest pending join, at the same level, is the caller past fn (a loop
- * reusing one frame), and applies the join first (weft__ws_offering).
+ * Nothing else applies pending joins: a wait's join into the strand commutes with them, and a
+ * fork (an offer, a join, a spawn, a loop, a submission) may be inside fn, where applying them
+ * would serialise fn after the continuation. What this cannot see: the caller's code between
+ * fn's return and the close of L counts as part of fn's branch, beside the continuation instead
+ * of after both; that includes forks made there, which start from fn's end only (a fork reads
+ * the clock while a join is pending at its level, since all of fn may lie in the segment in
+ * progress). One case is recognised: an offer of the frame whose reclaim began the newest
+ * pending join, at the same level, is the caller past fn (a loop reusing one frame), and
+ * applies the join first (weft__ws_offering).
  *
  * Cost. Off: one test of a pointer (per worker or per pool) on each path. On: two reads of
  * CLOCK_MONOTONIC (vDSO, about 25 ns each on the development machine) per join, per task and
