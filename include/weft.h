@@ -486,10 +486,11 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * true. Neither allocates nor fails: an offer that does not fit in the worker's deque stays
  * private (weft_reclaim then returns true). Inside fn, weft_cancel_requested() answers for the
  * task that offered. fn must not leave by longjmp.
- * In a pool that measures work and span ($WEFT_WORKSPAN, below), weft_reclaim runs fn(arg)
- * itself when no thief took the frame, and returns false: the reclaiming thread takes its own
- * frame as a thief would, so that fn is measured as the branch it is. Either way fn(arg) has run
- * exactly once when the caller goes on. */
+ * In a pool that measures work and span ($WEFT_WORKSPAN, below) the answers are the same, and
+ * the fn(arg) the caller calls after true still counts as a branch beside the caller's own part
+ * between offer and reclaim. weft cannot see that call return: what the caller does after it,
+ * until the enclosing reclaim, join half, scope branch, loop body, region, task or stolen frame
+ * ends, counts as part of the branch (in pfib, x->r = a.r + b.r; docs/workspan.md). */
 typedef struct weft_frame {
     void *opaque_[16];
 } weft_frame;

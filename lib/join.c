@@ -58,6 +58,7 @@ struct join_frame {
 struct ws_frame {
     struct join_frame f;
     struct weft__wsp ws;
+    uint32_t level; /* an offer: the level its reclaim closes to (workspan.c) */
 };
 
 static inline struct weft__wsp *ws_of(struct join_frame *fr)
@@ -76,6 +77,18 @@ _Static_assert(sizeof(struct scope) <= sizeof(weft_scope), "weft_scope too small
 _Static_assert(sizeof(struct ws_frame) <= sizeof(weft_spawn), "weft_spawn too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
 
+/* A stolen frame in a measuring pool: a branch of the owner's graph, from the fork point, its end
+ * back in the frame. */
+__attribute__((noinline)) static void run_frame_measured(struct weft__worker *w,
+                                                         struct join_frame *fr)
+{
+    struct weft__wsp *ws = ws_of(fr);
+    uint32_t base = weft__ws_begin(w, ws->span, ws->bspan);
+    weft__run_as(fr->ctx, fr->fn, fr->arg);
+    *ws = weft__ws_close(base);
+    w->ws->stolen++;
+}
+
 /* The run function of a frame, for the thief that stole it (or a worker that took it off the
  * injection queue, where shutdown's sweep put it). */
 static void run_frame(struct weft__worker *w, struct weft__task *t)
@@ -88,16 +101,10 @@ static void run_frame(struct weft__worker *w, struct weft__task *t)
     fr->base = weft__deque_bottom(&w->deque);
     fr->epoch = ld_relaxed(&w->epoch);   /* relaxed: only w's holder (this thread) bumps it */
     or_release(&fr->state, JOIN_STOLEN); /* release: publishes the three fields to join_find */
-    if (__builtin_expect(w->ws != NULL, 0)) {
-        /* a branch of the owner's graph: from the fork point, its end back in the frame */
-        struct weft__wsp *ws = ws_of(fr);
-        weft__ws_begin(w, ws->span, ws->bspan);
+    if (__builtin_expect(w->ws != NULL, 0))
+        run_frame_measured(w, fr);
+    else
         weft__run_as(fr->ctx, fr->fn, fr->arg);
-        *ws = weft__ws_mark();
-        w->ws->stolen++;
-    } else {
-        weft__run_as(fr->ctx, fr->fn, fr->arg);
-    }
     /* acq_rel: release publishes b's effects to the owner's acquire in join_ready; acquire
      * orders this read of WAITING, and of the waiter, after the owner's RMW in join_arm */
     struct weft__thread *waiter = fr->owner; /* read now: the frame ends with JOIN_DONE */
@@ -272,12 +279,14 @@ static inline void ws_fork(struct join_frame *fr, const struct weft__wsp *p)
     weft__ws_spawned();
 }
 
-/* Runs fr's function on the offering thread as the branch it is, its end into its ws_frame. */
-static void ws_run_branch(struct join_frame *fr)
+/* Runs fr's function on the offering thread as the branch it is, its end into its ws_frame. Out
+ * of line, so that weft_scope_wait's unmeasured path keeps its frame. */
+__attribute__((noinline)) static void ws_run_branch(struct join_frame *fr)
 {
     weft__ws_branch(ws_of(fr));
+    uint32_t base = weft__ws_open();
     fr->fn(fr->arg);
-    *ws_of(fr) = weft__ws_mark();
+    *ws_of(fr) = weft__ws_close(base);
 }
 
 /* weft_join on a worker of a measuring pool: a and b are two branches of the fork point. */
@@ -293,8 +302,9 @@ __attribute__((noinline)) static void join_measured(struct weft__worker *w, void
         fr->fn = b;
         fr->arg = b_arg;
     }
+    uint32_t base = weft__ws_open();
     a(a_arg);
-    struct weft__wsp j = weft__ws_mark();
+    struct weft__wsp j = weft__ws_close(base);
     if (!offered || reclaim(w, fr))
         ws_run_branch(fr);
     weft__ws_join(&j, &wf.ws); /* stolen: the thief left b's end there */
@@ -327,12 +337,15 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 _Static_assert(sizeof(struct ws_frame) <= sizeof(weft_frame), "weft_frame too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
 
-/* weft_offer in a measuring pool: fn(arg) is a branch of the present point. */
+/* weft_offer in a measuring pool: fn(arg) is a branch of the present point, and the caller's own
+ * part up to the reclaim a level above it (workspan.c, "Reclaimed frames"). */
 __attribute__((noinline)) static void offer_measured(struct weft__worker *w, struct join_frame *fr,
                                                      void (*fn)(void *), void *arg)
 {
+    weft__ws_offering(fr);
     struct weft__wsp p = weft__ws_point();
     ws_fork(fr, &p);
+    weft__container_of(fr, struct ws_frame, f)->level = weft__ws_open();
     if (!offer_ws(w, fr, fn, arg, true))
         fr->owner = NULL; /* a full deque: private, and reclaim runs it (fn and arg are set) */
 }
@@ -353,15 +366,21 @@ void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
     }
 }
 
-/* weft_reclaim in a measuring pool: fn is a branch of the offer's fork point, and the join is
- * here, so fn runs here when nobody took it (see weft.h) and the caller is told it has run. */
+/* weft_reclaim in a measuring pool: fn is a branch of the offer's fork point. Taken by a thief,
+ * the thief left its end in the frame and the join is here. Not taken (or private), the caller
+ * runs fn after this returns true: the strand goes back to the fork point for it, and the join
+ * with the continuation's end waits until the level the offer was made at closes, which is
+ * after fn returned (workspan.c, "Reclaimed frames"). */
 __attribute__((noinline)) static bool reclaim_measured(struct weft__worker *w,
                                                        struct join_frame *fr)
 {
-    struct weft__wsp j = weft__ws_mark();
-    if (fr->owner == NULL || reclaim(w, fr))
-        ws_run_branch(fr);
-    weft__ws_join(&j, ws_of(fr));
+    struct ws_frame *wf = weft__container_of(fr, struct ws_frame, f);
+    struct weft__wsp j = weft__ws_close(wf->level);
+    if (fr->owner == NULL || reclaim(w, fr)) {
+        weft__ws_defer(&j, &wf->ws, fr);
+        return true;
+    }
+    weft__ws_join(&j, &wf->ws);
     weft__ws_set(&j);
     return false;
 }
@@ -586,8 +605,9 @@ __attribute__((noinline)) static void measured_split(struct weft__worker *w, str
         weft__ws_join(&c, &right->r);
         c.work = 0;
         weft__ws_set(&c);
+        uint32_t base = weft__ws_open();
         l->combine(n->acc, right_acc, l->ctx);
-        c = weft__ws_mark();
+        c = weft__ws_close(base);
         n->r = (struct weft__wsp){left->r.work + right->r.work + c.work, c.span, c.bspan};
     }
 }
@@ -597,8 +617,9 @@ static void measured_node(struct mnode *n)
     struct loop *l = n->l;
     if (n->hi - n->lo <= l->grain) {
         weft__ws_branch(n->p);
+        uint32_t base = weft__ws_open();
         run_piece(l, n->lo, n->hi, n->acc);
-        n->r = weft__ws_mark();
+        n->r = weft__ws_close(base);
         return;
     }
     size_t mid = n->lo + (n->hi - n->lo) / 2;

@@ -235,8 +235,9 @@ static inline __attribute__((always_inline)) void run_submitted(struct weft__wor
     weft_future *f = weft__container_of(t, weft_future, task);
     struct weft__run_frame frame = {f, weft__current};
     weft__current = &frame;
+    uint32_t ws_base = 0; /* the level its strand opened (workspan.c) */
     if (ws)
-        weft__ws_task_begin(w, f);
+        ws_base = weft__ws_task_begin(w, f);
     void *result = NULL;
     int code = f->fn(f->arg, &result);
     /* In a fork() child, a call into weft has already forgotten the worker, and the pool may
@@ -245,7 +246,7 @@ static inline __attribute__((always_inline)) void run_submitted(struct weft__wor
         end_forked_child();
     weft__current = frame.prev;
     if (ws)
-        weft__ws_task_end(w, f); /* its end, into f before it finishes */
+        weft__ws_task_end(w, f, ws_base); /* its end, into f before it finishes */
     weft_state st = WEFT_DONE;
     if (code == -ECANCELED && (ld_relaxed(&f->state) & WEFT_FS_CANCEL_REQ))
         st = WEFT_CANCELLED; /* relaxed: the flag was set before the task could read it */
@@ -721,6 +722,7 @@ void *weft__thread_main(void *arg)
         weft__self = weft__worker_at(pool, me->first); /* as for the start hook */
         pool->on_worker_stop(pool, me->first, pool->hook_data);
     }
+    weft__ws_thread_end(); /* work and span: this thread's pending joins, if it kept any */
     weft__self = NULL;
     weft__thr = NULL;
     return NULL;

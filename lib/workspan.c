@@ -40,6 +40,30 @@
  * and which the work does not count either; so parallelism stays a property of the pool's own
  * computation. A promise completed by a measured task carries that task's point.
  *
+ * Reclaimed frames. weft_reclaim returns true when nobody took the frame, and the caller then
+ * calls fn itself, where weft cannot see fn end. fn is a branch of the offer's fork point all
+ * the same: the reclaim closes the continuation at j, rewinds the strand to the fork point, and
+ * leaves the join of j with the strand pending, to be made when fn has certainly returned. Each
+ * thread's offers and reclaims are strictly nested, as are its join halves, branches, strands
+ * and regions: each opens a level (weft__ws_open) and closes it (weft__ws_close). A reclaim
+ * leaves its join at the level it closes to, L; fn runs inside L, and everything it opens is
+ * above L, so nothing in fn closes L: the first close of L after the reclaim comes after fn
+ * returned (the reclaim of an earlier offer, the end of the half, branch, strand or region the
+ * caller is in), and applies the join there. Joins left at one level merge into one entry (the
+ * composition of joins is again a join, with one burden per sync on the strand's side), so the
+ * stack of pending joins, levels strictly increasing, is never deeper than the levels open; it
+ * grows from the pool's allocator, and out of memory the join is made at once (fn then counts
+ * in series after the continuation: an over-estimate of the span, never an under-estimate).
+ * Nothing else applies pending joins: a wait's join into the strand commutes with them, and a
+ * fork (an offer, a join, a spawn, a loop, a submission) may be inside fn, where applying them
+ * would serialise fn after the continuation. What this cannot see: the caller's code between
+ * fn's return and the close of L counts as part of fn's branch, beside the continuation instead
+ * of after both; that includes forks made there, which start from fn's end only (a fork reads
+ * the clock while a join is pending at its level, since all of fn may lie in the segment in
+ * progress). One case is recognised: an offer of the frame whose reclaim began the newest
+ * pending join, at the same level, is the caller past fn (a loop reusing one frame), and
+ * applies the join first (weft__ws_offering).
+ *
  * Cost. Off: one test of a pointer (per worker or per pool) on each path. On: two reads of
  * CLOCK_MONOTONIC (vDSO, about 25 ns each on the development machine) per join, per task and
  * per wait, and no shared atomic; closing a region takes the pool's mutex. A fork reads no
@@ -79,13 +103,97 @@ void weft__ws_set(const struct weft__wsp *p)
     weft__strand.at = *p;
 }
 
-void weft__ws_begin(struct weft__worker *w, int64_t span, int64_t bspan)
+uint32_t weft__ws_begin(struct weft__worker *w, int64_t span, int64_t bspan)
 {
     struct weft__strand *s = &weft__strand;
     s->acc = w->ws;
     s->pool = w->pool;
     s->t0 = weft__now_ns();
     s->at = (struct weft__wsp){0, span, bspan};
+    return weft__ws_open();
+}
+
+/* --- pending joins --- */
+
+/* The strand, at the end of the branch, joins the continuation(s) e: with one burden on the
+ * branch's side for each join merged into e. */
+static void apply(struct weft__strand *s, const struct weft__ws_pend *e)
+{
+    struct weft__wsp j = e->j;
+    j.work += s->at.work;
+    if (s->at.span > j.span)
+        j.span = s->at.span;
+    int64_t b = s->at.bspan + (int64_t)e->syncs * WEFT_WS_BURDEN_NS;
+    if (b > j.bspan)
+        j.bspan = b;
+    s->at = j;
+}
+
+struct weft__wsp weft__ws_close(uint32_t base)
+{
+    struct weft__strand *s = &weft__strand;
+    weft__ws_mark(); /* the segment in progress ends the branch: it runs before the joins */
+    while (s->npend > 0 && s->pend[s->npend - 1].level > base)
+        apply(s, &s->pend[--s->npend]);
+    if (s->level > base)
+        s->level = base;
+    return s->at;
+}
+
+void weft__ws_rejoin(void)
+{
+    struct weft__strand *s = &weft__strand;
+    weft__ws_mark();
+    apply(s, &s->pend[--s->npend]);
+}
+
+/* Room for one more pending join; false when out of memory. */
+static bool pend_grow(struct weft__strand *s)
+{
+    if (s->mem == NULL)
+        s->mem = &s->pool->mem; /* a thread belongs to one pool for its life */
+    uint32_t cap = s->cap != 0 ? 2 * s->cap : 64;
+    struct weft__ws_pend *a = weft__mem_alloc_quiet(s->mem, 0, cap * sizeof(*a));
+    if (a == NULL)
+        return false;
+    if (s->npend > 0)
+        memcpy(a, s->pend, s->npend * sizeof(*a));
+    weft__mem_free(s->mem, s->pend);
+    s->pend = a;
+    s->cap = cap;
+    return true;
+}
+
+void weft__ws_defer(const struct weft__wsp *j, const struct weft__wsp *fork, const void *frame)
+{
+    struct weft__strand *s = &weft__strand;
+    struct weft__ws_pend *top = s->npend > 0 ? &s->pend[s->npend - 1] : NULL;
+    if (top != NULL && top->level == s->level) {
+        /* A second join at this level: j lies on the branch of the one below, so applying both
+         * to the strand b gives top.j joined with (j joined with b), which is one join again. */
+        top->j.work += j->work;
+        if (j->span > top->j.span)
+            top->j.span = j->span;
+        int64_t b = j->bspan + (int64_t)top->syncs * WEFT_WS_BURDEN_NS;
+        if (b > top->j.bspan)
+            top->j.bspan = b;
+        top->syncs++;
+    } else if (s->npend < s->cap || pend_grow(s)) {
+        s->pend[s->npend++] = (struct weft__ws_pend){*j, s->level, 1, frame};
+    } else {
+        return; /* the strand stays at j: the branch runs after the continuation */
+    }
+    weft__ws_branch(fork);
+}
+
+void weft__ws_thread_end(void)
+{
+    struct weft__strand *s = &weft__strand;
+    if (s->pend != NULL)
+        weft__mem_free(s->mem, s->pend);
+    s->pend = NULL;
+    s->npend = s->cap = 0;
+    s->level = 0;
 }
 
 void weft__ws_spawned(void)
@@ -169,9 +277,9 @@ void weft__ws_submitted(weft_pool *pool, weft_future *f)
 {
     struct weft__strand *s = &weft__strand;
     if (on_strand_of(pool)) {
-        /* from the strand's last mark, as a fork (weft__ws_point) */
-        f->ws_span = s->at.span;
-        f->ws_bspan = s->at.bspan;
+        struct weft__wsp p = weft__ws_point(); /* as a fork */
+        f->ws_span = p.span;
+        f->ws_bspan = p.bspan;
         s->at.bspan += WEFT_WS_BURDEN_NS; /* the continuation of a spawn */
     } else {
         struct clock *c = clock_of(pool);
@@ -181,14 +289,14 @@ void weft__ws_submitted(weft_pool *pool, weft_future *f)
     }
 }
 
-void weft__ws_task_begin(struct weft__worker *w, weft_future *f)
+uint32_t weft__ws_task_begin(struct weft__worker *w, weft_future *f)
 {
-    weft__ws_begin(w, f->ws_span, f->ws_bspan);
+    return weft__ws_begin(w, f->ws_span, f->ws_bspan);
 }
 
-void weft__ws_task_end(struct weft__worker *w, weft_future *f)
+void weft__ws_task_end(struct weft__worker *w, weft_future *f, uint32_t base)
 {
-    struct weft__wsp e = weft__ws_mark();
+    struct weft__wsp e = weft__ws_close(base);
     struct weft__ws_worker *acc = w->ws;
     f->ws_work = e.work; /* f->fn has returned: the slot is free */
     f->ws_span = e.span;
@@ -237,11 +345,13 @@ void weft__ws_waited(weft_future *f)
 
 /* --- regions --- */
 
-#define REGION_OPEN 0x77736f70656e3031ull /* "wsopen01" */
-#define REGION_OFF  0x77736f6666303031ull /* "wsoff001": begun on a pool that does not measure */
+#define REGION_OPEN 0x77736f70u /* "wsop" */
+#define REGION_OFF  0x77736f66u /* "wsof": begun on a pool that does not measure */
+#define NO_LEVEL    UINT32_MAX  /* opened outside the pool's strands: on a clock */
 
 struct region {
-    uint64_t magic;
+    uint32_t magic;
+    uint32_t level; /* the level it opened on its strand, to close to at its end */
     weft_pool *pool;
     const char *name;
     const void *thread; /* the opening thread: the address of its strand */
@@ -273,7 +383,17 @@ int weft_region_begin(weft_region *r, weft_pool *pool, const char *name)
         g->magic = REGION_OFF;
         return -ENOTSUP;
     }
-    *g = (struct region){REGION_OPEN, pool, name, &weft__strand, weft__current, point_of(pool)};
+    uint32_t level = NO_LEVEL;
+    struct weft__wsp start;
+    if (on_strand_of(pool)) {
+        /* A level of its own, so that its end applies the joins left pending inside it and
+         * only those (workspan.c, "Reclaimed frames"). */
+        start = weft__ws_mark();
+        level = weft__ws_open();
+    } else {
+        start = clock_of(pool)->at;
+    }
+    *g = (struct region){REGION_OPEN, level, pool, name, &weft__strand, weft__current, start};
     return 0;
 }
 
@@ -331,14 +451,18 @@ int weft_region_end(weft_region *r, weft_workspan *out)
     if (g->magic != REGION_OPEN || g->thread != (const void *)&weft__strand ||
         g->task != (const void *)weft__current)
         return -EINVAL;
-    struct weft__wsp e = point_of(g->pool);
+    bool leveled = g->level != NO_LEVEL && on_strand_of(g->pool);
+    struct weft__wsp e = leveled ? weft__ws_close(g->level) : point_of(g->pool);
     struct weft__wsp d = {e.work - g->start.work, e.span - g->start.span, e.bspan - g->start.bspan};
     d.work = d.work > 0 ? d.work : 0;
     d.span = d.span > 0 ? d.span : 0;
     d.bspan = d.bspan > 0 ? d.bspan : 0;
     int rc = record(g->pool->ws, g->name, &d);
-    if (rc != 0)
+    if (rc != 0) {
+        if (leveled)
+            weft__strand.level = g->level + 1; /* r stays open (its joins are made: no harm) */
         return rc;
+    }
     g->magic = 0;
     if (out != NULL)
         *out = (weft_workspan){(uint64_t)d.work, (uint64_t)d.span, (uint64_t)d.bspan,

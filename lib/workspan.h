@@ -54,14 +54,28 @@ struct weft__ws {
     struct weft__mem *mem; /* the pool's allocator */
 };
 
+/* A join that a weft_reclaim left pending (workspan.c, "Reclaimed frames"): the end of the
+ * continuation(s), joined with the strand when `level` closes. */
+struct weft__ws_pend {
+    struct weft__wsp j;
+    uint32_t level;    /* the level the reclaim left the thread at */
+    uint32_t syncs;    /* the joins merged here: the burdens the strand's side pays */
+    const void *frame; /* the frame of the oldest of them (weft__ws_offering) */
+};
+
 /* The strand the calling thread is running: thread-local, so that the accounting of a fork, a
  * join or a task costs no shared memory traffic. `acc` is NULL on a thread that never ran a
- * measured strand. */
+ * measured strand. The levels and the pending joins are the thread's, across the strands
+ * nested on its stack (a wait runs other strands above the waiting one). */
 struct weft__strand {
     struct weft__ws_worker *acc; /* the worker's accumulator its time goes to */
     weft_pool *pool;             /* the pool whose graph it is part of */
     int64_t t0;                  /* start of the segment in progress */
     struct weft__wsp at;         /* the point at t0 */
+    uint32_t level;              /* levels open: offers, branches, strands, regions */
+    uint32_t npend, cap;         /* pend[0 .. npend): levels strictly increasing */
+    struct weft__ws_pend *pend;  /* from mem, freed when the thread leaves the pool */
+    struct weft__mem *mem;
 };
 extern WEFT_TLS struct weft__strand weft__strand;
 
@@ -87,15 +101,21 @@ struct weft__wsp weft__ws_mark(void);
 /* The strand continues from p; the segment in progress goes on (the bookkeeping between a
  * mark and a set is counted once, in the next segment, and costs no clock read). */
 void weft__ws_set(const struct weft__wsp *p);
-/* The point of the last mark: where a fork made now starts, short of the segment in progress.
+/* Where a fork made now starts: the point of the last mark, short of the segment in progress.
  * A fork costs no clock read this way; the span it gives the child misses the few nanoseconds
- * since the strand's last mark (the code between two forks, in a recursion). */
+ * since the strand's last mark (the code between two forks, in a recursion). But while a
+ * reclaim's join is pending at the present level, the segment may hold the whole branch the
+ * caller ran after that reclaim, which the fork comes after: then the segment is closed first. */
 static inline struct weft__wsp weft__ws_point(void)
 {
-    return weft__strand.at;
+    struct weft__strand *s = &weft__strand;
+    if (s->npend > 0 && s->pend[s->npend - 1].level == s->level)
+        return weft__ws_mark();
+    return s->at;
 }
-/* A strand begins on worker w: a task or a stolen frame, at span `span`, `bspan`. */
-void weft__ws_begin(struct weft__worker *w, int64_t span, int64_t bspan);
+/* A strand begins on worker w: a task or a stolen frame, at span `span`, `bspan`. It opens a
+ * level, and returns the level to close at its end (weft__ws_close gives its end). */
+uint32_t weft__ws_begin(struct weft__worker *w, int64_t span, int64_t bspan);
 /* Scheduling done by the strand since `since` (a wake-up of an idle worker) is left out of it. */
 static inline void weft__ws_skip(int64_t since)
 {
@@ -127,14 +147,44 @@ static inline void weft__ws_join(struct weft__wsp *j, const struct weft__wsp *b)
         j->bspan = b->bspan + WEFT_WS_BURDEN_NS;
 }
 
+/* --- levels and pending joins (workspan.c, "Reclaimed frames") --- */
+
+/* Opens a level (an offer, a join's half, a branch run here, a region); returns the level to
+ * close it to. */
+static inline uint32_t weft__ws_open(void)
+{
+    return weft__strand.level++;
+}
+/* Closes the levels above `base`: the segment in progress is closed, the pending joins left
+ * above base are applied, and the point reached is returned. */
+struct weft__wsp weft__ws_close(uint32_t base);
+/* A reclaim found its frame not taken, at j (its weft__ws_close): the caller runs the branch
+ * now, from `fork`. The join of the branch with j is left pending at the present level; out of
+ * memory, it is made at once, and the branch counts as run after j. */
+void weft__ws_defer(const struct weft__wsp *j, const struct weft__wsp *fork, const void *frame);
+/* Makes the newest pending join now, after closing the segment in progress. */
+void weft__ws_rejoin(void);
+/* An offer of `frame` is about to open a level: if the newest pending join at the present level
+ * began with a reclaim of the same frame, the caller is past the branch that reclaim returned
+ * (a loop that offers and reclaims one frame in turn), and the join is made now. */
+static inline void weft__ws_offering(const void *frame)
+{
+    struct weft__strand *s = &weft__strand;
+    if (s->npend > 0 && s->pend[s->npend - 1].frame == frame &&
+        s->pend[s->npend - 1].level == s->level)
+        weft__ws_rejoin();
+}
+/* The calling thread leaves its pool: frees its pending joins' stack. */
+void weft__ws_thread_end(void);
+
 /* --- tasks and futures --- */
 
 /* weft__task_new made f for pool, which measures: f starts where its submitter is. */
 void weft__ws_submitted(weft_pool *pool, weft_future *f);
 /* A task of a measuring pool starts on w (weft__run_submitted), and ends: its end is written
- * into f before f finishes. */
-void weft__ws_task_begin(struct weft__worker *w, weft_future *f);
-void weft__ws_task_end(struct weft__worker *w, weft_future *f);
+ * into f before f finishes. base: what task_begin returned. */
+uint32_t weft__ws_task_begin(struct weft__worker *w, weft_future *f);
+void weft__ws_task_end(struct weft__worker *w, weft_future *f, uint32_t base);
 /* The calling thread has seen f finished in a wait (or a continuation starts after it): its
  * point moves past f's end. For any thread; does nothing unless f carries a stamp of a
  * measuring pool. */

@@ -318,6 +318,23 @@ static __attribute__((noinline)) uint64_t fib_seq(unsigned n)
     return n < 2 ? n : fib_seq(n - 1) + fib_seq(n - 2);
 }
 
+/* The serial time: the plain recursion, best of a few. n is read from a volatile after the
+ * first clock read and the result stored to one before the second, so that no compiler moves
+ * the call out of the timed stretch (fib_seq reads no memory, and clang would). */
+static int64_t fib_serial_ns(void)
+{
+    volatile unsigned n = FIB_N;
+    int64_t best = INT64_MAX;
+    for (int k = 0; k < 5; k++) {
+        int64_t t0 = tu_now_ns();
+        volatile uint64_t v = fib_seq(n);
+        (void)v;
+        int64_t t = tu_now_ns() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 static void fib_join(void *arg)
 {
     fib_arg *f = arg;
@@ -340,15 +357,7 @@ static int fib_root(void *arg, void **result)
 START_TEST(test_fib_join)
 {
     unsigned n = sizes[_i];
-    /* the serial time: the plain recursion, best of a few */
-    int64_t serial = INT64_MAX;
-    for (int k = 0; k < 5; k++) {
-        int64_t t0 = tu_now_ns();
-        volatile uint64_t v = fib_seq(FIB_N);
-        (void)v;
-        int64_t t = tu_now_ns() - t0;
-        serial = t < serial ? t : serial;
-    }
+    int64_t serial = fib_serial_ns();
     tw_file file;
     tw_file_init(&file, "fib.json");
     tu_env_saved e;
@@ -387,7 +396,16 @@ START_TEST(test_fib_join)
 }
 END_TEST
 
-/* The same with weft_offer/weft_reclaim, which a measuring pool reclaims by running the frame. */
+/* The same with the contract's pfib, every call an offer: weft_reclaim keeps its contract in a
+ * measuring pool (true whenever no thief took the frame, and the caller then runs fn), and fn
+ * still counts as the branch it is. */
+static atomic_long reclaims_true, reclaims_false;
+
+static void count_reclaim(bool r)
+{
+    atomic_fetch_add(r ? &reclaims_true : &reclaims_false, 1);
+}
+
 static void pfib(void *arg)
 {
     fib_arg *f = arg;
@@ -399,7 +417,9 @@ static void pfib(void *arg)
     weft_frame fr;
     weft_offer(&fr, pfib, &b);
     pfib(&a);
-    if (weft_reclaim(&fr))
+    bool r = weft_reclaim(&fr);
+    count_reclaim(r);
+    if (r)
         pfib(&b);
     f->r = a.r + b.r;
 }
@@ -411,15 +431,26 @@ static int pfib_root(void *arg, void **result)
     return 0;
 }
 
+/* The calls of pfib(n) that offer. */
+static long pfib_offers(unsigned n)
+{
+    return n < FIB_CUTOFF ? 0 : 1 + pfib_offers(n - 1) + pfib_offers(n - 2);
+}
+
 START_TEST(test_fib_offer)
 {
     unsigned n = sizes[_i];
+    int64_t serial = fib_serial_ns();
     tw_file file;
     tw_file_init(&file, "pfib.json");
     tu_env_saved e;
     weft_pool *p = ws_pool(n, file.path, &e);
-    double best = 0;
-    for (int64_t t0 = tu_now_ns(); best <= 100 && keep_trying(t0);) {
+    double best_par = 0, best_work = 1e30;
+    double bound = TW_SANITIZED ? 1e30 : 2.0 * (double)serial;
+    long offers = pfib_offers(FIB_N);
+    for (int64_t t0 = tu_now_ns(); (best_par <= 100 || best_work >= bound) && keep_trying(t0);) {
+        atomic_store(&reclaims_true, 0);
+        atomic_store(&reclaims_false, 0);
         weft_region r;
         ck_assert_int_eq(weft_region_begin(&r, p, "pfib"), 0);
         fib_arg f = {FIB_N, 0};
@@ -427,10 +458,294 @@ START_TEST(test_fib_offer)
         weft_workspan ws;
         ck_assert_int_eq(weft_region_end(&r, &ws), 0);
         ck_assert_uint_eq(f.r, 75025);
-        best = ws.parallelism > best ? ws.parallelism : best;
+        long t = atomic_load(&reclaims_true), fl = atomic_load(&reclaims_false);
+        ck_assert_int_eq(t + fl, offers);
+        if (n == 1) /* nobody to steal: every reclaim says the caller runs fn */
+            ck_assert_msg(t == offers, "1 worker: %ld of %ld reclaims true", t, offers);
+        best_par = ws.parallelism > best_par ? ws.parallelism : best_par;
+        best_work = (double)ws.work_ns < best_work ? (double)ws.work_ns : best_work;
     }
     ws_pool_end(p, &e);
-    ck_assert_msg(best > 100, "%u workers: parallelism %f, not above 100", n, best);
+    ck_assert_msg(best_par > 100, "%u workers: parallelism %f, not above 100", n, best_par);
+    if (!TW_SANITIZED) {
+        ck_assert_msg(best_work < bound,
+                      "%u workers: work %.0f ns, more than twice the serial %lld ns", n, best_work,
+                      (long long)serial);
+        ck_assert_msg(best_work > 0.5 * (double)serial,
+                      "work %.0f ns below half the serial %lld ns", best_work, (long long)serial);
+    }
+    tw_file_done(&file);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Offers in the nqueens pattern (several, then reclaims in reverse) measure as a scope does
+ */
+
+#define TREE_FAN   4
+#define TREE_DEPTH 3 /* 64 leaves */
+
+enum tree_kind { TREE_SCOPE, TREE_OFFERS, TREE_OFFERS_SUBMIT };
+
+typedef struct tree_arg {
+    weft_pool *p;
+    int depth;
+    enum tree_kind kind;
+} tree_arg;
+
+static int leaf_task(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    busy_ms(0.5);
+    return 0;
+}
+
+static void tree_node(void *arg)
+{
+    tree_arg *t = arg;
+    if (t->depth == 0) {
+        if (t->kind == TREE_OFFERS_SUBMIT) {
+            /* a submission and a wait inside an offered frame: the wait runs the task on this
+             * stack, a strand nested in the frame's */
+            weft_future *f;
+            TU_EXPECT(weft_submit(t->p, leaf_task, NULL, &f) == 0);
+            TU_EXPECT(weft_future_wait(f, WEFT_FOREVER) == 0);
+            weft_future_release(f);
+        } else {
+            busy_ms(0.5);
+        }
+        return;
+    }
+    tree_arg kids[TREE_FAN];
+    for (int i = 0; i < TREE_FAN; i++)
+        kids[i] = (tree_arg){t->p, t->depth - 1, t->kind};
+    if (t->kind == TREE_SCOPE) {
+        weft_scope s;
+        weft_spawn slot[TREE_FAN];
+        weft_scope_init(&s);
+        for (int i = 0; i < TREE_FAN; i++)
+            weft_scope_spawn(&s, &slot[i], tree_node, &kids[i]);
+        weft_scope_wait(&s);
+        return;
+    }
+    weft_frame fr[TREE_FAN];
+    for (int i = 0; i < TREE_FAN; i++)
+        weft_offer(&fr[i], tree_node, &kids[i]);
+    for (int i = TREE_FAN - 1; i >= 0; i--) {
+        bool r = weft_reclaim(&fr[i]);
+        count_reclaim(r);
+        if (r)
+            tree_node(&kids[i]);
+    }
+}
+
+static int tree_root(void *arg, void **result)
+{
+    (void)result;
+    tree_node(arg);
+    return 0;
+}
+
+/* The scope's parallelism is about 64, and the offers' within 20 % of it. */
+static bool tree_agree(const double best[3])
+{
+    return best[0] >= 40 && fabs(best[1] - best[0]) <= 0.2 * best[0] &&
+           fabs(best[2] - best[0]) <= 0.2 * best[0];
+}
+
+START_TEST(test_offer_tree_like_scope)
+{
+    unsigned n = sizes[_i];
+    tu_failures_reset();
+    tw_file file;
+    tw_file_init(&file, "tree.json");
+    tu_env_saved e;
+    weft_pool *p = ws_pool(n, file.path, &e);
+    const long offers = TREE_FAN * (1 + TREE_FAN + TREE_FAN * TREE_FAN);
+    double best[3] = {0, 0, 0};
+    /* Noise only lowers a parallelism: the best of each comes near its true value, and the
+     * attempts go on until the three are good and agree (or the time is up). */
+    for (int64_t t0 = tu_now_ns(); !tree_agree(best) && keep_trying(t0);) {
+        for (int k = TREE_SCOPE; k <= TREE_OFFERS_SUBMIT; k++) {
+            atomic_store(&reclaims_true, 0);
+            atomic_store(&reclaims_false, 0);
+            weft_region r;
+            weft_workspan ws;
+            tree_arg root = {p, TREE_DEPTH, (enum tree_kind)k};
+            ck_assert_int_eq(weft_region_begin(&r, p, "tree"), 0);
+            ck_assert_int_eq(weft_pool_run(p, tree_root, &root, NULL), 0);
+            ck_assert_int_eq(weft_region_end(&r, &ws), 0);
+            ck_assert_msg(ws.parallelism <= 64.5, "%u workers, kind %d: parallelism %f above 64", n,
+                          k, ws.parallelism);
+            ck_assert_msg(ws.work_ns >= 32000000, "kind %d: work %llu below 64 x 0.5 ms", k,
+                          (unsigned long long)ws.work_ns);
+            if (k != TREE_SCOPE) {
+                long t = atomic_load(&reclaims_true), fl = atomic_load(&reclaims_false);
+                ck_assert_int_eq(t + fl, offers);
+                if (n == 1)
+                    ck_assert_int_eq(t, offers);
+            }
+            best[k] = ws.parallelism > best[k] ? ws.parallelism : best[k];
+        }
+        next_attempt();
+    }
+    ws_pool_end(p, &e);
+    TU_ASSERT_NO_FAILURES();
+    ck_assert_msg(best[0] >= 40, "%u workers: scope parallelism %f, not about 64", n, best[0]);
+    for (int k = TREE_OFFERS; k <= TREE_OFFERS_SUBMIT; k++)
+        ck_assert_msg(fabs(best[k] - best[0]) <= 0.2 * best[0],
+                      "%u workers: offers (kind %d) parallelism %f, scope %f", n, k, best[k],
+                      best[0]);
+    tw_file_done(&file);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A loop that offers and reclaims one frame in turn: iterations in series, each a fork-join
+ */
+
+static void sleep_1ms(void *arg)
+{
+    (void)arg;
+    busy_ms(1);
+}
+
+static int reuse_loop(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    for (int i = 0; i < 16; i++) {
+        weft_frame fr;
+        weft_offer(&fr, sleep_1ms, NULL);
+        busy_ms(2); /* the caller's own part, longer than the frame's */
+        if (weft_reclaim(&fr))
+            sleep_1ms(NULL);
+    }
+    return 0;
+}
+
+START_TEST(test_offer_loop_in_series)
+{
+    unsigned n = sizes[_i];
+    tw_file file;
+    tw_file_init(&file, "reuse.json");
+    tu_env_saved e;
+    weft_pool *p = ws_pool(n, file.path, &e);
+    /* 48 ms of work over a span of 16 x 2 ms: parallelism 1.5. Had the joins been missed (each
+     * frame's branch taken to end where the next iteration starts), the span would be about
+     * 17 ms and the parallelism 2.8. */
+    double best = 0;
+    for (int64_t t0 = tu_now_ns(); best < 1.3 && keep_trying(t0);) {
+        weft_region r;
+        weft_workspan ws;
+        ck_assert_int_eq(weft_region_begin(&r, p, "loop"), 0);
+        ck_assert_int_eq(weft_pool_run(p, reuse_loop, NULL, NULL), 0);
+        ck_assert_int_eq(weft_region_end(&r, &ws), 0);
+        ck_assert_msg(ws.parallelism < 1.7, "%u workers: parallelism %f, not 1.5", n,
+                      ws.parallelism);
+        best = ws.parallelism > best ? ws.parallelism : best;
+        next_attempt();
+    }
+    ws_pool_end(p, &e);
+    ck_assert_msg(best >= 1.3, "%u workers: parallelism %f, not 1.5", n, best);
+    tw_file_done(&file);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Offers nested 20,000 deep on one worker: most of them beyond the deque (private frames), and
+ * as many joins pending at once, each at a level of its own
+ */
+
+#define DEEP 20000
+
+typedef struct deep_ctx {
+    atomic_int runs[DEEP];
+    long trues;
+    bool chain_in_branch; /* recurse in an offered frame's branch (else in the continuation) */
+} deep_ctx;
+
+typedef struct deep_arg {
+    deep_ctx *c;
+    int k;
+} deep_arg;
+
+static void deep_leaf(void *arg)
+{
+    deep_arg *d = arg;
+    volatile uint64_t v = fib_seq(14); /* a few microseconds */
+    (void)v;
+    atomic_fetch_add(&d->c->runs[d->k], 1);
+}
+
+static void deep_step(void *arg)
+{
+    deep_arg *d = arg;
+    if (d->k == DEEP)
+        return;
+    deep_arg next = {d->c, d->k + 1};
+    weft_frame leaf, rest;
+    weft_offer(&leaf, deep_leaf, d);
+    if (d->c->chain_in_branch) {
+        /* the recursion runs after its frame came back: its join waits at this level while
+         * everything deeper opens levels above it */
+        weft_offer(&rest, deep_step, &next);
+        if (weft_reclaim(&rest)) {
+            d->c->trues++;
+            deep_step(&next);
+        }
+    } else {
+        deep_step(&next); /* inside the continuation: every leaf's offer stays open */
+    }
+    if (weft_reclaim(&leaf)) {
+        d->c->trues++;
+        deep_leaf(d);
+    }
+}
+
+static int deep_root(void *arg, void **result)
+{
+    (void)result;
+    deep_arg d = {arg, 0};
+    deep_step(&d);
+    return 0;
+}
+
+START_TEST(test_offer_deep_nesting)
+{
+    static deep_ctx c;
+    tw_file file;
+    tw_file_init(&file, "deep.json");
+    tu_env_saved e;
+    weft_pool *p = ws_pool(1, file.path, &e);
+    for (int v = 0; v < 2; v++) {
+        c.chain_in_branch = v == 1;
+        double best = 0;
+        for (int64_t t0 = tu_now_ns(); best < 3 && keep_trying(t0);) {
+            for (int i = 0; i < DEEP; i++)
+                atomic_init(&c.runs[i], 0);
+            c.trues = 0;
+            weft_region r;
+            weft_workspan ws;
+            ck_assert_int_eq(weft_region_begin(&r, p, "deep"), 0);
+            ck_assert_int_eq(weft_pool_run(p, deep_root, &c, NULL), 0);
+            ck_assert_int_eq(weft_region_end(&r, &ws), 0);
+            for (int i = 0; i < DEEP; i++)
+                ck_assert_msg(atomic_load(&c.runs[i]) == 1, "leaf %d ran %d times", i,
+                              atomic_load(&c.runs[i]));
+            ck_assert_int_eq(c.trues, c.chain_in_branch ? 2 * DEEP : DEEP);
+            ck_assert_msg(ws.span_ns <= ws.work_ns, "span %llu above work %llu",
+                          (unsigned long long)ws.span_ns, (unsigned long long)ws.work_ns);
+            best = ws.parallelism > best ? ws.parallelism : best;
+        }
+        /* Every leaf is a branch of its own fork point, and the forks follow one another by a
+         * few hundred nanoseconds: the leaves' microseconds run side by side. In series, the
+         * parallelism would be 1. */
+        ck_assert_msg(best >= 3, "chain in branch %d: parallelism %f", v, best);
+    }
+    ws_pool_end(p, &e);
+    json_decref(read_ws(file.path));
     tw_file_done(&file);
 }
 END_TEST
@@ -829,6 +1144,9 @@ int main(void)
     tcase_add_loop_test(tc, test_reduce_parallelism, 0, 3);
     tcase_add_loop_test(tc, test_fib_join, 0, 3);
     tcase_add_loop_test(tc, test_fib_offer, 0, 3);
+    tcase_add_loop_test(tc, test_offer_tree_like_scope, 0, 3);
+    tcase_add_loop_test(tc, test_offer_loop_in_series, 0, 3);
+    tcase_add_test(tc, test_offer_deep_nesting);
     tcase_add_loop_test(tc, test_scope_and_futures, 0, 3);
     tcase_add_loop_test(tc, test_promises, 0, 3);
     suite_add_tcase(s, tc);
