@@ -83,7 +83,6 @@ static inline void weft__park_notify_if_idle(struct weft__parking *p)
     }
 }
 
-
 /* Wakes every worker (shutdown). */
 void weft__park_notify_all(struct weft__parking *p);
 

@@ -80,8 +80,8 @@ static bool st_is_time(const char *name)
  * the pool is quiescent. */
 static bool st_is_settled(const char *name)
 {
-    return !st_is_time(name) && strcmp(name, "steal_attempts") != 0 &&
-           strcmp(name, "parks") != 0 && strcmp(name, "steals") != 0;
+    return !st_is_time(name) && strcmp(name, "steal_attempts") != 0 && strcmp(name, "parks") != 0 &&
+           strcmp(name, "steals") != 0;
 }
 
 /* Reads the statistics of p (test thread only): out, and per[0..workers). */
