@@ -124,7 +124,9 @@ WEFT_MPI_API size_t weft_mpi_pending(void);
  *
  * Callbacks. Each bag belongs to one worker; the library serialises every call on one bag
  * (process, split, merge), so a bag needs no locking of its own. Different bags are used in
- * parallel. ctx is the user's, passed through.
+ * parallel: what process writes often (a length, a top of stack) should not share a cache line
+ * with another bag's, or workers of one rank slow each other down (allocate bags aligned to
+ * 64 bytes). ctx is the user's, passed through.
  */
 
 /* What the user's work is: a bag type and a result type. */

@@ -17,6 +17,17 @@
  * on its own condition variable. A worker that finishes a chunk with work left and sees
  * sleepers wakes one, marking it busy on its behalf (below, why the waker and not the sleeper).
  *
+ * A chunk boundary is a moment, not a wait: the owner unlocks and locks again at once, and a
+ * mutex is not fair, so a thief blocked on it is woken only to find it taken again, chunk after
+ * chunk (a thief could wait for milliseconds, thousands of chunks, while its own core idled:
+ * that is how one rank of two workers used to run no faster than one). So a thread that wants
+ * another worker's bag (a thief, or the communicator splitting for another rank or merging
+ * work in) first counts itself in the bag's waiters, and the owner, before it locks for the next
+ * chunk, yields while there are any. Waiters hold the lock for one split or merge and never
+ * wait for the owner meanwhile, so the owner's wait is short, and a thief gets the bag within
+ * one chunk. Each worker's record and result start on cache lines of their own, since the
+ * owner writes them at every chunk or unit (the bag is the user's: see weft_mpi.h).
+ *
  * Between ranks, all MPI traffic goes through the thread that called weft_glb_run, the
  * communicator. It answers steal requests of other ranks by splitting a busy worker's bag, and
  * steals for its rank only when all W workers are idle: the rank is then "passive". A passive
@@ -79,6 +90,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -91,6 +103,7 @@
 #define FIRST_SLEEP_NS      8000
 #define SPIN_POLLS          16
 #define ABORT_PATIENCE_NS   1000000000
+#define CACHE_LINE          64
 
 enum { TAG_STEAL = 1, TAG_WORK, TAG_NOWORK, TAG_TOKEN, TAG_DONE, TAG_ABORT };
 enum { STEAL_RANDOM = 0, STEAL_LIFELINE = 1 };
@@ -103,9 +116,12 @@ struct msg {
     int64_t q;     /* TOKEN */
 };
 
+/* One cache line or more each: the owner locks its bag and writes its result at every chunk or
+ * unit, and must not drag a neighbour's line with it. */
 struct worker {
-    pthread_mutex_t lock; /* the bag's: process, split and merge run under it */
-    pthread_cond_t cv;    /* the worker sleeps on it, under run.m */
+    _Alignas(CACHE_LINE) pthread_mutex_t lock; /* the bag's: process, split and merge under it */
+    atomic_uint waiters; /* threads about to take lock for a split or a merge; the owner yields */
+    pthread_cond_t cv;   /* the worker sleeps on it, under run.m */
     void *bag;
     unsigned char *buf; /* scratch for local steals */
     unsigned char *result;
@@ -225,6 +241,35 @@ static bool going(struct run *r)
 
 /* --- workers --- */
 
+/* Takes v's bag lock on behalf of another thread (a thief that splits, the communicator that
+ * splits or merges). The owner takes the lock again right after each chunk, so a thread merely
+ * blocked on it would seldom get it: the woken waiter finds it taken once more and sleeps for
+ * another chunk, again and again. So the waiter says it waits, and the owner lets it in first. */
+static void lock_for_other(struct worker *v)
+{
+    /* relaxed: only tells the owner to yield; the mutex orders the bag itself. Partner: the
+     * acquire load in let_others_in. */
+    atomic_fetch_add_explicit(&v->waiters, 1, memory_order_relaxed);
+    pthread_mutex_lock(&v->lock);
+}
+
+static void unlock_for_other(struct worker *v)
+{
+    pthread_mutex_unlock(&v->lock);
+    /* release: pairs with the acquire load in let_others_in, after which the owner locks */
+    atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_release);
+}
+
+/* The owner, between chunks with its bag lock free: yields while other threads wait for it.
+ * They hold it only for one split or merge, and a waiter is never itself waiting for this
+ * worker, so the wait is short. */
+static void let_others_in(struct worker *me)
+{
+    /* acquire: pairs with the release decrement in unlock_for_other */
+    while (atomic_load_explicit(&me->waiters, memory_order_acquire) > 0)
+        sched_yield();
+}
+
 /* Takes half of another worker's bag into me's. 1 when it got work, 0 when nobody had any to
  * share, or a callback's negative code. */
 static int local_steal(struct run *r, struct worker *me)
@@ -238,9 +283,9 @@ static int local_steal(struct run *r, struct worker *me)
         if (v == me)
             continue;
         size_t len = 0;
-        pthread_mutex_lock(&v->lock);
+        lock_for_other(v);
         int rc = ops->split(v->bag, me->buf, r->cap, &len, r->ctx);
-        pthread_mutex_unlock(&v->lock);
+        unlock_for_other(v);
         if (rc < 0)
             return rc;
         if (len == 0)
@@ -282,6 +327,7 @@ static int worker_main(void *arg, void **result)
     struct run *r = me->run;
     const weft_glb_ops *ops = r->ops;
     while (going(r)) {
+        let_others_in(me);
         pthread_mutex_lock(&me->lock);
         int rc = ops->process(me->bag, r->chunk, me->result, r->ctx);
         pthread_mutex_unlock(&me->lock);
@@ -400,9 +446,9 @@ static int give(struct run *r, struct comm *c, int dest, int kind)
     for (unsigned k = 0; k < r->nw; k++) {
         struct worker *v = &r->w[(c->next_victim_worker + k) % r->nw];
         size_t len = 0;
-        pthread_mutex_lock(&v->lock);
+        lock_for_other(v);
         int rc = r->ops->split(v->bag, buf + sizeof(struct msg), r->cap, &len, r->ctx);
-        pthread_mutex_unlock(&v->lock);
+        unlock_for_other(v);
         if (rc < 0) {
             free(buf);
             return rc;
@@ -437,9 +483,9 @@ static int take_work(struct run *r, const void *bytes, size_t len)
     struct worker *t = &r->w[k];
     /* Merging under m as well: t cannot start, steal or be woken meanwhile. t's bag lock is
      * free when t sleeps; when t is busy, it holds it at most one chunk. */
-    pthread_mutex_lock(&t->lock);
+    lock_for_other(t);
     int rc = r->ops->merge(t->bag, bytes, len, r->ctx);
-    pthread_mutex_unlock(&t->lock);
+    unlock_for_other(t);
     if (rc == 0 && !t->idle) {
         t->fed = true; /* t may have found its bag empty already: it must look again */
     } else if (rc == 0) {
@@ -770,15 +816,18 @@ static int run_init(struct run *r, weft_pool *pool, const weft_glb_ops *ops,
         pthread_mutex_destroy(&r->m);
         return -ENOMEM;
     }
-    r->w = calloc(r->nw, sizeof *r->w);
+    r->w = aligned_alloc(_Alignof(struct worker), r->nw * sizeof *r->w);
     if (r->w == NULL) {
         run_free(r);
         return -ENOMEM;
     }
+    memset(r->w, 0, r->nw * sizeof *r->w);
+    size_t result_bytes = (ops->result_size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     int rc = 0;
     for (unsigned k = 0; k < r->nw; k++) {
         struct worker *w = &r->w[k];
         pthread_mutex_init(&w->lock, NULL);
+        atomic_init(&w->waiters, 0);
         pthread_cond_init(&w->cv, NULL);
         w->run = r;
         w->index = k;
@@ -786,7 +835,8 @@ static int run_init(struct run *r, weft_pool *pool, const weft_glb_ops *ops,
         w->rng = (0x9e3779b97f4a7c15ULL * (uint64_t)(rank + 1)) ^ (0xbf58476d1ce4e5b9ULL * (k + 1));
         w->rng |= 1;
         w->buf = malloc(r->cap);
-        w->result = malloc(ops->result_size);
+        /* Whole lines: process writes it at every unit, beside another worker's. */
+        w->result = aligned_alloc(CACHE_LINE, result_bytes);
         if (rc == 0 && (w->buf == NULL || w->result == NULL))
             rc = -ENOMEM;
         if (w->result != NULL)

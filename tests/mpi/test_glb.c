@@ -376,6 +376,131 @@ static int glb_from_worker(void *arg, void **result)
     return weft_glb_run(arg, MPI_COMM_WORLD, &ops, NULL, &x, &got, NULL);
 }
 
+/* --- a busy owner's bag is split: the hand-over between chunks --- */
+
+/* Worker 0 holds the only work and keeps it: its process consumes nothing until a thief has
+ * split its bag (or a minute has passed, which the test reports as a failure). The owner
+ * retakes its bag's mutex right after every chunk, so this checks that a waiting thief gets it
+ * between chunks rather than finding it taken again, chunk after chunk, for ever. */
+struct hold {
+    atomic_bool split_seen;
+    int64_t deadline_ns;
+    atomic_bool starved;
+};
+
+struct units {
+    uint64_t n;
+};
+
+static int hold_bag_create(void *ctx, void **out)
+{
+    (void)ctx;
+    *out = calloc(1, sizeof(struct units));
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static void hold_bag_destroy(void *bag, void *ctx)
+{
+    (void)ctx;
+    free(bag);
+}
+
+static int hold_seed(void *bag, int rank, int nranks, void *ctx)
+{
+    (void)rank;
+    (void)nranks;
+    (void)ctx;
+    ((struct units *)bag)->n = 1000;
+    return 0;
+}
+
+static int hold_process(void *bag, size_t n, void *result, void *ctx)
+{
+    struct hold *h = ctx;
+    struct units *b = bag;
+    if (b->n == 0)
+        return 0;
+    /* acquire: pairs with the release store in hold_split */
+    if (!atomic_load_explicit(&h->split_seen, memory_order_acquire)) {
+        if (tu_now_ns() < h->deadline_ns) {
+            /* A chunk's worth of work that makes no progress, on the CPU as real work is
+             * (a sleep would give a blocked thief time to take the mutex). */
+            int64_t until = tu_now_ns() + 20000;
+            while (tu_now_ns() < until)
+                ;
+            return 1;
+        }
+        atomic_store_explicit(&h->starved, true, memory_order_relaxed); /* read after the run */
+    }
+    uint64_t k = b->n < n ? b->n : n;
+    b->n -= k;
+    ((struct units *)result)->n += k;
+    return b->n > 0;
+}
+
+static int hold_split(void *bag, void *buf, size_t cap, size_t *len, void *ctx)
+{
+    struct hold *h = ctx;
+    struct units *b = bag;
+    *len = 0;
+    if (b->n < 2 || cap < sizeof(uint64_t))
+        return 0;
+    uint64_t k = b->n / 2;
+    b->n -= k;
+    memcpy(buf, &k, sizeof k);
+    *len = sizeof k;
+    /* release: pairs with the acquire load in hold_process */
+    atomic_store_explicit(&h->split_seen, true, memory_order_release);
+    return 0;
+}
+
+static int hold_merge(void *bag, const void *buf, size_t len, void *ctx)
+{
+    (void)ctx;
+    uint64_t k = 0;
+    if (len != sizeof k)
+        return -EINVAL;
+    memcpy(&k, buf, sizeof k);
+    ((struct units *)bag)->n += k;
+    return 0;
+}
+
+static void hold_combine(void *acc, const void *other, void *ctx)
+{
+    (void)ctx;
+    ((struct units *)acc)->n += ((const struct units *)other)->n;
+}
+
+START_TEST(test_glb_busy_bag_is_split)
+{
+    struct hold h = {.deadline_ns = tu_now_ns() + TU_MS(60000)};
+    atomic_init(&h.split_seen, false);
+    atomic_init(&h.starved, false);
+    const struct units zero = {0};
+    weft_glb_ops ops = {.bag_create = hold_bag_create,
+                        .bag_destroy = hold_bag_destroy,
+                        .seed = hold_seed,
+                        .process = hold_process,
+                        .split = hold_split,
+                        .merge = hold_merge,
+                        .combine = hold_combine,
+                        .result_size = sizeof(struct units),
+                        .identity = &zero};
+    weft_glb_config cfg;
+    weft_glb_config_init(&cfg);
+    cfg.chunk = 1;
+    weft_pool *pool = tu_pool_new(2, NULL);
+    struct units got = {0};
+    weft_glb_stats st;
+    /* Every rank alone: the hand-over is inside a rank. */
+    ck_assert_int_eq(weft_glb_run(pool, MPI_COMM_SELF, &ops, &cfg, &h, &got, &st), 0);
+    tu_pool_free(pool);
+    ck_assert_uint_eq(got.n, 1000);
+    ck_assert(!atomic_load_explicit(&h.starved, memory_order_relaxed));
+    ck_assert_uint_ge(st.local_steals, 1);
+}
+END_TEST
+
 START_TEST(test_glb_bad_input)
 {
     struct ctx x = base_ctx();
@@ -468,6 +593,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_glb_no_work_at_all);
     tcase_add_test(tc, test_glb_random_delays);
     tcase_add_test(tc, test_glb_waiting_ranks_sleep);
+    tcase_add_test(tc, test_glb_busy_bag_is_split);
     suite_add_tcase(s, tc);
     int failed = mu_run_suite(s);
     MPI_Finalize();
