@@ -66,7 +66,7 @@ DEVIATIONS
   exactly (count) times, and after the rewrites the two sequences must be equal; an entry that
   no longer matches fails the test too (the drift was fixed: delete the entry). Entries marked
   "found by check_drift: differs today" are differences this checker found that no model
-  header documents; the lead engineer decides which side changes.
+  header documents; fixing one side or the other is still to be decided.
 
 RUNNING
   check_drift.py                      compare lib/ with tests/model (the repository's)
