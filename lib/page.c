@@ -121,9 +121,25 @@ static void room_update(struct weft__page *pg)
     pthread_mutex_unlock(&pg->room_mu);
 }
 
+/* The units of `budget` for one task: of max_pending (pending) and of max_inflight (inflight),
+ * each only where that limit is set. */
+static uint64_t units(const struct weft__page *pg, bool pending, bool inflight)
+{
+    return (pending && pg->max_pending != 0 ? 1 : 0) +
+           (inflight && pg->max_inflight != 0 ? INFLIGHT_ONE : 0);
+}
+
+/* Wakes every submitter waiting for room (they try again). */
+static void room_signal(struct weft__page *pg)
+{
+    /* release: pairs with the acquire load of room_seq in weft__room_watch */
+    add_release(&pg->room_seq, 1);
+    weft__futex_wake(&pg->room_seq, INT_MAX);
+}
+
 bool weft__room_take(struct weft__page *pg)
 {
-    uint64_t one = (pg->max_pending != 0 ? 1 : 0) + (pg->max_inflight != 0 ? INFLIGHT_ONE : 0);
+    uint64_t one = units(pg, true, true);
     /* seq_cst, the load and both sides of the CAS: the read that finds no room is the one the
      * argument at the top of the file orders against a give's seq_cst decrement */
     uint64_t b = ld_seq_cst(&pg->budget);
@@ -142,24 +158,21 @@ bool weft__room_take(struct weft__page *pg)
 
 void weft__room_give(struct weft__page *pg, bool pending, bool inflight)
 {
-    uint64_t one = (pending && pg->max_pending != 0 ? 1 : 0) +
-                   (inflight && pg->max_inflight != 0 ? INFLIGHT_ONE : 0);
+    uint64_t one = units(pg, pending, inflight);
     if (one == 0)
         return;
     /* seq_cst decrement, then a seq_cst load of room_watch: see the top of the file */
     uint64_t old = sub_seq_cst(&pg->budget, one);
     if (ld_seq_cst(&pg->room_watch) == 0 || room_in(pg, old))
         return; /* nobody watches, or there was room already: nobody waits for this one */
-    /* release: pairs with the acquire load of room_seq in weft__room_watch */
-    add_release(&pg->room_seq, 1);
-    weft__futex_wake(&pg->room_seq, INT_MAX);
+    room_signal(pg);
     if (ld_acquire(&pg->room_fd_open) != 0) /* acquire: pairs with the release in room_fd */
         room_update(pg);
 }
 
 uint32_t weft__room_watch(struct weft__page *pg)
 {
-    /* acquire: pairs with the release bump in weft__room_give */
+    /* acquire: pairs with the release bump in room_signal */
     uint32_t seen = ld_acquire(&pg->room_seq);
     add_seq_cst(&pg->room_watch, 1); /* seq_cst: see the top of the file */
     return seen;
@@ -168,13 +181,13 @@ uint32_t weft__room_watch(struct weft__page *pg)
 int weft__room_wait(struct weft__page *pg, uint32_t seen, int64_t deadline)
 {
     int rc = weft__futex_wait(&pg->room_seq, seen, deadline);
-    sub_relaxed(&pg->room_watch, 1); /* relaxed: a give that still sees it only wakes in vain */
+    weft__room_unwatch(pg);
     return rc;
 }
 
 void weft__room_unwatch(struct weft__page *pg)
 {
-    sub_relaxed(&pg->room_watch, 1); /* relaxed: as in weft__room_wait */
+    sub_relaxed(&pg->room_watch, 1); /* relaxed: a give that still sees it only wakes in vain */
 }
 
 int weft__room_fd(struct weft__page *pg)
@@ -205,8 +218,7 @@ void weft__room_shut(struct weft__page *pg)
     pthread_mutex_lock(&pg->room_mu);
     pg->room_shut = true;
     pthread_mutex_unlock(&pg->room_mu);
-    add_release(&pg->room_seq, 1); /* release: as in weft__room_give */
-    weft__futex_wake(&pg->room_seq, INT_MAX);
+    room_signal(pg);
     room_update(pg);
 }
 

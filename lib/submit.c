@@ -128,22 +128,22 @@ int weft_submit_timed(weft_pool *pool, weft_fn fn, void *arg, int64_t timeout_ns
         return -EINVAL;
     int64_t deadline = weft__deadline(timeout_ns);
     int rc = weft_submit(pool, fn, arg, out);
-    while (rc == -EAGAIN) {
-        if (timeout_ns == 0)
-            return -ETIMEDOUT;
+    if (rc != -EAGAIN)
+        return rc;
+    if (timeout_ns == 0)
+        return -ETIMEDOUT;
+    for (;;) {
         uint32_t seen = weft__room_watch(pool->page);
         rc = weft_submit(pool, fn, arg, out); /* again, announced: see page.c */
         if (rc != -EAGAIN) {
             weft__room_unwatch(pool->page);
-            break;
+            return rc;
         }
         if (weft__room_wait(pool->page, seen, deadline) == -ETIMEDOUT) {
             rc = weft_submit(pool, fn, arg, out); /* a last chance: room may have come late */
             return rc == -EAGAIN ? -ETIMEDOUT : rc;
         }
-        rc = weft_submit(pool, fn, arg, out);
     }
-    return rc;
 }
 
 int weft_pool_room_fd(weft_pool *pool)
