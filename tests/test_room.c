@@ -17,47 +17,6 @@
 
 #include <poll.h>
 
-static weft_pool *pool_limits(unsigned threads, size_t max_pending, size_t max_inflight)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.threads = threads;
-    cfg.max_pending = max_pending;
-    cfg.max_inflight = max_inflight;
-    weft_pool *p = NULL;
-    int rc = weft_pool_create(&cfg, &p);
-    ck_assert_msg(rc == 0, "weft_pool_create = %d (%s)", rc, weft_strerror(rc));
-    return p;
-}
-
-typedef struct gated {
-    tu_gate gate;
-    atomic_int started;
-} gated;
-
-static void gated_init(gated *g)
-{
-    tu_gate_init(&g->gate);
-    atomic_init(&g->started, 0);
-}
-
-static int task_gated(void *arg, void **result)
-{
-    gated *g = arg;
-    atomic_store(&g->started, 1);
-    TU_EXPECT(tu_gate_wait(&g->gate));
-    *result = arg;
-    return 0;
-}
-
-static weft_future *submit_ok(weft_pool *p, weft_fn fn, void *arg)
-{
-    weft_future *f = NULL;
-    int rc = weft_submit(p, fn, arg, &f);
-    ck_assert_msg(rc == 0, "weft_submit = %d (%s)", rc, weft_strerror(rc));
-    return f;
-}
-
 static bool readable(int fd, int timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -71,12 +30,12 @@ static bool readable(int fd, int timeout_ms)
 START_TEST(test_inflight_counts_running)
 {
     enum { W = 2 };
-    weft_pool *p = pool_limits(W, 0, W);
-    gated g[W];
+    weft_pool *p = tu_pool_limits(W, 0, W);
+    tu_gated g[W];
     weft_future *fs[W];
     for (int i = 0; i < W; i++) {
-        gated_init(&g[i]);
-        fs[i] = submit_ok(p, task_gated, &g[i]);
+        tu_gated_init(&g[i]);
+        fs[i] = tu_submit_ok(p, tu_task_gated, &g[i]);
     }
     for (int i = 0; i < W; i++)
         ck_assert(tu_wait_atomic_ge(&g[i].started, 1, TU_PATIENCE_S));
@@ -99,8 +58,8 @@ START_TEST(test_inflight_counts_running)
         tu_gate_open(&g[0].gate);
         ck_assert_int_eq(weft_future_wait(fs[0], WEFT_FOREVER), 0);
         weft_future_release(fs[0]);
-        gated_init(&g[0]);
-        fs[0] = submit_ok(p, task_gated, &g[0]);
+        tu_gated_init(&g[0]);
+        fs[0] = tu_submit_ok(p, tu_task_gated, &g[0]);
         ck_assert(tu_wait_atomic_ge(&g[0].started, 1, TU_PATIENCE_S));
         ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     }
@@ -117,15 +76,15 @@ END_TEST
 /* Queued tasks count too; cancelled ones give their room back. */
 START_TEST(test_inflight_counts_queued_and_cancel_frees)
 {
-    weft_pool *p = pool_limits(1, 0, 2);
-    gated g;
-    gated_init(&g);
-    weft_future *run = submit_ok(p, task_gated, &g);
+    weft_pool *p = tu_pool_limits(1, 0, 2);
+    tu_gated g;
+    tu_gated_init(&g);
+    weft_future *run = tu_submit_ok(p, tu_task_gated, &g);
     ck_assert(tu_wait_atomic_ge(&g.started, 1, TU_PATIENCE_S));
-    weft_future *queued = submit_ok(p, tu_task_identity, NULL);
+    weft_future *queued = tu_submit_ok(p, tu_task_identity, NULL);
     ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     ck_assert_int_eq(weft_future_cancel(queued), 1);
-    weft_future *again = submit_ok(p, tu_task_identity, NULL);
+    weft_future *again = tu_submit_ok(p, tu_task_identity, NULL);
     ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     tu_gate_open(&g.gate);
     ck_assert_int_eq(weft_future_wait(again, WEFT_FOREVER), 0);
@@ -175,11 +134,11 @@ static int task_outer(void *arg, void **result)
 
 START_TEST(test_inside_never_counts)
 {
-    weft_pool *p = pool_limits(2, 1, 1);
+    weft_pool *p = tu_pool_limits(2, 1, 1);
     inner_ctx x = {.pool = p};
     atomic_init(&x.ran, 0);
     atomic_init(&x.refused, 0);
-    weft_future *f = submit_ok(p, task_outer, &x);
+    weft_future *f = tu_submit_ok(p, task_outer, &x);
     ck_assert_int_eq(weft_future_wait(f, WEFT_FOREVER), 0);
     weft_future_release(f);
     ck_assert_int_eq(tu_ld(&x.refused), 0);
@@ -209,12 +168,12 @@ static void *timed_thread(void *arg)
 
 START_TEST(test_timed_waits_for_room)
 {
-    weft_pool *p = pool_limits(1, 1, 0);
-    gated g;
-    gated_init(&g);
-    weft_future *run = submit_ok(p, task_gated, &g);
+    weft_pool *p = tu_pool_limits(1, 1, 0);
+    tu_gated g;
+    tu_gated_init(&g);
+    weft_future *run = tu_submit_ok(p, tu_task_gated, &g);
     ck_assert(tu_wait_atomic_ge(&g.started, 1, TU_PATIENCE_S));
-    weft_future *queued = submit_ok(p, tu_task_identity, NULL); /* max_pending reached */
+    weft_future *queued = tu_submit_ok(p, tu_task_identity, NULL); /* max_pending reached */
 
     timed_ctx t = {.pool = p, .timeout = WEFT_FOREVER, .rc = 1};
     atomic_init(&t.entered, 0);
@@ -238,10 +197,10 @@ END_TEST
 
 START_TEST(test_timed_shutdown_wakes)
 {
-    weft_pool *p = pool_limits(1, 0, 1);
-    gated g;
-    gated_init(&g);
-    weft_future *run = submit_ok(p, task_gated, &g);
+    weft_pool *p = tu_pool_limits(1, 0, 1);
+    tu_gated g;
+    tu_gated_init(&g);
+    weft_future *run = tu_submit_ok(p, tu_task_gated, &g);
     ck_assert(tu_wait_atomic_ge(&g.started, 1, TU_PATIENCE_S));
     timed_ctx t = {.pool = p, .timeout = WEFT_FOREVER, .rc = 1};
     atomic_init(&t.entered, 0);
@@ -262,7 +221,7 @@ END_TEST
 
 START_TEST(test_timed_bad_input)
 {
-    weft_pool *p = pool_limits(1, 0, 0);
+    weft_pool *p = tu_pool_limits(1, 0, 0);
     weft_future *f = NULL;
     ck_assert_int_eq(weft_submit_timed(NULL, tu_task_identity, NULL, 0, &f), -EINVAL);
     ck_assert_int_eq(weft_submit_timed(p, NULL, NULL, 0, &f), -EINVAL);
@@ -288,16 +247,16 @@ START_TEST(test_room_fd_tracks_room)
 {
     /* _i: 0 with max_pending, 1 with max_inflight */
     size_t mp = _i == 0 ? 1 : 0, mi = _i == 1 ? 2 : 0;
-    weft_pool *p = pool_limits(1, mp, mi);
+    weft_pool *p = tu_pool_limits(1, mp, mi);
     int fd = weft_pool_room_fd(p);
     ck_assert_int_ge(fd, 0);
     for (int round = 0; round < 20; round++) {
         ck_assert(readable(fd, 0));
-        gated g;
-        gated_init(&g);
-        weft_future *run = submit_ok(p, task_gated, &g);
+        tu_gated g;
+        tu_gated_init(&g);
+        weft_future *run = tu_submit_ok(p, tu_task_gated, &g);
         ck_assert(tu_wait_atomic_ge(&g.started, 1, TU_PATIENCE_S));
-        weft_future *queued = submit_ok(p, tu_task_identity, NULL); /* now full either way */
+        weft_future *queued = tu_submit_ok(p, tu_task_identity, NULL); /* now full either way */
         ck_assert(!readable(fd, 0));
         ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
         ck_assert(!readable(fd, 0));
@@ -326,7 +285,7 @@ static int task_count_fast(void *arg, void **result)
 START_TEST(test_room_fd_event_loop)
 {
     enum { N = 2000 };
-    weft_pool *p = pool_limits(2, 0, 2);
+    weft_pool *p = tu_pool_limits(2, 0, 2);
     int fd = weft_pool_room_fd(p);
     atomic_int ran;
     atomic_init(&ran, 0);
@@ -387,7 +346,7 @@ static void *load_thread(void *arg)
 START_TEST(test_timed_load)
 {
     enum { THREADS = 4, K = 2 };
-    weft_pool *p = pool_limits(4, 0, K);
+    weft_pool *p = tu_pool_limits(4, 0, K);
     load_ctx x = {.pool = p, .per_thread = (int)(2000 * tu_stress_scale())};
     atomic_init(&x.running, 0);
     atomic_init(&x.max_running, 0);
@@ -412,7 +371,7 @@ END_TEST
 START_TEST(test_timed_load_with_fd)
 {
     enum { THREADS = 4, K = 2 };
-    weft_pool *p = pool_limits(4, 0, K);
+    weft_pool *p = tu_pool_limits(4, 0, K);
     int fd = weft_pool_room_fd(p);
     ck_assert_int_ge(fd, 0);
     load_ctx x = {.pool = p, .per_thread = (int)(2000 * tu_stress_scale())};
@@ -432,7 +391,7 @@ START_TEST(test_timed_load_with_fd)
     tu_gate_init(&gate);
     weft_future *held[K];
     for (int i = 0; i < K; i++)
-        held[i] = submit_ok(p, tu_task_gate, &gate);
+        held[i] = tu_submit_ok(p, tu_task_gate, &gate);
     ck_assert(!readable(fd, 0));
     tu_gate_open(&gate);
     ck_assert(readable(fd, (int)(TU_PATIENCE_S * 1000)));

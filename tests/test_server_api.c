@@ -55,48 +55,6 @@ static int task_gate_value(void *arg, void **result)
     return 0;
 }
 
-/* A task that marks an atomic_int (started) and then waits for a gate. */
-typedef struct gated {
-    tu_gate gate;
-    atomic_int started;
-} gated;
-
-static void gated_init(gated *g)
-{
-    tu_gate_init(&g->gate);
-    atomic_init(&g->started, 0);
-}
-
-static int task_gated(void *arg, void **result)
-{
-    gated *g = arg;
-    atomic_store(&g->started, 1);
-    TU_EXPECT(tu_gate_wait(&g->gate));
-    *result = arg;
-    return 0;
-}
-
-static weft_pool *pool_with(unsigned threads, size_t max_pending)
-{
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.threads = threads;
-    cfg.max_pending = max_pending;
-    weft_pool *p = NULL;
-    int rc = weft_pool_create(&cfg, &p);
-    ck_assert_msg(rc == 0, "weft_pool_create = %d (%s)", rc, weft_strerror(rc));
-    return p;
-}
-
-static weft_future *submit(weft_pool *p, weft_fn fn, void *arg)
-{
-    weft_future *f = NULL;
-    int rc = weft_submit(p, fn, arg, &f);
-    ck_assert_msg(rc == 0, "weft_submit = %d (%s)", rc, weft_strerror(rc));
-    ck_assert_ptr_nonnull(f);
-    return f;
-}
-
 /* Readiness of a completion descriptor through poll or through a level-triggered epoll set. */
 typedef enum { VIA_POLL, VIA_EPOLL } via;
 
@@ -213,8 +171,8 @@ START_TEST(test_fd_readiness)
     tu_gate g1, g2;
     tu_gate_init(&g1);
     tu_gate_init(&g2);
-    weft_future *f1 = submit(p, task_gate_value, &g1);
-    weft_future *f2 = submit(p, task_gate_value, &g2);
+    weft_future *f1 = tu_submit_ok(p, task_gate_value, &g1);
+    weft_future *f2 = tu_submit_ok(p, task_gate_value, &g2);
     ck_assert_int_eq(weft_completion_add(c, f1), 0);
     ck_assert_int_eq(weft_completion_add(c, f2), 0);
     ck_assert(!readable(&w, 0));
@@ -250,8 +208,8 @@ START_TEST(test_fd_readiness)
 
     /* Two ready at once (added after they finished, so both are in the set on return from
      * add): readable; one taken, still readable; both taken, not readable. */
-    weft_future *d1 = submit(p, tu_task_identity, &g1);
-    weft_future *d2 = submit(p, tu_task_identity, &g2);
+    weft_future *d1 = tu_submit_ok(p, tu_task_identity, &g1);
+    weft_future *d2 = tu_submit_ok(p, tu_task_identity, &g2);
     ck_assert_int_eq(weft_future_wait(d1, WEFT_FOREVER), 0);
     ck_assert_int_eq(weft_future_wait(d2, WEFT_FOREVER), 0);
     ck_assert_int_eq(weft_completion_add(c, d1), 0);
@@ -274,7 +232,7 @@ START_TEST(test_fd_readiness)
     /* The set's reference outlives the caller's: release at once after add. */
     tu_gate g3;
     tu_gate_init(&g3);
-    weft_future *f3 = submit(p, task_gate_value, &g3);
+    weft_future *f3 = tu_submit_ok(p, task_gate_value, &g3);
     ck_assert_int_eq(weft_completion_add(c, f3), 0);
     weft_future_release(f3);
     ck_assert(!readable(&w, 0));
@@ -302,7 +260,8 @@ START_TEST(test_fd_late_and_as_completed)
     via how = _i == 0 ? VIA_POLL : VIA_EPOLL;
     weft_pool *p = tu_pool_new(1, NULL);
     static int a, b;
-    weft_future *fs[2] = {submit(p, tu_task_identity, &a), submit(p, tu_task_identity, &b)};
+    weft_future *fs[2] = {tu_submit_ok(p, tu_task_identity, &a),
+                          tu_submit_ok(p, tu_task_identity, &b)};
     ck_assert_int_eq(weft_future_wait(fs[0], WEFT_FOREVER), 0);
     ck_assert_int_eq(weft_future_wait(fs[1], WEFT_FOREVER), 0);
     weft_completion *c = NULL;
@@ -323,7 +282,7 @@ START_TEST(test_fd_late_and_as_completed)
     /* weft_completion_add works on an as_completed set too. */
     tu_gate g;
     tu_gate_init(&g);
-    weft_future *fg = submit(p, task_gate_value, &g);
+    weft_future *fg = tu_submit_ok(p, task_gate_value, &g);
     ck_assert_int_eq(weft_completion_add(c, fg), 0);
     ck_assert_int_eq(next_rc(c), -ETIMEDOUT);
     ck_assert(!readable(&w, 0));
@@ -351,18 +310,18 @@ END_TEST
 START_TEST(test_max_pending_outside)
 {
     enum { K = 4 };
-    weft_pool *p = pool_with(1, K);
+    weft_pool *p = tu_pool_limits(1, K, 0);
     /* The one worker is held by a gated task; it has started, so it no longer counts. */
-    gated hold;
-    gated_init(&hold);
-    weft_future *fh = submit(p, task_gated, &hold);
+    tu_gated hold;
+    tu_gated_init(&hold);
+    weft_future *fh = tu_submit_ok(p, tu_task_gated, &hold);
     ck_assert(tu_wait_atomic_ge(&hold.started, 1, TU_PATIENCE_S));
 
     atomic_int ran;
     atomic_init(&ran, 0);
     weft_future *fs[K];
     for (int i = 0; i < K; i++)
-        fs[i] = submit(p, tu_task_count, &ran);
+        fs[i] = tu_submit_ok(p, tu_task_count, &ran);
     weft_stats before;
     ck_assert_int_eq(weft_pool_stats(p, &before, NULL, 0), 0);
 
@@ -389,7 +348,7 @@ START_TEST(test_max_pending_outside)
     }
     ck_assert_int_eq(tu_ld(&ran), K);
     for (int i = 0; i < K; i++)
-        fs[i] = submit(p, tu_task_count, &ran);
+        fs[i] = tu_submit_ok(p, tu_task_count, &ran);
     for (int i = 0; i < K; i++) {
         ck_assert_int_eq(weft_future_wait(fs[i], WEFT_FOREVER), 0);
         weft_future_release(fs[i]);
@@ -405,17 +364,17 @@ END_TEST
 /* A slot frees as soon as a queued task starts, before it finishes. */
 START_TEST(test_max_pending_frees_on_start)
 {
-    weft_pool *p = pool_with(1, 1);
-    gated a, b;
-    gated_init(&a);
-    gated_init(&b);
-    weft_future *fa = submit(p, task_gated, &a);
+    weft_pool *p = tu_pool_limits(1, 1, 0);
+    tu_gated a, b;
+    tu_gated_init(&a);
+    tu_gated_init(&b);
+    weft_future *fa = tu_submit_ok(p, tu_task_gated, &a);
     ck_assert(tu_wait_atomic_ge(&a.started, 1, TU_PATIENCE_S));
-    weft_future *fb = submit(p, task_gated, &b); /* queued: the one slot */
+    weft_future *fb = tu_submit_ok(p, tu_task_gated, &b); /* queued: the one slot */
     ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     tu_gate_open(&a.gate);
     ck_assert(tu_wait_atomic_ge(&b.started, 1, TU_PATIENCE_S)); /* b runs, blocked on its gate */
-    weft_future *fc = submit(p, tu_task_identity, &b);
+    weft_future *fc = tu_submit_ok(p, tu_task_identity, &b);
     ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     tu_gate_open(&b.gate);
     ck_assert_int_eq(weft_future_wait(fc, WEFT_FOREVER), 0);
@@ -468,16 +427,16 @@ static int task_parent(void *arg, void **result)
 
 START_TEST(test_max_pending_inside_never_refused)
 {
-    weft_pool *p = pool_with(1, 1);
+    weft_pool *p = tu_pool_limits(1, 1, 0);
     inside_ctx x = {.pool = p};
     tu_gate_init(&x.go);
     atomic_init(&x.started, 0);
     atomic_init(&x.refused, 0);
     atomic_init(&x.children, 0);
-    weft_future *fp = submit(p, task_parent, &x);
+    weft_future *fp = tu_submit_ok(p, task_parent, &x);
     ck_assert(tu_wait_atomic_ge(&x.started, 1, TU_PATIENCE_S));
     /* Outside: one slot, then refused. */
-    weft_future *fo = submit(p, tu_task_identity, &x);
+    weft_future *fo = tu_submit_ok(p, tu_task_identity, &x);
     ck_assert_int_eq(weft_submit(p, tu_task_identity, NULL, NULL), -EAGAIN);
     /* Inside, while outside submissions are refused: INSIDE_N submissions, all taken. */
     tu_gate_open(&x.go);
@@ -509,7 +468,7 @@ static int task_square(void *arg, void **result)
 START_TEST(test_event_loop)
 {
     enum { N = 3000, K = 8 };
-    weft_pool *p = pool_with(2, K);
+    weft_pool *p = tu_pool_limits(2, K, 0);
     weft_completion *c = NULL;
     ck_assert_int_eq(weft_completion_create(&c), 0);
     int fd = weft_completion_fd(c);
@@ -619,8 +578,8 @@ START_TEST(test_workers_block_signals)
     atomic_init(&m.arrived, 0);
     atomic_init(&m.ok, 0);
     atomic_init(&m.worker_bits, 0);
-    weft_future *f1 = submit(p, task_check_mask, &m);
-    weft_future *f2 = submit(p, task_check_mask, &m);
+    weft_future *f1 = tu_submit_ok(p, task_check_mask, &m);
+    weft_future *f2 = tu_submit_ok(p, task_check_mask, &m);
     ck_assert_int_eq(weft_future_wait(f1, WEFT_FOREVER), 0);
     ck_assert_int_eq(weft_future_wait(f2, WEFT_FOREVER), 0);
     weft_future_release(f1);
@@ -691,8 +650,8 @@ START_TEST(test_signal_reaches_main_thread)
     weft_pool *p = tu_pool_new(2, NULL);
     tu_gate busy;
     tu_gate_init(&busy);
-    weft_future *fb = submit(p, task_busy_gate, &busy);
-    weft_future *fk = submit(p, task_kill_usr1, NULL);
+    weft_future *fb = tu_submit_ok(p, task_busy_gate, &busy);
+    weft_future *fk = tu_submit_ok(p, task_kill_usr1, NULL);
     ck_assert_int_eq(weft_future_result(fk, NULL), 0);
     int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
     while (tu_ld(&usr1_count) == 0 && tu_now_ns() < deadline)
@@ -750,7 +709,7 @@ START_TEST(test_signal_reaches_application_thread)
         atomic_store(&usr1_count, 0);
         ck_assert_int_eq(pthread_create(&a.thread, NULL, app_thread_main, &a), 0);
         ck_assert(tu_wait_atomic_ge(&a.ready, 1, TU_PATIENCE_S));
-        weft_future *fk = submit(p, task_kill_usr1, NULL);
+        weft_future *fk = tu_submit_ok(p, task_kill_usr1, NULL);
         ck_assert_int_eq(weft_future_result(fk, NULL), 0);
         weft_future_release(fk);
         ck_assert_int_eq(pthread_join(a.thread, NULL), 0); /* it leaves once the handler ran */
@@ -932,14 +891,14 @@ static int child_checks(weft_pool *p, weft_future *fdone, weft_future *frun, wef
 
 START_TEST(test_fork)
 {
-    weft_pool *p = pool_with(1, 0);
-    weft_future *fdone = submit(p, tu_task_identity, &fork_marker);
+    weft_pool *p = tu_pool_limits(1, 0, 0);
+    weft_future *fdone = tu_submit_ok(p, tu_task_identity, &fork_marker);
     ck_assert_int_eq(weft_future_wait(fdone, WEFT_FOREVER), 0);
-    gated hold;
-    gated_init(&hold);
-    weft_future *frun = submit(p, task_gated, &hold);
+    tu_gated hold;
+    tu_gated_init(&hold);
+    weft_future *frun = tu_submit_ok(p, tu_task_gated, &hold);
     ck_assert(tu_wait_atomic_ge(&hold.started, 1, TU_PATIENCE_S));
-    weft_future *fq = submit(p, tu_task_identity, &hold); /* queued behind frun */
+    weft_future *fq = tu_submit_ok(p, tu_task_identity, &hold); /* queued behind frun */
     ck_assert_int_eq(weft_future_state(fq), WEFT_PENDING);
 
     fflush(NULL);
@@ -1044,10 +1003,11 @@ static int task_forks(void *arg, void **result)
 
 START_TEST(test_fork_in_task)
 {
-    fork_in_task ft = {.pool = pool_with(1, 0)};
+    fork_in_task ft = {.pool = tu_pool_limits(1, 0, 0)};
     atomic_init(&ft.queued_ran, 0);
-    weft_future *f = submit(ft.pool, task_forks, &ft);
-    weft_future *q = submit(ft.pool, task_mark_queued, &ft); /* queued behind it: one worker */
+    weft_future *f = tu_submit_ok(ft.pool, task_forks, &ft);
+    weft_future *q =
+        tu_submit_ok(ft.pool, task_mark_queued, &ft); /* queued behind it: one worker */
     ck_assert_int_eq(weft_future_result(f, NULL), 0);
     ck_assert_int_eq(weft_future_result(q, NULL), 0);
     ck_assert(ft.forked);
@@ -1107,10 +1067,10 @@ static int task_exit_if_child(void *arg, void **result)
 
 START_TEST(test_fork_in_task_child_returns)
 {
-    fork_in_task ft = {.pool = pool_with(1, 0), .parent = getpid()};
+    fork_in_task ft = {.pool = tu_pool_limits(1, 0, 0), .parent = getpid()};
     atomic_init(&ft.queued_ran, 0);
-    weft_future *f = submit(ft.pool, task_forks_and_returns, &ft);
-    weft_future *q = submit(ft.pool, task_exit_if_child, &ft);
+    weft_future *f = tu_submit_ok(ft.pool, task_forks_and_returns, &ft);
+    weft_future *q = tu_submit_ok(ft.pool, task_exit_if_child, &ft);
     ck_assert_int_eq(weft_future_result(f, NULL), 0);
     ck_assert_int_eq(weft_future_result(q, NULL), 0);
     ck_assert(ft.forked);
@@ -1142,7 +1102,7 @@ static int task_spin_short(void *arg, void **result)
 START_TEST(test_fork_busy_pool)
 {
     enum { TASKS = 2000, FORKS = 8 };
-    weft_pool *p = pool_with(2, 0);
+    weft_pool *p = tu_pool_limits(2, 0, 0);
     atomic_int ran;
     atomic_init(&ran, 0);
     for (int i = 0; i < TASKS; i++)

@@ -324,6 +324,30 @@ static inline weft_pool *tu_pool_new(unsigned n, const char *name)
     return p;
 }
 
+/* A pool of `threads` workers with these limits on outside submissions (0: none). */
+static inline weft_pool *tu_pool_limits(unsigned threads, size_t max_pending, size_t max_inflight)
+{
+    weft_config cfg;
+    weft_config_init(&cfg);
+    cfg.threads = threads;
+    cfg.max_pending = max_pending;
+    cfg.max_inflight = max_inflight;
+    weft_pool *p = NULL;
+    int rc = weft_pool_create(&cfg, &p);
+    ck_assert_msg(rc == 0, "weft_pool_create = %d (%s)", rc, weft_strerror(rc));
+    return p;
+}
+
+/* weft_submit that must succeed: the future. */
+static inline weft_future *tu_submit_ok(weft_pool *p, weft_fn fn, void *arg)
+{
+    weft_future *f = NULL;
+    int rc = weft_submit(p, fn, arg, &f);
+    ck_assert_msg(rc == 0, "weft_submit = %d (%s)", rc, weft_strerror(rc));
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
 static inline void tu_pool_free(weft_pool *p)
 {
     int rc = weft_pool_destroy(p);
@@ -350,6 +374,28 @@ static inline int tu_task_gate(void *arg, void **result)
 {
     (void)result;
     TU_EXPECT(tu_gate_wait((tu_gate *)arg));
+    return 0;
+}
+
+/* A gate whose task says it has started: tu_task_gated marks `started`, waits for the gate
+ * (occupying its worker) and returns its argument as its value. */
+typedef struct tu_gated {
+    tu_gate gate;
+    atomic_int started;
+} tu_gated;
+
+static inline void tu_gated_init(tu_gated *g)
+{
+    tu_gate_init(&g->gate);
+    atomic_init(&g->started, 0);
+}
+
+static inline int tu_task_gated(void *arg, void **result)
+{
+    tu_gated *g = arg;
+    atomic_store(&g->started, 1);
+    TU_EXPECT(tu_gate_wait(&g->gate));
+    *result = arg;
     return 0;
 }
 
