@@ -73,11 +73,9 @@ static bool wait_spinning(struct spin *s)
  * park. */
 static bool keep_spinning(struct weft__worker *w, struct spin *s)
 {
-    if (s->rounds++ < SPIN_PAUSES) {
-        weft_cpu_relax();
-        return true;
-    }
-    if (s->since == 0) {
+    /* Past the pauses, the yielding phase needs leave to start: spells that were short, and
+     * a place among the spinners. Then it goes on as a wait's spin does. */
+    if (s->rounds >= SPIN_PAUSES && !s->counted) {
         if (!spin_allowed(w))
             return false;
         weft_pool *pool = w->pool;
@@ -89,13 +87,8 @@ static bool keep_spinning(struct weft__worker *w, struct spin *s)
             return false;
         }
         s->counted = true;
-        s->since = weft__now_ns();
     }
-    if (weft__now_ns() - s->since < SPIN_NS) {
-        sched_yield();
-        return true;
-    }
-    return false;
+    return wait_spinning(s);
 }
 
 /* The spin is over (work found, or time to park): gives back its place among the spinners. */
