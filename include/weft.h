@@ -492,20 +492,76 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * until the enclosing reclaim, join half, scope branch, loop body, region, task or stolen frame
  * ends, counts as part of the branch (in pfib, x->r = a.r + b.r; docs/workspan.md). */
 typedef struct weft_frame {
-    void *opaque_[16];
+    /* The library's. weft_offer writes run_, fn_ and arg_; the rest is the library's alone. */
+    void *link_;
+    void (*run_)(void *, void *);
+    uint32_t flags_;
+    void (*fn_)(void *);
+    void *arg_;
+    void *opaque_[11];
 } weft_frame;
 
 /* The out-of-line parts of weft_offer and weft_reclaim; call those. */
 WEFT_API void weft_frame_offer(weft_frame *fr, void (*fn)(void *), void *arg);
 WEFT_API bool weft_frame_reclaim(weft_frame *fr);
 
+/* Not API, but ABI: what weft_offer and weft_reclaim read inline. The calling thread's worker
+ * deque as its owner sees it (lib/deque.h, which asserts that the layouts agree), or NULL when
+ * the thread is no worker, or one of a pool that measures work and span. The deque is split
+ * (lib/deque.c): items [top, split) may be stolen, items [split, bottom) are the owner's alone,
+ * so pushing and taking them back needs no fence. A change to this struct, to weft__fjq_self or
+ * to weft_frame's first five members changes the library's SONAME (libweft.so.2 has this one).
+ * Accessed with the GNU __atomic builtins, as the library accesses the same words. */
+struct weft__fjq {
+    int64_t top; /* thieves' */
+    char line_[64 - sizeof(int64_t)];
+    int64_t bottom; /* the owner's: the next index to fill */
+    int64_t split;  /* the owner's: the first private index */
+    void **slot;    /* the owner's copy of the buffer, capacity mask + 1 */
+    int64_t mask;
+};
+extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initial-exec")));
+
+/* A frame pushed privately by the inline path: weft_frame_offer's publish fills in the rest
+ * (run_ NULL marks it) before a thief can see it. Falls back to weft_frame_offer outside a pool,
+ * in a measuring pool, when the shared part is empty (thieves took it all: the frame is then
+ * published) and when the buffer is full. */
 static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
 {
+    struct weft__fjq *q = weft__fjq_self;
+    fr->run_ = 0;
+    fr->fn_ = fn;
+    fr->arg_ = arg;
+    if (q != NULL) {
+        int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED); /* the owner's own */
+        /* acquire pairs with a thief's CAS on top: a slot below top is free once it was read */
+        int64_t t = __atomic_load_n(&q->top, __ATOMIC_ACQUIRE);
+        if (__builtin_expect(t < __atomic_load_n(&q->split, __ATOMIC_RELAXED) && b - t <= q->mask,
+                             1)) {
+            /* relaxed: private until a publish, whose release store of split publishes it */
+            __atomic_store_n(&q->slot[b & q->mask], (void *)fr, __ATOMIC_RELAXED);
+            __atomic_store_n(&q->bottom, b + 1, __ATOMIC_RELAXED); /* a hint for others */
+            return;
+        }
+    }
     weft_frame_offer(fr, fn, arg);
 }
 
+/* True at once when fr is the newest private item of the calling worker's deque: no thief can
+ * have seen it. Anything else (shared, stolen, never pushed) is weft_frame_reclaim's. */
 static inline bool weft_reclaim(weft_frame *fr)
 {
+    struct weft__fjq *q = weft__fjq_self;
+    if (q != NULL) {
+        int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED) - 1; /* the owner's own */
+        if (__builtin_expect(b >= __atomic_load_n(&q->split, __ATOMIC_RELAXED) &&
+                                 __atomic_load_n(&q->slot[b & q->mask], __ATOMIC_RELAXED) ==
+                                     (void *)fr,
+                             1)) {
+            __atomic_store_n(&q->bottom, b, __ATOMIC_RELAXED); /* a hint for others */
+            return true;
+        }
+    }
     return weft_frame_reclaim(fr);
 }
 

@@ -1,36 +1,62 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The work-stealing deque of Chase and Lev ("Dynamic circular work-stealing deque", SPAA 2005),
- * with the C11 memory orders proven correct by Lê, Pop, Cohen and Zappa Nardelli ("Correct and
- * efficient work-stealing for weak memory models", PPoPP 2013, figure 1).
+ * The split deque of van Dijk and van de Pol ("Lace: non-blocking split deque for
+ * work-stealing", Euro-Par 2014 workshops), built on the deque of Chase and Lev ("Dynamic
+ * circular work-stealing deque", SPAA 2005) with the C11 memory orders proven correct by Lê,
+ * Pop, Cohen and Zappa Nardelli ("Correct and efficient work-stealing for weak memory models",
+ * PPoPP 2013, figure 1).
  *
- * The owner pushes and takes at `bottom`; thieves steal at `top`. Indices are signed 64-bit and
- * only grow (top) or move by one (bottom), so they never wrap in practice. Items live in
- * slot[i & mask] of a circular buffer.
+ * The owner pushes and takes at `bottom`; thieves steal at `top`, but only below `split`:
+ * items [top, split) are shared, [split, bottom) private. Only the owner moves split. Indices
+ * are signed 64-bit and only grow (top) or move by one (bottom), so they never wrap in
+ * practice. Items live in slot[i & mask] of a circular buffer.
+ *
+ * The owner's private part costs no fence and no atomic read-modify-write: a private push is a
+ * store of the slot and of bottom, a private take a load of split and bottom and a store of
+ * bottom. Publishing (split = bottom, a release store) makes every private item shared, and is
+ * a plain store on x86-64. Only taking back a shared item pays Chase and Lev's price, with
+ * split in the role of their bottom: the owner lowers split (seq_cst store) and reads top
+ * (seq_cst load), and races the thieves with a CAS on top for the last one. This is Lace's
+ * design; weft's differs in three ways:
+ *  - Lace grows the shared part when a thief asks (a flag) and shrinks it to the middle when the
+ *    owner reaches it. Here the owner publishes every private item when it pushes and finds the
+ *    shared part empty (thieves took all of it: they want work), and a shared item stays shared
+ *    until it is taken: no flag, and nothing a thief wrote is ever made private again.
+ *  - Lace's tail and split share one word, and its owner writes half of it with a plain
+ *    store. Here top and split are separate words, as Chase and Lev's top and bottom are, so
+ *    that every access is a C11 atomic access that ThreadSanitizer and Relacy check.
+ *  - The items are pointers to frames that live elsewhere (the offering thread's stack), so
+ *    the deque is Chase and Lev's circular buffer, and thieves read the slot before their CAS.
  *
  * Invariants:
- *  - top <= bottom + 1 at all times; the deque holds bottom - top items when top <= bottom.
- *  - Only the owner writes bottom and buf; top only increases, by CAS.
- *  - An index i is handed out at most once: to a thief by CAS(top, i, i+1), or to the owner by
- *    take, which for the last item (top == bottom-1 after decrement) also wins CAS(top).
+ *  - top <= split <= bottom, except inside take_shared between the seq_cst store of split and
+ *    its repair, where top may pass split by one; thieves then see an empty deque.
+ *  - Only the owner writes bottom, split and buf; top only increases, by CAS.
+ *  - An index i is handed out at most once: to a thief by CAS(top, i, i+1) after it saw
+ *    i < split; to the owner by take, privately when i >= split (no thief takes an index at or
+ *    above split, and split only moves down in take_shared, where Chase and Lev's argument
+ *    holds), or, for the last shared item, by winning CAS(top) too.
  *
- * Linearization points: push at the store to bottom; steal at its successful CAS on top; take at
- * the store to bottom (several items) or at its CAS on top (last item).
+ * Linearization points: a private push or take at its store to bottom (no other thread can
+ * observe it); publish and push at the store to split; steal at its successful CAS on top; a
+ * shared take at the store to split (several items) or at its CAS on top (last item).
  *
  * Deviation from the paper, for ThreadSanitizer (which does not model standalone fences):
- *  - push publishes with a release store of bottom instead of fence(release) + relaxed store.
- *  - take's store of bottom and load of top, and steal's loads of top and bottom, are seq_cst
- *    accesses instead of relaxed/acquire accesses around a seq_cst fence. The seq_cst total
- *    order gives the same store-load ordering the fences give (a thief and the owner cannot both
- *    miss each other's update), and on x86-64 it compiles to the same code (xchg for the store
- *    instead of mov + mfence).
+ *  - publishing is a release store of split instead of fence(release) + relaxed store.
+ *  - take_shared's store of split and load of top, and steal's loads of top and split, are
+ *    seq_cst accesses instead of relaxed/acquire accesses around a seq_cst fence. The seq_cst
+ *    total order gives the same store-load ordering the fences give (a thief and the owner
+ *    cannot both miss each other's update), and on x86-64 it compiles to the same code (xchg for
+ *    the store instead of mov + mfence).
  *
- * push and take are inline in deque.h, since they are most of what a fork-join costs.
+ * push, try_push and take are inline in deque.h, since they are most of what a fork-join costs;
+ * weft.h repeats try_push's and take's private cases for weft_offer and weft_reclaim.
  *
  * Growth: when full, the owner copies the live items into a buffer twice as large and publishes
  * it with a release store. The old buffer is kept on the `retired` list until the deque is
  * destroyed, because a thief may still be reading a slot of it; a thief that read an item from
  * an old buffer keeps it only if its CAS on top succeeds, and then the item is the same in both.
+ * Only push grows (a shared item: submitted tasks); try_push, for frames, never does.
  */
 #include "deque.h"
 
@@ -62,6 +88,9 @@ int weft__deque_init(struct weft__deque *d, int64_t capacity, struct weft__mem *
         return -ENOMEM;
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
+    atomic_init(&d->split, 0);
+    d->slot = b->slot;
+    d->mask = b->mask;
     atomic_init(&d->buf, b);
     return 0;
 }
@@ -89,6 +118,8 @@ weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, 
         st_relaxed(&nb->slot[i & nb->mask], ld_relaxed(&old->slot[i & old->mask]));
     }
     nb->retired = old;
+    d->slot = nb->slot; /* the owner's copies */
+    d->mask = nb->mask;
     /* release pairs with the acquire load of buf in weft__deque_steal: a thief that sees the
      * new buffer sees the copied slots. */
     st_release(&d->buf, nb);
@@ -97,15 +128,15 @@ weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old, int64_t t, 
 
 void *weft__deque_steal(struct weft__deque *d, int64_t min_top)
 {
-    /* seq_cst loads: see the comment in take. The load of bottom also acquires the owner's
-     * release store in push, which publishes the slot contents. */
+    /* seq_cst loads: see the comment in take_shared. The load of split also acquires the
+     * owner's release store in push or publish, which publishes the slot contents. */
     int64_t t = ld_seq_cst(&d->top);
-    int64_t b = ld_seq_cst(&d->bottom);
-    if (t >= b || t < min_top) /* the CAS below hands out index t only if top is still t */
+    int64_t s = ld_seq_cst(&d->split);
+    if (t >= s || t < min_top) /* the CAS below hands out index t only if top is still t */
         return WEFT_STEAL_EMPTY;
     /* acquire pairs with the release store in grow (the paper's consume). */
     struct weft__deque_buf *a = ld_acquire(&d->buf);
-    void *x = ld_relaxed(&a->slot[t & a->mask]); /* published by the release store of bottom */
+    void *x = ld_relaxed(&a->slot[t & a->mask]); /* published by the release store of split */
     /* seq_cst CAS pairs with the owner's CAS in take and with other thieves: index t is handed
      * out once. */
     if (!cas_seq_cst(&d->top, &t, t + 1))

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Chase-Lev work-stealing deque, single owner, many thieves.
- * See deque.c for the algorithm, its source and its invariants.
+ * A split work-stealing deque: single owner, many thieves; a private part only the owner
+ * touches and a shared part thieves steal from. See deque.c for the algorithm, its sources and
+ * its invariants.
  */
 #ifndef WEFT_DEQUE_H
 #define WEFT_DEQUE_H
@@ -9,6 +10,8 @@
 #include "alloc.h"
 #include "atomic.h"
 #include "platform.h"
+
+#include "weft.h" /* struct weft__fjq, the owner's view weft_offer and weft_reclaim read inline */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -22,17 +25,31 @@ struct weft__deque_buf {
 };
 
 struct weft__deque {
-    /* Written by thieves (CAS) and by the owner when it takes the last item. */
+    /* Written by thieves (CAS) and by the owner when it takes the last shared item. */
     WEFT_ALIGNED _Atomic int64_t top;
-    /* Written by the owner only; read by thieves. */
+    /* The owner's line. bottom and split are written by the owner only; thieves read split,
+     * and others read bottom only as a hint. Items [top, split) are shared, [split, bottom)
+     * private. */
     WEFT_ALIGNED _Atomic int64_t bottom;
+    _Atomic int64_t split;
+    _Atomic(void *) *slot; /* the owner's copies of buf->slot and buf->mask: the */
+    int64_t mask;          /* inline offer reads them without reaching into buf */
     _Atomic(struct weft__deque_buf *) buf;
     struct weft__mem *mem; /* where its buffers come from: the pool's allocator */
-    char pad_[WEFT_CACHE_LINE - sizeof(_Atomic int64_t) - 2 * sizeof(void *)];
+    char pad_[WEFT_CACHE_LINE - 2 * sizeof(_Atomic int64_t) - 4 * sizeof(void *)];
 };
 
 _Static_assert(sizeof(struct weft__deque) == 2 * WEFT_CACHE_LINE,
                "top and bottom must sit on separate cache lines: fix pad_");
+/* weft.h's inline weft_offer and weft_reclaim read the deque through struct weft__fjq: */
+_Static_assert(offsetof(struct weft__deque, top) == offsetof(struct weft__fjq, top) &&
+                   offsetof(struct weft__deque, bottom) == offsetof(struct weft__fjq, bottom) &&
+                   offsetof(struct weft__deque, split) == offsetof(struct weft__fjq, split) &&
+                   offsetof(struct weft__deque, slot) == offsetof(struct weft__fjq, slot) &&
+                   offsetof(struct weft__deque, mask) == offsetof(struct weft__fjq, mask) &&
+                   sizeof(_Atomic int64_t) == sizeof(int64_t) &&
+                   sizeof(_Atomic(void *)) == sizeof(void *),
+               "struct weft__fjq in weft.h must mirror struct weft__deque");
 
 /* Returns 0 or -ENOMEM. Buffers come from mem (the pool's allocator, alloc.h). */
 int weft__deque_init(struct weft__deque *d, int64_t capacity, struct weft__mem *mem);
@@ -43,8 +60,18 @@ void weft__deque_destroy(struct weft__deque *d);
 struct weft__deque_buf *weft__deque_grow(struct weft__deque *d, struct weft__deque_buf *old,
                                          int64_t t, int64_t b);
 
-/* Owner only. 0, or -ENOMEM when growing failed (nothing pushed). The memory orders are
- * explained in deque.c. */
+/* Owner only: makes every private item shared. The caller has made them ready for a thief. */
+static inline void weft__deque_publish(struct weft__deque *d)
+{
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    /* release pairs with the seq_cst load of split in steal (and the acquire in
+     * maybe_nonempty): a thief that sees split > i sees item i and everything the owner wrote
+     * before publishing it. */
+    st_release(&d->split, b);
+}
+
+/* Owner only: pushes a shared item (every private one below it becomes shared too: the caller
+ * has made them ready for a thief). 0, or -ENOMEM when growing failed (nothing pushed). */
 static inline int weft__deque_push(struct weft__deque *d, void *item)
 {
     int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
@@ -59,49 +86,64 @@ static inline int weft__deque_push(struct weft__deque *d, void *item)
             return -ENOMEM;
     }
     st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
-    /* release pairs with the seq_cst/acquire loads of bottom in steal and maybe_nonempty: a thief
-     * that sees bottom > b sees the item and everything the owner wrote before pushing it. */
-    st_release(&d->bottom, b + 1);
+    st_relaxed(&d->bottom, b + 1);           /* relaxed: a hint for others; split decides */
+    /* release pairs with the seq_cst load of split in steal and the acquire in maybe_nonempty:
+     * a thief that sees split > b sees the item and everything written before it. */
+    st_release(&d->split, b + 1);
     return 0;
 }
 
-/* Owner only: push unless the buffer is full; never grows, never allocates. */
-static inline bool weft__deque_try_push(struct weft__deque *d, void *item)
+/* Owner only: pushes a private item unless the buffer is full (never grows, never allocates).
+ * 1: pushed, and the shared part is not empty; 2: pushed, and the shared part was empty when it
+ * looked (thieves may want work: the caller publishes); 0: full, nothing pushed. weft.h's inline
+ * weft_offer is this function's first case. */
+static inline int weft__deque_try_push(struct weft__deque *d, void *item)
 {
-    int64_t b = ld_relaxed(&d->bottom);              /* relaxed: only the owner writes bottom */
-    int64_t t = ld_acquire(&d->top);                 /* acquire: as in push */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
-    if (__builtin_expect(b - t > a->mask, 0))
-        return false;
-    st_relaxed(&a->slot[b & a->mask], item); /* published by the release below */
-    st_release(&d->bottom, b + 1);           /* release: as in push */
-    return true;
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
+    int64_t mask = d->mask;             /* only the owner writes it (grow) */
+    if (__builtin_expect(b - t > mask, 0))
+        return 0;
+    st_relaxed(&d->slot[b & mask], item);     /* private: no thief reads it before a publish */
+    st_relaxed(&d->bottom, b + 1);            /* relaxed: a hint for others; split decides */
+    return t < ld_relaxed(&d->split) ? 1 : 2; /* relaxed: only the owner writes split */
 }
 
-/* Owner only. NULL when empty. */
-static inline void *weft__deque_take(struct weft__deque *d)
+/* Owner only, the shared part of take: item b (bottom - 1 == split - 1) is shared. Chase and
+ * Lev's take with split in the role of bottom. */
+static inline void *weft__deque_take_shared(struct weft__deque *d, int64_t b)
 {
-    int64_t b = ld_relaxed(&d->bottom) - 1;          /* relaxed: only the owner writes bottom */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
     /* seq_cst store then seq_cst load of top: store-load order against steal's seq_cst load of
-     * top then bottom. Either the thief sees the reserved bottom or the owner sees its CAS. */
-    st_seq_cst(&d->bottom, b);
+     * top then split. Either the thief sees the lowered split or the owner sees its CAS. */
+    st_seq_cst(&d->split, b);
     int64_t t = ld_seq_cst(&d->top);
-    WEFT_ASSERT(t <= b + 1); /* top passes bottom by one at most: an empty deque */
+    WEFT_ASSERT(t <= b + 1); /* top passes split by one at most: an empty deque */
     void *x = NULL;
     if (__builtin_expect(t < b, 1)) {
-        x = ld_relaxed(&a->slot[b & a->mask]); /* the owner's own write */
+        x = ld_relaxed(&d->slot[b & d->mask]); /* the owner's own write */
+        st_relaxed(&d->bottom, b);             /* relaxed: a hint for others */
     } else if (t == b) {
-        x = ld_relaxed(
-            &a->slot[b & a->mask]); /* the owner's own write; kept only if the CAS wins */
+        x = ld_relaxed(&d->slot[b & d->mask]); /* the owner's own write; kept if the CAS wins */
         /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
         if (!cas_seq_cst(&d->top, &t, t + 1))
             x = NULL;
-        st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
+        /* relaxed: empty either way, top == b + 1, and bottom is still b + 1 */
+        st_relaxed(&d->split, b + 1);
     } else {
-        st_relaxed(&d->bottom, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
+        st_relaxed(&d->split, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
     }
     return x;
+}
+
+/* Owner only. NULL when empty. A private item costs two plain loads and a plain store. */
+static inline void *weft__deque_take(struct weft__deque *d)
+{
+    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
+    if (__builtin_expect(b >= ld_relaxed(&d->split), 1)) { /* relaxed: the owner's own */
+        st_relaxed(&d->bottom, b);                         /* relaxed: private, a hint for others */
+        return ld_relaxed(&d->slot[b & d->mask]);          /* the owner's own write */
+    }
+    return weft__deque_take_shared(d, b);
 }
 
 #define WEFT_TAKE_OTHER ((void *)1)
@@ -112,38 +154,37 @@ static inline void *weft__deque_take(struct weft__deque *d)
  * when the deque is not empty, and an old value when it is empty, which take then finds. */
 static inline void *weft__deque_take_if(struct weft__deque *d, const void *item)
 {
-    int64_t b = ld_relaxed(&d->bottom) - 1;          /* relaxed: only the owner writes bottom */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
-    if (ld_relaxed(&a->slot[b & a->mask]) != item)   /* relaxed: the owner's own write */
+    int64_t b = ld_relaxed(&d->bottom) - 1;        /* relaxed: only the owner writes bottom */
+    if (ld_relaxed(&d->slot[b & d->mask]) != item) /* relaxed: the owner's own write */
         return WEFT_TAKE_OTHER;
-    /* From here on, weft__deque_take: the same accesses in the same order. */
-    st_seq_cst(&d->bottom, b);
-    int64_t t = ld_seq_cst(&d->top);
-    WEFT_ASSERT(t <= b + 1);
-    if (__builtin_expect(t < b, 1))
+    /* From here on, weft__deque_take. */
+    if (__builtin_expect(b >= ld_relaxed(&d->split), 1)) { /* relaxed: the owner's own */
+        st_relaxed(&d->bottom, b);                         /* relaxed: private, a hint for others */
         return (void *)item;
-    void *x = NULL;
-    /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
-    if (t == b && cas_seq_cst(&d->top, &t, t + 1))
-        x = (void *)item;
-    st_relaxed(&d->bottom, b + 1); /* relaxed: empty either way, top == b + 1 */
-    return x;
+    }
+    return weft__deque_take_shared(d, b);
 }
 
 /* Owner only: how many more items fit without growing. */
 static inline size_t weft__deque_room(struct weft__deque *d)
 {
-    int64_t b = ld_relaxed(&d->bottom);              /* relaxed: only the owner writes bottom */
-    int64_t t = ld_acquire(&d->top);                 /* acquire: as in push */
-    struct weft__deque_buf *a = ld_relaxed(&d->buf); /* relaxed: only the owner writes buf */
-    int64_t free_slots = a->mask + 1 - (b - t);
+    int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
+    int64_t t = ld_acquire(&d->top);    /* acquire: as in push */
+    int64_t free_slots = d->mask + 1 - (b - t);
     return free_slots > 0 ? (size_t)free_slots : 0;
+}
+
+/* Owner only: whether it holds private items. */
+static inline bool weft__deque_has_private(struct weft__deque *d)
+{
+    /* relaxed: only the owner writes both */
+    return ld_relaxed(&d->bottom) > ld_relaxed(&d->split);
 }
 
 #define WEFT_STEAL_EMPTY NULL
 #define WEFT_STEAL_ABORT ((void *)1)
 #define WEFT_STEAL_ANY   INT64_MIN
-/* Any thread. An item, WEFT_STEAL_EMPTY, or WEFT_STEAL_ABORT when it lost a race (retry).
+/* Any thread. A shared item, WEFT_STEAL_EMPTY, or WEFT_STEAL_ABORT when it lost a race (retry).
  * Only an item at index min_top or above is taken (WEFT_STEAL_ANY: any); below it, the deque
  * counts as empty. Indices are those of weft__deque_bottom. */
 void *weft__deque_steal(struct weft__deque *d, int64_t min_top);
@@ -154,14 +195,22 @@ static inline int64_t weft__deque_bottom(struct weft__deque *d)
     return ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
 }
 
-/* Any thread: a snapshot that is exact only when the deque is quiescent. */
+/* Any thread: whether the shared part holds items (what a thief could take). A snapshot that
+ * is exact only when the deque is quiescent. */
 static inline bool weft__deque_maybe_nonempty(struct weft__deque *d)
 {
-    /* acquire on bottom pairs with the release in weft__deque_push, acquire on top with the
-     * CAS in steal/take: a task published before the caller's synchronization is seen. */
+    /* acquire on split pairs with the release stores in push and publish, acquire on top with
+     * the CAS in steal/take: a task published before the caller's synchronization is seen. */
     int64_t t = ld_acquire(&d->top);
-    int64_t b = ld_acquire(&d->bottom);
-    return b > t;
+    int64_t s = ld_acquire(&d->split);
+    return s > t;
+}
+
+/* Owner only: whether it holds any item, shared or private. */
+static inline bool weft__deque_owner_nonempty(struct weft__deque *d)
+{
+    int64_t t = ld_acquire(&d->top);   /* acquire: as in maybe_nonempty */
+    return ld_relaxed(&d->bottom) > t; /* relaxed: only the owner writes bottom */
 }
 
 #endif

@@ -184,6 +184,51 @@ static bool in_scope(const struct weft__task *t, const void *s)
 
 static void ws_notify(struct weft__worker *w);
 
+/* What a thief reads of a frame weft_offer pushed inline (weft.h), which wrote fn and arg only
+ * and marked it with run NULL. Only the offering thread calls this, while the frame is private:
+ * weft__help shares a waiting task's frames before anything else runs on the thread, so the
+ * frames are the present task's, on this thread's stack. */
+static void fill(struct join_frame *fr)
+{
+    fr->task.run = run_frame;
+    fr->task.flags = 0;
+    fr->owner = weft__thr;
+    fr->ctx = weft__current_task();
+    atomic_init(&fr->state, 0);
+    fr->scope = NULL;
+}
+
+void weft__frame_fill(struct weft__task *t)
+{
+    fill(weft__container_of(t, struct join_frame, task));
+}
+
+/* weft__publish; ws: the pool measures work and span (a constant at every call site). A
+ * missed wake-up costs parallelism only (the owner runs the frames itself if nobody takes
+ * them), so idle workers are woken only when the idle set looks non-empty, without a fence. */
+static inline __attribute__((always_inline)) void publish(struct weft__worker *w, bool ws)
+{
+    struct weft__deque *d = &w->deque;
+    /* relaxed: the owner's own words */
+    for (int64_t i = ld_relaxed(&d->split), b = ld_relaxed(&d->bottom); i < b; i++) {
+        struct weft__task *t = ld_relaxed(&d->slot[i & d->mask]); /* the owner's own write */
+        if (t->run == NULL) {
+            fill(weft__container_of(t, struct join_frame, task));
+            WEFT_COUNT(w, joins, 1);
+        }
+    }
+    weft__deque_publish(d); /* release: publishes the fills */
+    if (ws)
+        ws_notify(w);
+    else
+        weft__park_notify_if_idle(&w->pool->park);
+}
+
+void weft__publish(struct weft__worker *w)
+{
+    publish(w, w->ws != NULL);
+}
+
 /* Fills in a frame of worker w for fn(arg) and offers it to thieves. False when the deque is
  * full (a frame never grows it): fn(arg) then stays the caller's to run. ws: the pool measures
  * work and span (a constant at every call site). */
@@ -198,16 +243,14 @@ offer_ws(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void
     fr->ctx = weft__current_task();
     atomic_init(&fr->state, 0);
     fr->scope = NULL;
-    if (!weft__deque_try_push(&w->deque, &fr->task))
+    int pushed = weft__deque_try_push(&w->deque, &fr->task);
+    if (pushed == 0)
         return false;
     WEFT_COUNT(w, joins, 1);
-    /* A missed wake-up here costs parallelism only: the owner runs the frame itself if nobody
-     * took it. So idle workers are woken only when the idle set looks non-empty, without a
-     * fence. */
-    if (ws)
-        ws_notify(w);
-    else
-        weft__park_notify_if_idle(&w->pool->park);
+    /* Private, unless thieves took the whole shared part: then they want work, and everything
+     * private is shared (with a wake-up). */
+    if (__builtin_expect(pushed == 2, 0))
+        publish(w, ws);
     return true;
 }
 
@@ -336,6 +379,12 @@ void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 
 _Static_assert(sizeof(struct ws_frame) <= sizeof(weft_frame), "weft_frame too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
+/* weft.h's inline weft_offer writes these three and reads nothing else of a frame: */
+_Static_assert(offsetof(struct join_frame, task.run) == offsetof(weft_frame, run_) &&
+                   offsetof(struct join_frame, fn) == offsetof(weft_frame, fn_) &&
+                   offsetof(struct join_frame, arg) == offsetof(weft_frame, arg_) &&
+                   offsetof(struct join_frame, task) == 0,
+               "weft_frame's leading members must mirror struct join_frame");
 
 /* weft_offer in a measuring pool: fn(arg) is a branch of the present point, and the caller's own
  * part up to the reclaim a level above it (workspan.c, "Reclaimed frames"). */
@@ -361,7 +410,8 @@ void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
         return;
     }
     if (w == NULL || !offer(w, fr, fn, arg)) {
-        /* Outside any pool, or a full deque: the frame stays private. */
+        /* Outside any pool, or a full deque: the frame stays private, never pushed. */
+        fr->task.run = run_frame; /* not weft_offer's NULL: see weft_frame_reclaim */
         fr->owner = NULL;
     }
 }
@@ -391,8 +441,10 @@ bool weft_frame_reclaim(weft_frame *slot)
     struct weft__worker *w = weft__self; /* the thread that offered it, with its worker */
     if (w != NULL && __builtin_expect(w->ws != NULL, 0))
         return reclaim_measured(w, fr);
-    if (fr->owner == NULL)
-        return true; /* private: never offered to anyone */
+    /* Private, never pushed: weft_frame_offer left owner NULL. A frame weft_offer pushed
+     * inline and nobody filled in (run NULL) is still on the deque, under something else. */
+    if (fr->task.run != NULL && fr->owner == NULL)
+        return true;
     return reclaim(w, fr);
 }
 

@@ -251,7 +251,7 @@ int weft__retire(struct weft__worker *w, struct weft__thread *me, bool owed)
 {
     weft_pool *pool = w->pool;
     WEFT_ASSERT(w == weft__self && w->holder == me && !weft__lend_pending(w));
-    if (weft__deque_maybe_nonempty(&w->deque))
+    if (weft__deque_owner_nonempty(&w->deque))
         return WEFT_RETIRE_NOT_NOW; /* its own work first (or a thief's steal in progress) */
     pthread_mutex_lock(&pool->resize_mu);
     /* relaxed: both are written under resize_mu (teardown sets the exit bit under it) */

@@ -53,6 +53,9 @@ int weft__enqueue(weft_pool *pool, weft_future *f, struct weft__worker *self, bo
     bool inside = self != NULL && self->pool == pool;
     int rc = -ENOMEM;
     if (inside) {
+        /* A shared push shares the private frames below it: ready them first. */
+        if (weft__deque_has_private(&self->deque))
+            weft__publish(self);
         /* The push is made with taking up, like a take, so that a CANCEL shutdown's sweep
          * cannot miss it (cancel_everything_queued). seq_cst store then seq_cst load: pairs
          * with the shutdown's seq_cst set of the bits then load of taking. */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 WEFT_TLS struct weft__worker *weft__self;
+WEFT_API __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initial-exec")));
 
 WEFT_TLS struct weft__run_frame *weft__current;
 
@@ -184,8 +185,11 @@ static struct weft__task *find_task(struct weft__worker *w)
 {
     WEFT_ASSERT(w == weft__self); /* a deque's bottom is its owner's alone */
     struct weft__task *t = weft__deque_take(&w->deque);
-    if (t != NULL)
+    if (t != NULL) {
+        if (__builtin_expect(t->run == NULL, 0))
+            weft__frame_fill(t); /* none at a task boundary (help shares them): defensive */
         return t;
+    }
     t = take_injected(w, w->inject_home);
     if (t != NULL)
         return t;
@@ -206,7 +210,7 @@ bool weft__work_visible(weft_pool *pool)
 
 void weft__forget_worker(void)
 {
-    weft__self = NULL;
+    weft__set_self(NULL);
     weft__thr = NULL;
     weft__current = NULL;
 }
@@ -436,6 +440,8 @@ struct weft__task *weft__claim(struct weft__worker *w, weft_future *f)
 void weft__requeue(struct weft__worker *w, struct weft__task *t)
 {
     weft_pool *pool = w->pool;
+    if (t->run == NULL)
+        weft__frame_fill(t); /* a private frame of weft_offer's, taken back out of order */
     if (t->flags & WEFT_TASK_SUBMITTED) {
         if (ld_seq_cst(&pool->shutdown) & WEFT_SHUT_CANCEL) {
             decide_cancelled(w, weft__container_of(t, weft_future, task)); /* drops taking */
@@ -500,6 +506,11 @@ int weft__help(struct weft__worker *w, const struct weft__help_ops *ops, void *c
                int64_t deadline)
 {
     WEFT_ASSERT(w == weft__self);
+    /* Other tasks may run on this stack from here on, or another thread hold w: the private
+     * frames of the waiting task are made whole and shared first, so that they keep its
+     * context, and a thief can take them while it waits. */
+    if (weft__deque_has_private(&w->deque))
+        weft__publish(w);
     struct weft__wsp saved; /* written and read only when w->ws is set */
     if (__builtin_expect(w->ws != NULL, 0))
         weft__ws_pause(&saved);
@@ -576,7 +587,7 @@ enum { HANDED_BACK, LEFT, RETIRED };
 static int run_worker(struct weft__thread *me, struct weft__worker *w)
 {
     weft_pool *pool = w->pool;
-    weft__self = w;
+    weft__set_self(w);
     if (w->bound)
         pthread_setaffinity_np(pthread_self(), sizeof(w->cpus), &w->cpus);
     struct spin spin = {0, 0, false};
@@ -593,14 +604,14 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
                 weft__park_notify_one(&pool->park);
             spin_end(w, &spin);
             spell_end(&w->st.idle_since, &w->st.idle_ns);
-            weft__self = NULL;
+            weft__set_self(NULL);
             return HANDED_BACK;
         }
         if (weft__retire_due(w)) {
             spell_end(&w->st.idle_since, &w->st.idle_ns);
             int r = weft__retire(w, me, owed); /* passes on a wake-up it owed, if it retires */
             if (r == WEFT_RETIRE_DONE) {
-                weft__self = NULL;
+                weft__set_self(NULL);
                 return RETIRED;
             }
             if (r == WEFT_RETIRE_REVIVED)
@@ -648,7 +659,7 @@ static int run_worker(struct weft__thread *me, struct weft__worker *w)
      * still up while this one placed the last batch it popped (its exit test then failed, and
      * nothing was left to take): wake every worker, so that each tests again and leaves. */
     weft__park_notify_all(&pool->park);
-    weft__self = NULL;
+    weft__set_self(NULL);
     return LEFT;
 }
 
@@ -674,7 +685,7 @@ void *weft__thread_main(void *arg)
     /* The hooks run on every thread that runs tasks, before its first and after the pool's
      * last: a spare passes the index of the worker it first stood in for. */
     if (pool->on_worker_start != NULL) {
-        weft__self = w; /* the hook may ask weft_worker_index() */
+        weft__set_self(w); /* the hook may ask weft_worker_index() */
         pool->on_worker_start(pool, me->first, pool->hook_data);
     }
     for (;;) {
@@ -712,11 +723,11 @@ void *weft__thread_main(void *arg)
     while ((left = ld_acquire(&pool->exited)) < all)
         weft__futex_wait(&pool->exited, left, -1);
     if (pool->on_worker_stop != NULL) {
-        weft__self = weft__worker_at(pool, me->first); /* as for the start hook */
+        weft__set_self(weft__worker_at(pool, me->first)); /* as for the start hook */
         pool->on_worker_stop(pool, me->first, pool->hook_data);
     }
     weft__ws_thread_end(); /* work and span: this thread's pending joins, if it kept any */
-    weft__self = NULL;
+    weft__set_self(NULL);
     weft__thr = NULL;
     return NULL;
 }

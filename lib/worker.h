@@ -113,6 +113,23 @@ void weft__thread_wake(struct weft__thread *t);
  * through weft__me() wherever a fork() child could be the reader. */
 extern WEFT_TLS struct weft__worker *weft__self;
 
+/* Makes w (NULL: none) the calling thread's worker: weft__self, and weft__fjq_self (weft.h),
+ * the deque weft_offer and weft_reclaim push to inline, unless w's pool measures work and span
+ * (its offers are then all out of line). */
+static inline void weft__set_self(struct weft__worker *w)
+{
+    weft__self = w;
+    weft__fjq_self = w != NULL && w->ws == NULL ? (struct weft__fjq *)(void *)&w->deque : NULL;
+}
+
+/* Owner only: readies w's private frames for a thief (weft_offer's, which the inline path
+ * left half-written) and shares them (deque.h, publish); wakes an idle worker if any. Called
+ * before anything else may run on the thread's stack (a wait's help) and before a shared push. */
+void weft__publish(struct weft__worker *w);
+
+/* A frame weft_offer pushed inline (run NULL): filled in by the thread that offered it. */
+void weft__frame_fill(struct weft__task *t);
+
 /* In a child after fork() inside a task, the forking thread still has the thread-locals of a
  * worker whose pool is gone: forget them, so that the thread is no worker from then on. */
 void weft__forget_worker(void);
