@@ -10,6 +10,11 @@
  *  - Offers beyond the deque's capacity stay private and are reclaimed with true.
  *  - Inside fn, weft_cancel_requested() answers for the task that offered.
  *  - Offers allocate nothing (the join suite's allocation check covers the frames' path).
+ *  - Offers nested 20,000 deep (far beyond the deque's capacity: the deeper ones stay private).
+ *  - Offers mixed with weft_join, scopes, parallel_for, submitted tasks and promises waited for
+ *    inside offered work: every leaf runs exactly once, on pools of 1..8 workers.
+ *  - A task that offers and then waits for what only its offered work does makes progress: the
+ *    wait shares the private frames (on one worker, a spare thread runs them).
  * Sizes scale with $WEFT_STRESS_SCALE.
  */
 #include "joinutil.h"
@@ -80,7 +85,7 @@ START_TEST(test_offer_fib_every_pool_size)
 {
     int n = 22 + (tu_stress_scale() > 1 ? 2 : 0);
     long want = fib_serial(n), offers = fib_offers(n);
-    unsigned sizes[] = {1, 2, 4};
+    unsigned sizes[] = {1, 2, 3, 4, 5, 6, 7, 8};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         atomic_store(&stolen_runs, 0);
         atomic_store(&inline_runs, 0);
@@ -283,6 +288,303 @@ START_TEST(test_offer_cancel_requested_answers_for_the_offerer)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Offers nested 20,000 deep
+ */
+
+enum { DEEP = 20000 };
+
+typedef struct deep_arg {
+    int depth;
+    long *count; /* leaves seen, +1 per offered function that ran */
+} deep_arg;
+
+static void deep_fn(void *p);
+
+static void deep_leaf(void *p)
+{
+    deep_arg *a = p;
+    __atomic_fetch_add(a->count, 1, __ATOMIC_RELAXED); /* a thief may run it */
+}
+
+/* Offers a leaf, then goes one level deeper before reclaiming it: DEEP frames outstanding. */
+static void deep_fn(void *p)
+{
+    deep_arg *a = p;
+    if (a->depth == 0)
+        return;
+    weft_frame fr;
+    deep_arg leaf = {0, a->count};
+    weft_offer(&fr, deep_leaf, &leaf);
+    deep_arg next = {a->depth - 1, a->count};
+    deep_fn(&next);
+    if (weft_reclaim(&fr))
+        deep_leaf(&leaf);
+}
+
+static int deep_task(void *arg, void **result)
+{
+    (void)result;
+    deep_fn(arg);
+    return 0;
+}
+
+START_TEST(test_offer_nested_20000_deep)
+{
+    unsigned sizes[] = {1, 2};
+    for (size_t k = 0; k < 2; k++) {
+        weft_config cfg;
+        weft_config_init(&cfg);
+        cfg.threads = sizes[k];
+        cfg.stack_size = (size_t)64 << 20; /* 20,000 frames of recursion */
+        weft_pool *p = NULL;
+        ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+        long count = 0;
+        deep_arg a = {DEEP, &count};
+        weft_future *f = NULL;
+        ck_assert_int_eq(weft_submit(p, deep_task, &a, &f), 0);
+        ck_assert_int_eq(weft_future_result(f, NULL), 0);
+        weft_future_release(f);
+        ck_assert_int_eq(__atomic_load_n(&count, __ATOMIC_RELAXED), DEEP);
+        tu_pool_free(p);
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * Offers mixed with the other ways to fork, and with waits inside offered work
+ */
+
+typedef struct mix_ctx {
+    weft_pool *pool;
+    atomic_long leaves; /* leaves run */
+    atomic_long extra;  /* runs of anything beyond its first: must stay 0 */
+} mix_ctx;
+
+typedef struct mix_arg {
+    mix_ctx *c;
+    int depth;
+    unsigned seed;
+    atomic_int ran; /* this node's body ran, 0 or 1 */
+} mix_arg;
+
+static void mix_node(void *p);
+
+/* Offered by a node: runs its child, then completes the promise the node waits for. */
+static void mix_then_set(void *p)
+{
+    struct {
+        mix_arg *kid;
+        weft_future *pr;
+    } *x = p;
+    mix_node(x->kid);
+    TU_EXPECT(weft_future_set_result(x->pr, NULL) == 0);
+}
+
+static void mix_once(mix_arg *a)
+{
+    if (atomic_fetch_add(&a->ran, 1) != 0)
+        atomic_fetch_add(&a->c->extra, 1);
+}
+
+static int mix_task(void *arg, void **result)
+{
+    (void)result;
+    mix_node(arg);
+    return 0;
+}
+
+typedef struct mix_loop {
+    mix_arg *kids;
+} mix_loop;
+
+static void mix_body(size_t lo, size_t hi, void *ctx)
+{
+    mix_loop *l = ctx;
+    for (size_t i = lo; i < hi; i++)
+        mix_node(&l->kids[i]);
+}
+
+/* A node forks its children one way, chosen by its seed: an offer, weft_join, a scope, a
+ * parallel_for, a submitted task waited for, or a promise completed by offered work and waited
+ * for before the reclaim. Leaves count. */
+static void mix_node(void *p)
+{
+    mix_arg *a = p;
+    mix_once(a);
+    mix_ctx *c = a->c;
+    if (a->depth == 0) {
+        jt_work(a->seed, 50);
+        atomic_fetch_add(&c->leaves, 1);
+        return;
+    }
+    unsigned s = a->seed * 1103515245u + 12345u;
+    mix_arg kid[3];
+    for (int i = 0; i < 3; i++) {
+        kid[i].c = c;
+        kid[i].depth = a->depth - 1;
+        kid[i].seed = s + (unsigned)i * 7919u;
+        atomic_init(&kid[i].ran, 0);
+    }
+    switch ((s >> 16) % 6) {
+    case 0: { /* offers, reclaimed in reverse order */
+        weft_frame fr[2];
+        weft_offer(&fr[0], mix_node, &kid[0]);
+        weft_offer(&fr[1], mix_node, &kid[1]);
+        mix_node(&kid[2]);
+        if (weft_reclaim(&fr[1]))
+            mix_node(&kid[1]);
+        if (weft_reclaim(&fr[0]))
+            mix_node(&kid[0]);
+        break;
+    }
+    case 1: { /* an offer around a weft_join */
+        weft_frame fr;
+        weft_offer(&fr, mix_node, &kid[0]);
+        weft_join(mix_node, &kid[1], mix_node, &kid[2]);
+        if (weft_reclaim(&fr))
+            mix_node(&kid[0]);
+        break;
+    }
+    case 2: { /* an offer around a scope */
+        weft_frame fr;
+        weft_offer(&fr, mix_node, &kid[0]);
+        weft_scope sc;
+        weft_spawn slot[2];
+        weft_scope_init(&sc);
+        weft_scope_spawn(&sc, &slot[0], mix_node, &kid[1]);
+        weft_scope_spawn(&sc, &slot[1], mix_node, &kid[2]);
+        weft_scope_wait(&sc);
+        if (weft_reclaim(&fr))
+            mix_node(&kid[0]);
+        break;
+    }
+    case 3: { /* an offer around a parallel_for */
+        weft_frame fr;
+        weft_offer(&fr, mix_node, &kid[0]);
+        mix_loop l = {&kid[1]};
+        TU_EXPECT(weft_parallel_for(NULL, 0, 2, 1, mix_body, &l) == 0);
+        if (weft_reclaim(&fr))
+            mix_node(&kid[0]);
+        break;
+    }
+    case 4: { /* an offer around a submitted task, waited for */
+        weft_frame fr;
+        weft_offer(&fr, mix_node, &kid[0]);
+        weft_future *f = NULL;
+        TU_EXPECT(weft_submit(c->pool, mix_task, &kid[1], &f) == 0);
+        mix_node(&kid[2]);
+        TU_EXPECT(f != NULL && weft_future_result(f, NULL) == 0);
+        weft_future_release(f);
+        if (weft_reclaim(&fr))
+            mix_node(&kid[0]);
+        break;
+    }
+    default: { /* the offered work completes a promise the offerer waits for before reclaiming */
+        weft_future *pr = NULL;
+        TU_EXPECT(weft_future_create(&pr) == 0);
+        struct {
+            mix_arg *kid;
+            weft_future *pr;
+        } x = {&kid[0], pr};
+        weft_frame fr;
+        weft_offer(&fr, mix_then_set, &x);
+        mix_node(&kid[1]);
+        mix_node(&kid[2]);
+        TU_EXPECT(weft_future_result(pr, NULL) == 0); /* runs only if the frame can be run */
+        if (weft_reclaim(&fr))
+            TU_EXPECT(!"reclaimed a frame whose work has already run");
+        weft_future_release(pr);
+        break;
+    }
+    }
+}
+
+START_TEST(test_offer_mixed_with_every_fork)
+{
+    int depth = 8 + (tu_stress_scale() > 1 ? 1 : 0);
+    long want = 1;
+    for (int i = 0; i < depth; i++)
+        want *= 3;
+    for (unsigned n = 1; n <= 8; n++) {
+        static mix_ctx c;
+        c.pool = jt_pool_new(n);
+        atomic_store(&c.leaves, 0);
+        atomic_store(&c.extra, 0);
+        for (unsigned round = 0; round < 3; round++) {
+            atomic_store(&c.leaves, 0);
+            mix_arg root = {&c, depth, 17u * n + round, 0};
+            weft_future *f = NULL;
+            ck_assert_int_eq(weft_submit(c.pool, mix_task, &root, &f), 0);
+            ck_assert_int_eq(weft_future_result(f, NULL), 0);
+            weft_future_release(f);
+            ck_assert_int_eq(atomic_load(&c.leaves), want);
+            ck_assert_int_eq(atomic_load(&c.extra), 0);
+        }
+        tu_pool_free(c.pool);
+    }
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
+ * A wait inside the offering task shares its private frames
+ */
+
+typedef struct gate_ctx {
+    weft_future *pr;
+    atomic_int ran;
+} gate_ctx;
+
+static void gate_open(void *arg)
+{
+    gate_ctx *g = arg;
+    atomic_fetch_add(&g->ran, 1);
+    TU_EXPECT(weft_future_set_result(g->pr, g) == 0);
+}
+
+static void gate_noop(void *arg)
+{
+    atomic_fetch_add(&((gate_ctx *)arg)->ran, 1);
+}
+
+static int gate_task(void *arg, void **result)
+{
+    (void)result;
+    gate_ctx *g = arg;
+    weft_frame a, b;
+    weft_offer(&a, gate_noop, g); /* shared: the shared part was empty */
+    weft_offer(&b, gate_open, g); /* private */
+    void *v = NULL;
+    /* Only gate_open completes it: the wait must let someone run frame b. */
+    TU_EXPECT(weft_future_result(g->pr, &v) == 0 && v == g);
+    TU_EXPECT(!weft_reclaim(&b)); /* it ran, elsewhere or while waiting */
+    if (weft_reclaim(&a))
+        gate_noop(g);
+    return 0;
+}
+
+START_TEST(test_offer_wait_shares_private_frames)
+{
+    for (unsigned n = 1; n <= 3; n++) {
+        weft_pool *p = jt_pool_new(n);
+        for (int round = 0; round < 20; round++) {
+            gate_ctx g;
+            atomic_init(&g.ran, 0);
+            ck_assert_int_eq(weft_future_create(&g.pr), 0);
+            weft_future *f = NULL;
+            ck_assert_int_eq(weft_submit(p, gate_task, &g, &f), 0);
+            ck_assert_int_eq(weft_future_result(f, NULL), 0);
+            weft_future_release(f);
+            ck_assert_int_eq(atomic_load(&g.ran), 2);
+            weft_future_release(g.pr);
+        }
+        tu_pool_free(p);
+    }
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * weft_pool_run: the way into a pool for fork-join code
  */
 
@@ -379,6 +681,9 @@ int main(void)
     tcase_add_test(tc, test_offer_stolen_frame_reclaims_false);
     tcase_add_test(tc, test_offer_many_frames_each_once);
     tcase_add_test(tc, test_offer_cancel_requested_answers_for_the_offerer);
+    tcase_add_test(tc, test_offer_nested_20000_deep);
+    tcase_add_test(tc, test_offer_mixed_with_every_fork);
+    tcase_add_test(tc, test_offer_wait_shares_private_frames);
     tcase_add_test(tc, test_pool_run);
     tcase_add_test(tc, test_outside_pool_is_reported_once);
     suite_add_tcase(s, tc);
