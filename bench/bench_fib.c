@@ -8,7 +8,10 @@
  * threads and fib(n-2) runs at once on the forking thread, which then waits for fib(n-1) (and
  * runs it itself if nobody took it).
  *   serial  fib_seq(n), the plain recursion
- *   weft    weft_join(fib(n-2), fib(n-1)) inside a root task, on the 1-worker and N-worker pools
+ *   weft    weft_join(fib(n-2), fib(n-1)) inside a root task, on the 1-worker and N-worker pools;
+ *           variant=offer: weft_offer(fib(n-1)), fib(n-2) as a direct call, weft_reclaim (the
+ *           inline pair, its not-stolen path a direct call returning the value); variant=scope:
+ *           a weft_scope per call with one spawn (the n-ary form, used as a binary one)
  *   omp     #pragma omp task for fib(n-1), taskwait, in a parallel/single region of N threads
  *   tbb     tbb::task_group::run for fib(n-1), wait, in an arena of N threads
  *
@@ -69,6 +72,63 @@ static int fib_join_root(void *arg, void **result)
 {
     (void)result;
     fib_join(arg);
+    return 0;
+}
+
+/* --- weft: the inline pair, weft_offer / weft_reclaim --- */
+
+static uint64_t fib_offer(unsigned n, unsigned cutoff);
+
+static void fib_offer_task(void *arg)
+{
+    fib_frame *f = arg;
+    f->value = fib_offer(f->n, f->cutoff);
+}
+
+static uint64_t fib_offer(unsigned n, unsigned cutoff)
+{
+    if (n < 2 || n < cutoff)
+        return fib_seq(n);
+    fib_frame x = {n - 1, cutoff, 0};
+    weft_frame fr;
+    weft_offer(&fr, fib_offer_task, &x); /* x, the larger half, is the one offered */
+    uint64_t y = fib_offer(n - 2, cutoff);
+    if (weft_reclaim(&fr))
+        x.value = fib_offer(n - 1, cutoff); /* nobody took it: a direct call */
+    return x.value + y;
+}
+
+static int fib_offer_root(void *arg, void **result)
+{
+    (void)result;
+    fib_frame *f = arg;
+    f->value = fib_offer(f->n, f->cutoff);
+    return 0;
+}
+
+/* --- weft: a scope per call --- */
+
+static void fib_scope(void *arg)
+{
+    fib_frame *f = arg;
+    if (f->n < 2 || f->n < f->cutoff) {
+        f->value = fib_seq(f->n);
+        return;
+    }
+    fib_frame x = {f->n - 1, f->cutoff, 0}, y = {f->n - 2, f->cutoff, 0};
+    weft_scope s;
+    weft_spawn slot;
+    weft_scope_init(&s);
+    weft_scope_spawn(&s, &slot, fib_scope, &x);
+    fib_scope(&y);
+    weft_scope_wait(&s);
+    f->value = x.value + y.value;
+}
+
+static int fib_scope_root(void *arg, void **result)
+{
+    (void)result;
+    fib_scope(arg);
     return 0;
 }
 
@@ -136,6 +196,22 @@ static uint64_t run_weft(const bench_row *row)
     return f.value;
 }
 
+static uint64_t run_weft_offer(const bench_row *row)
+{
+    const fib_ctx *c = row->ctx;
+    fib_frame f = {c->n, c->cutoff, 0};
+    bench_weft_root(row->pool, fib_offer_root, &f);
+    return f.value;
+}
+
+static uint64_t run_weft_scope(const bench_row *row)
+{
+    const fib_ctx *c = row->ctx;
+    fib_frame f = {c->n, c->cutoff, 0};
+    bench_weft_root(row->pool, fib_scope_root, &f);
+    return f.value;
+}
+
 static uint64_t run_weft_futures(const bench_row *row)
 {
     const fib_ctx *c = row->ctx;
@@ -184,8 +260,22 @@ static void run_case(bench_env *env, const char *name, unsigned n, unsigned cuto
     bench_add(&c, env, BENCH_WEFT1, weft, &ctx);
     bench_add(&c, env, BENCH_WEFTN, weft, &ctx);
     if (!futures) {
+        static const struct {
+            const char *name;
+            bench_run_fn fn;
+        } forms[] = {{"offer", run_weft_offer}, {"scope", run_weft_scope}};
+        for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+            bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
+            for (size_t k = 0; k < 2; k++) {
+                bench_row *r = bench_add(&c, env, kinds[k], forms[i].fn, &ctx);
+                if (r != NULL)
+                    r->variant = forms[i].name;
+            }
+        }
 #ifdef _OPENMP
-        bench_add(&c, env, BENCH_OMP, run_omp, &ctx);
+        bench_row *omp = bench_add(&c, env, BENCH_OMP, run_omp, &ctx);
+        if (omp != NULL)
+            omp->variant = BENCH_OMP_VARIANT;
 #endif
 #ifdef BENCH_HAVE_TBB
         bench_add(&c, env, BENCH_TBB, run_tbb, &ctx);

@@ -69,6 +69,15 @@
 #endif
 #define BENCH_MAX_ROWS 16
 
+/* The omp rows' variant: "default" for gcc's libgomp, "libomp" when clang built the program
+ * (bench/CMakeLists.txt builds bench_fib and bench_nqueens a second time with clang's -fopenmp,
+ * as bench_fib_libomp and bench_nqueens_libomp, when clang and libomp are found). */
+#ifdef __clang__
+#define BENCH_OMP_VARIANT "libomp"
+#else
+#define BENCH_OMP_VARIANT "default"
+#endif
+
 /* For the kernels a workload's variants share (the serial leaf below a cutoff, a loop body):
  * each is compiled once, out of line, in the program's C file, and every variant (the TBB one
  * in its C++ file included) calls that one copy. Inlined into each variant instead, the same

@@ -4,7 +4,9 @@
  * variant forks one task per free column of the next row (n-ary fork-join, irregular: the
  * subtrees differ a lot in size), below it runs the plain bitmask search.
  *   serial  nq_count, the plain recursion
- *   weft    a weft_scope per position: weft_scope_spawn per free column, weft_scope_wait
+ *   weft    a weft_scope per position: weft_scope_spawn per free column, weft_scope_wait;
+ *           variant=offer: weft_offer per free column but the last, which runs at once, then
+ *           weft_reclaim newest first, running at once what nobody took (the inline pair)
  *   omp     #pragma omp task per free column, taskwait
  *   tbb     tbb::task_group::run per free column, wait
  * See bench_harness.h for the method and the output.
@@ -88,6 +90,59 @@ static int nq_weft_root(void *arg, void **result)
     return 0;
 }
 
+/* --- weft: the inline pair, an offer per free column --- */
+
+static uint64_t nq_offer(const nq_pos *p, unsigned cutoff);
+
+typedef struct nq_offered {
+    nq_pos pos;
+    unsigned cutoff;
+    uint64_t count;
+} nq_offered;
+
+static void nq_offer_task(void *arg)
+{
+    nq_offered *o = arg;
+    o->count = nq_offer(&o->pos, o->cutoff);
+}
+
+static uint64_t nq_offer(const nq_pos *p, unsigned cutoff)
+{
+    if (p->depth >= cutoff)
+        return nq_count_pos(p);
+    uint32_t avail = nq_free(p);
+    if (p->cols == p->all)
+        return 1;
+    if (avail == 0)
+        return 0;
+    nq_offered kids[NQ_MAX_N];
+    weft_frame frames[NQ_MAX_N];
+    unsigned k = 0;
+    /* every free column but the highest is offered; that one runs here at once */
+    for (; (avail & (avail - 1)) != 0; avail &= avail - 1, k++) {
+        kids[k].pos = nq_place(p, avail & (0u - avail));
+        kids[k].cutoff = cutoff;
+        kids[k].count = 0;
+        weft_offer(&frames[k], nq_offer_task, &kids[k]);
+    }
+    nq_pos last = nq_place(p, avail);
+    uint64_t n = nq_offer(&last, cutoff);
+    while (k-- > 0) {
+        if (weft_reclaim(&frames[k]))
+            kids[k].count = nq_offer(&kids[k].pos, cutoff);
+        n += kids[k].count;
+    }
+    return n;
+}
+
+static int nq_offer_root(void *arg, void **result)
+{
+    (void)result;
+    nq_task *t = arg;
+    t->count = nq_offer(&t->pos, t->cutoff);
+    return 0;
+}
+
 /* --- omp --- */
 
 #ifdef _OPENMP
@@ -126,6 +181,14 @@ static uint64_t run_weft(const bench_row *row)
     const nq_ctx *c = row->ctx;
     nq_task t = {nq_root(c->n), c->cutoff, 0};
     bench_weft_root(row->pool, nq_weft_root, &t);
+    return t.count;
+}
+
+static uint64_t run_weft_offer(const bench_row *row)
+{
+    const nq_ctx *c = row->ctx;
+    nq_task t = {nq_root(c->n), c->cutoff, 0};
+    bench_weft_root(row->pool, nq_offer_root, &t);
     return t.count;
 }
 
@@ -211,8 +274,16 @@ int main(int argc, char **argv)
     bench_add(&c, &env, BENCH_SERIAL, run_serial, &ctx);
     bench_add(&c, &env, BENCH_WEFT1, run_weft, &ctx);
     bench_add(&c, &env, BENCH_WEFTN, run_weft, &ctx);
+    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
+    for (size_t k = 0; k < 2; k++) {
+        bench_row *r = bench_add(&c, &env, kinds[k], run_weft_offer, &ctx);
+        if (r != NULL)
+            r->variant = "offer";
+    }
 #ifdef _OPENMP
-    bench_add(&c, &env, BENCH_OMP, run_omp, &ctx);
+    bench_row *omp = bench_add(&c, &env, BENCH_OMP, run_omp, &ctx);
+    if (omp != NULL)
+        omp->variant = BENCH_OMP_VARIANT;
 #endif
 #ifdef BENCH_HAVE_TBB
     bench_add(&c, &env, BENCH_TBB, run_tbb, &ctx);
