@@ -5,7 +5,9 @@
  * which subtrees are large.
  *   serial  uts_count, the plain recursion
  *   weft    a weft_scope per node: weft_scope_spawn per child, weft_scope_wait (variant
- *           default), and weft_join in a binary split over each node's children (variant join)
+ *           default), weft_join in a binary split over each node's children (variant join),
+ *           and the inline pair (variant offer): weft_offer per child but the first, which runs
+ *           at once, then weft_reclaim newest first, running at once what nobody took
  *   omp     #pragma omp task per child, taskwait
  *   tbb     tbb::task_group::run per child, wait
  * Every variant computes a child's state and child count in the child's task. See
@@ -102,6 +104,54 @@ static int uts_scope_root(void *arg, void **result)
     return 0;
 }
 
+/* --- weft: the inline pair, an offer per child --- */
+
+static uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k);
+
+static void uts_offer_child(void *arg)
+{
+    uts_task *c = arg;
+    uint64_t s = uts_child(c->parent, c->index);
+    c->count = uts_offer_node(c->t, s, uts_kids(c->t, s));
+}
+
+static uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k)
+{
+    if (k == 0)
+        return 1;
+    uts_task small_kids[UTS_SMALL];
+    weft_frame small_frames[UTS_SMALL];
+    uts_task *kids = small_kids;
+    weft_frame *frames = small_frames;
+    if (k > UTS_SMALL) {
+        kids = bench_xcalloc(k, sizeof *kids);
+        frames = bench_xcalloc(k, sizeof *frames);
+    }
+    for (unsigned i = 1; i < k; i++) {
+        kids[i] = (uts_task){t, s, i, 0};
+        weft_offer(&frames[i], uts_offer_child, &kids[i]);
+    }
+    uint64_t c0 = uts_child(s, 0);
+    uint64_t n = 1 + uts_offer_node(t, c0, uts_kids(t, c0));
+    for (unsigned i = k - 1; i >= 1; i--) {
+        if (weft_reclaim(&frames[i]))
+            uts_offer_child(&kids[i]);
+        n += kids[i].count;
+    }
+    if (k > UTS_SMALL) {
+        free(kids);
+        free(frames);
+    }
+    return n;
+}
+
+static int uts_offer_root(void *arg, void **result)
+{
+    const uts_tree *t = arg;
+    *result = (void *)(uintptr_t)uts_offer_node(t, t->seed, t->b0);
+    return 0;
+}
+
 /* --- weft: binary joins over the children --- */
 
 typedef struct uts_range {
@@ -185,6 +235,11 @@ static uint64_t run_weft(const bench_row *row)
 static uint64_t run_weft_join(const bench_row *row)
 {
     return (uint64_t)(uintptr_t)bench_weft_root(row->pool, uts_join_root, row->ctx);
+}
+
+static uint64_t run_weft_offer(const bench_row *row)
+{
+    return (uint64_t)(uintptr_t)bench_weft_root(row->pool, uts_offer_root, row->ctx);
 }
 
 #ifdef _OPENMP
@@ -289,6 +344,12 @@ int main(int argc, char **argv)
     bench_add(&c, &env, BENCH_SERIAL, run_serial, &tree);
     bench_add(&c, &env, BENCH_WEFT1, run_weft, &tree);
     bench_add(&c, &env, BENCH_WEFTN, run_weft, &tree);
+    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
+    for (size_t k = 0; k < 2; k++) {
+        bench_row *r = bench_add(&c, &env, kinds[k], run_weft_offer, &tree);
+        if (r != NULL)
+            r->variant = "offer";
+    }
     bench_row *join = bench_add(&c, &env, BENCH_WEFTN, run_weft_join, &tree);
     if (join != NULL)
         join->variant = "join";

@@ -18,10 +18,11 @@ WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # clang-format: the formatting check. libopenmpi-dev, openmpi-bin: libweft_mpi and its tests.
 # libssl-dev: libcrypto's SHA-1 for the UTS examples (tools/examples/mpi). dpkg-dev, file:
 # CPack's DEB generator (dpkg-shlibdeps) and the package test. abigail-tools: the ABI check
-# (abidiff, tests/abi). groff-base: the manual pages' check.
+# (abidiff, tests/abi). groff-base: the manual pages' check. libomp-dev: LLVM's OpenMP runtime,
+# a benchmark peer (bench_fib_libomp, bench_nqueens_libomp, built by clang).
 WEFT_PACKAGES=(build-essential cmake pkg-config check libhwloc-dev libudev-dev hwloc libtbb-dev python3
     libuv1-dev wrk curl relacy-dev spin libjansson-dev groff-base
-    clang clang-format libopenmpi-dev openmpi-bin libssl-dev dpkg-dev file abigail-tools)
+    clang clang-format libomp-dev libopenmpi-dev openmpi-bin libssl-dev dpkg-dev file abigail-tools)
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 WEFT_RELEASE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE= -DWEFT_WERROR=OFF -DBUILD_TESTING=OFF)
