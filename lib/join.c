@@ -205,7 +205,8 @@ void weft__frame_fill(struct weft__task *t)
 
 /* weft__publish; ws: the pool measures work and span (a constant at every call site). A
  * missed wake-up costs parallelism only (the owner runs the frames itself if nobody takes
- * them), so idle workers are woken only when the idle set looks non-empty, without a fence. */
+ * them), so idle workers are woken only when none spins and the idle set looks non-empty,
+ * without a fence. */
 static inline __attribute__((always_inline)) void publish(struct weft__worker *w, bool ws)
 {
     struct weft__deque *d = &w->deque;
@@ -218,6 +219,10 @@ static inline __attribute__((always_inline)) void publish(struct weft__worker *w
         }
     }
     weft__deque_publish(d); /* release: publishes the fills */
+    /* An idle worker that is spinning will find the frames: wake one only when none is (as Go's
+     * scheduler wakes a thread only when no spinning one is looking). relaxed: a hint. */
+    if (ld_relaxed(&w->pool->spinners) != 0)
+        return;
     if (ws)
         ws_notify(w);
     else

@@ -154,6 +154,7 @@ int weft_pool_create(const weft_config *cfg, weft_pool **out)
     atomic_init(&pool->nthreads, 0);
     atomic_init(&pool->exited, 0);
     atomic_init(&pool->spinners, 0);
+    pool->cpus = weft__affinity_cpus();
     /* The two mutexes first: teardown and free_pool take them whatever failed after. */
     if (pthread_mutex_init(&pool->resize_mu, NULL) != 0) {
         weft__mem_free(&mem, pool);

@@ -62,6 +62,7 @@ struct weft_pool {
     _Atomic uint32_t nthreads;           /* threads started; read by workers after the EXIT bit */
     _Atomic uint32_t exited;             /* workers out of their loop (futex word) */
     _Atomic uint32_t spinners;           /* idle workers spinning now (worker.c) */
+    unsigned cpus;                       /* CPUs the creating thread could use (spinning) */
     size_t max_pending;
     void (*on_worker_start)(weft_pool *pool, unsigned worker, void *data);
     void (*on_worker_stop)(weft_pool *pool, unsigned worker, void *data);

@@ -107,7 +107,7 @@ unsigned weft__cgroup_cpu_limit(void)
     return 0;
 }
 
-static unsigned affinity_cpus(void)
+unsigned weft__affinity_cpus(void)
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
@@ -173,7 +173,7 @@ int weft_machine_query(weft_machine_info *out)
         out->hwloc = true;
         hwloc_bitmap_free(allowed);
     }
-    out->affinity_cpus = affinity_cpus();
+    out->affinity_cpus = weft__affinity_cpus();
     out->cgroup_cpus = weft__cgroup_cpu_limit();
     out->default_threads = weft__default_threads();
     return 0;
@@ -214,10 +214,10 @@ unsigned weft__default_threads(void)
         int cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_CORE);
         if (cores <= 0)
             cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU);
-        n = cores > 0 ? (unsigned)cores : affinity_cpus();
+        n = cores > 0 ? (unsigned)cores : weft__affinity_cpus();
         hwloc_bitmap_free(allowed);
     } else {
-        n = affinity_cpus();
+        n = weft__affinity_cpus();
     }
     unsigned quota = weft__cgroup_cpu_limit();
     if (quota > 0 && quota < n)

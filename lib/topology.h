@@ -21,4 +21,7 @@ int weft__bind_sets(weft_bind bind, unsigned n, cpu_set_t *sets);
 /* The cgroup CPU quota in CPUs, rounded up; 0 when there is none. */
 unsigned weft__cgroup_cpu_limit(void);
 
+/* The CPUs the calling thread may run on (sched_getaffinity; one system call, no topology). */
+unsigned weft__affinity_cpus(void);
+
 #endif

@@ -35,8 +35,9 @@ WEFT_TLS struct weft__run_frame *weft__current;
  * worker parks right after the pauses: a pool fed jobs one at a time with gaps longer than a
  * wake-up (an embedded compressor's) then uses CPU only for its jobs. When spells shorten
  * again, the parked ones pull the average back down and spinning resumes. And, as Go's
- * scheduler does, at most half the workers (at least one) spin at once: more spinners find no
- * more work, they only burn the cores the others need. */
+ * scheduler does, at most half the workers (at least one) spin at once, and at most half the
+ * CPUs: more spinners find no more work, they only burn the cores the others need (with 64
+ * workers on 2 CPUs, 32 yielding spinners took most of the time from the 2 that worked). */
 #define SPIN_NS      20000
 #define SPIN_PAUSES  16
 #define SPIN_AVG_MAX 1000000 /* longer spells count as this long, so one cannot dominate */
@@ -81,6 +82,8 @@ static bool keep_spinning(struct weft__worker *w, struct spin *s)
             return false;
         weft_pool *pool = w->pool;
         unsigned size = weft_pool_size(pool);
+        if (size > pool->cpus)
+            size = pool->cpus; /* oversubscribed: spinners would take the CPUs from workers */
         unsigned cap = size > 1 ? size / 2 : 1;
         /* relaxed: a head count that only limits spinning; nothing is published through it */
         if (add_relaxed(&pool->spinners, 1) >= cap) {
