@@ -519,6 +519,7 @@ struct weft__fjq {
     int64_t split;  /* the owner's: the first private index */
     void **slot;    /* the owner's copy of the buffer, capacity mask + 1 */
     int64_t mask;
+    uint64_t forks; /* the owner's count of the frames pushed here (statistics: joins) */
 };
 extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initial-exec")));
 
@@ -541,6 +542,9 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
             /* relaxed: private until a publish, whose release store of split publishes it */
             __atomic_store_n(&q->slot[b & q->mask], (void *)fr, __ATOMIC_RELAXED);
             __atomic_store_n(&q->bottom, b + 1, __ATOMIC_RELAXED); /* a hint for others */
+            /* relaxed: a statistic only the owner writes (weft_pool_stats reads it) */
+            __atomic_store_n(&q->forks, __atomic_load_n(&q->forks, __ATOMIC_RELAXED) + 1,
+                             __ATOMIC_RELAXED);
             return;
         }
     }
@@ -564,6 +568,24 @@ static inline bool weft_reclaim(weft_frame *fr)
     }
     return weft_frame_reclaim(fr);
 }
+
+/* weft_join's common case, inline as weft_offer and weft_reclaim are: on a worker of a pool that
+ * does not measure work and span, b is offered and a called directly, so that where a and b are
+ * known the compiler makes both direct calls. Everything else (outside a pool, a measuring pool)
+ * is the exported function's; (weft_join), in parentheses, names the function itself. */
+static inline void weft__join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
+{
+    if (weft__fjq_self == NULL) {
+        (weft_join)(a, a_arg, b, b_arg);
+        return;
+    }
+    weft_frame fr;
+    weft_offer(&fr, b, b_arg);
+    a(a_arg);
+    if (weft_reclaim(&fr))
+        b(b_arg);
+}
+#define weft_join(a, a_arg, b, b_arg) weft__join((a), (a_arg), (b), (b_arg))
 
 /* Calls body(lo, hi, ctx) on disjoint, non-empty ranges that cover [begin, end) exactly once,
  * each at most grain long (grain 0: chosen automatically, about 16 ranges per worker at most),
@@ -771,7 +793,7 @@ WEFT_API int weft_region_end(weft_region *r, weft_workspan *out);
     X(tasks_run, "submitted tasks this worker started")                                            \
     X(tasks_skipped, "queued tasks it found cancelled, or cancelled at a CANCEL shutdown")         \
     X(submitted, "tasks it submitted to its own pool (weft_submit from a task)")                   \
-    X(joins, "weft_join halves and scope spawns it pushed")                                        \
+    X(joins, "weft_join halves, scope spawns and offered frames it pushed")                        \
     X(joins_stolen, "join halves and spawns of other workers it ran")                              \
     X(steal_attempts, "steals it tried on other workers' deques")                                  \
     X(steals, "steals that gave it a task or a frame")                                             \

@@ -89,6 +89,7 @@ int weft__deque_init(struct weft__deque *d, int64_t capacity, struct weft__mem *
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
     atomic_init(&d->split, 0);
+    atomic_init(&d->forks, 0);
     d->slot = b->slot;
     d->mask = b->mask;
     atomic_init(&d->buf, b);

@@ -32,11 +32,12 @@ struct weft__deque {
      * private. */
     WEFT_ALIGNED _Atomic int64_t bottom;
     _Atomic int64_t split;
-    _Atomic(void *) *slot; /* the owner's copies of buf->slot and buf->mask: the */
-    int64_t mask;          /* inline offer reads them without reaching into buf */
+    _Atomic(void *) *slot;  /* the owner's copies of buf->slot and buf->mask: the */
+    int64_t mask;           /* inline offer reads them without reaching into buf */
+    _Atomic uint64_t forks; /* frames weft_offer pushed inline (the owner counts) */
     _Atomic(struct weft__deque_buf *) buf;
     struct weft__mem *mem; /* where its buffers come from: the pool's allocator */
-    char pad_[WEFT_CACHE_LINE - 2 * sizeof(_Atomic int64_t) - 4 * sizeof(void *)];
+    char pad_[WEFT_CACHE_LINE - 3 * sizeof(_Atomic int64_t) - 4 * sizeof(void *)];
 };
 
 _Static_assert(sizeof(struct weft__deque) == 2 * WEFT_CACHE_LINE,
@@ -47,6 +48,7 @@ _Static_assert(offsetof(struct weft__deque, top) == offsetof(struct weft__fjq, t
                    offsetof(struct weft__deque, split) == offsetof(struct weft__fjq, split) &&
                    offsetof(struct weft__deque, slot) == offsetof(struct weft__fjq, slot) &&
                    offsetof(struct weft__deque, mask) == offsetof(struct weft__fjq, mask) &&
+                   offsetof(struct weft__deque, forks) == offsetof(struct weft__fjq, forks) &&
                    sizeof(_Atomic int64_t) == sizeof(int64_t) &&
                    sizeof(_Atomic(void *)) == sizeof(void *),
                "struct weft__fjq in weft.h must mirror struct weft__deque");

@@ -213,10 +213,8 @@ static inline __attribute__((always_inline)) void publish(struct weft__worker *w
     /* relaxed: the owner's own words */
     for (int64_t i = ld_relaxed(&d->split), b = ld_relaxed(&d->bottom); i < b; i++) {
         struct weft__task *t = ld_relaxed(&d->slot[i & d->mask]); /* the owner's own write */
-        if (t->run == NULL) {
-            fill(weft__container_of(t, struct join_frame, task));
-            WEFT_COUNT(w, joins, 1);
-        }
+        if (t->run == NULL)
+            fill(weft__container_of(t, struct join_frame, task)); /* counted by weft_offer */
     }
     weft__deque_publish(d); /* release: publishes the fills */
     /* An idle worker that is spinning will find the frames: wake one only when none is (as Go's
@@ -359,7 +357,8 @@ __attribute__((noinline)) static void join_measured(struct weft__worker *w, void
     weft__ws_set(&j);
 }
 
-void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
+/* The exported function (weft.h makes weft_join(...) its inline common case). */
+void(weft_join)(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 {
     struct weft__worker *w = weft__self;
     struct join_frame fr;

@@ -27,6 +27,8 @@ static void read_worker(const struct weft__worker *w, int64_t now, weft_worker_s
 #define WEFT_STATS_READ_(name, doc) out->name = ld_relaxed(&st->name);
     WEFT_WORKER_STATS(WEFT_STATS_READ_)
 #undef WEFT_STATS_READ_
+    /* relaxed: as above; the frames weft_offer pushed inline, counted in the deque (weft.h) */
+    out->joins += ld_relaxed(&((struct weft__worker *)w)->deque.forks);
     int64_t born = ld_relaxed(&st->born_ns);
     int64_t died = ld_relaxed(&st->died_ns);
     int64_t lived = ld_relaxed(&st->lived_ns);
