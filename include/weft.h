@@ -525,8 +525,8 @@ extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initi
 
 /* A frame pushed privately by the inline path: weft_frame_offer's publish fills in the rest
  * (run_ NULL marks it) before a thief can see it. Falls back to weft_frame_offer outside a pool,
- * in a measuring pool, when the shared part is empty (thieves took it all: the frame is then
- * published) and when the buffer is full. */
+ * in a measuring pool, when fewer than 2 items are shared (thieves took them: the frame and every
+ * private one are then shared) and when the buffer is full. */
 static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
 {
     struct weft__fjq *q = weft__fjq_self;
@@ -537,8 +537,9 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
         int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED); /* the owner's own */
         /* acquire pairs with a thief's CAS on top: a slot below top is free once it was read */
         int64_t t = __atomic_load_n(&q->top, __ATOMIC_ACQUIRE);
-        if (__builtin_expect(t < __atomic_load_n(&q->split, __ATOMIC_RELAXED) && b - t <= q->mask,
-                             1)) {
+        /* at least 2 shared items left for thieves (WEFT_KEEP_SHARED, lib/deque.h), and room */
+        if (__builtin_expect(
+                t + 2 <= __atomic_load_n(&q->split, __ATOMIC_RELAXED) && b - t <= q->mask, 1)) {
             /* relaxed: private until a publish, whose release store of split publishes it */
             __atomic_store_n(&q->slot[b & q->mask], (void *)fr, __ATOMIC_RELAXED);
             __atomic_store_n(&q->bottom, b + 1, __ATOMIC_RELAXED); /* a hint for others */

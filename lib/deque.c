@@ -19,9 +19,15 @@
  * (seq_cst load), and races the thieves with a CAS on top for the last one. This is Lace's
  * design; weft's differs in three ways:
  *  - Lace grows the shared part when a thief asks (a flag) and shrinks it to the middle when the
- *    owner reaches it. Here the owner publishes every private item when it pushes and finds the
- *    shared part empty (thieves took all of it: they want work), and a shared item stays shared
- *    until it is taken: no flag, and nothing a thief wrote is ever made private again.
+ *    owner reaches it. Here the owner publishes every private item when it pushes and finds
+ *    fewer than WEFT_KEEP_SHARED (2) items shared (thieves took them: they want work), and a
+ *    shared item stays shared until it is taken: no flag, and nothing a thief wrote is ever
+ *    made private again. Two rather than one: a frame pushed while one older item is shared is
+ *    shared too, so that a second thief can take it while the owner runs a long part that
+ *    pushes nothing (weft_join(long_a, b) after a scope spawn: with one, b stayed private until
+ *    long_a returned). The owner still cannot share what it pushed while two older items were
+ *    shared until it pushes again or waits (weft__help shares everything): the price of a
+ *    private part that costs no fence, which Lace pays too.
  *  - Lace's tail and split share one word, and its owner writes half of it with a plain
  *    store. Here top and split are separate words, as Chase and Lev's top and bottom are, so
  *    that every access is a C11 atomic access that ThreadSanitizer and Relacy check.

@@ -18,6 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A push keeps the shared part at least this long: while it holds fewer items, a push shares
+ * every private one (deque.c, "publishing"). weft.h's inline weft_offer has the same 2. */
+#define WEFT_KEEP_SHARED 2
+
 struct weft__deque_buf {
     int64_t mask;                    /* capacity - 1; capacity is a power of two */
     struct weft__deque_buf *retired; /* older buffers, kept until the deque is destroyed */
@@ -96,9 +100,9 @@ static inline int weft__deque_push(struct weft__deque *d, void *item)
 }
 
 /* Owner only: pushes a private item unless the buffer is full (never grows, never allocates).
- * 1: pushed, and the shared part is not empty; 2: pushed, and the shared part was empty when it
- * looked (thieves may want work: the caller publishes); 0: full, nothing pushed. weft.h's inline
- * weft_offer is this function's first case. */
+ * 1: pushed, and the shared part holds WEFT_KEEP_SHARED items or more; 2: pushed, and it held
+ * fewer when it looked (thieves may want work: the caller publishes); 0: full, nothing pushed.
+ * weft.h's inline weft_offer is this function's first case. */
 static inline int weft__deque_try_push(struct weft__deque *d, void *item)
 {
     int64_t b = ld_relaxed(&d->bottom); /* relaxed: only the owner writes bottom */
@@ -106,9 +110,10 @@ static inline int weft__deque_try_push(struct weft__deque *d, void *item)
     int64_t mask = d->mask;             /* only the owner writes it (grow) */
     if (__builtin_expect(b - t > mask, 0))
         return 0;
-    st_relaxed(&d->slot[b & mask], item);     /* private: no thief reads it before a publish */
-    st_relaxed(&d->bottom, b + 1);            /* relaxed: a hint for others; split decides */
-    return t < ld_relaxed(&d->split) ? 1 : 2; /* relaxed: only the owner writes split */
+    st_relaxed(&d->slot[b & mask], item); /* private: no thief reads it before a publish */
+    st_relaxed(&d->bottom, b + 1);        /* relaxed: a hint for others; split decides */
+    /* relaxed: only the owner writes split */
+    return t + WEFT_KEEP_SHARED <= ld_relaxed(&d->split) ? 1 : 2;
 }
 
 /* Owner only, the shared part of take: item b (bottom - 1 == split - 1) is shared. Chase and
