@@ -536,7 +536,12 @@ void weft_scope_wait(weft_scope *sc)
         st_relaxed(&fr->state, JOIN_DONE); /* relaxed: only this thread reads it */
         s->pushed--;
     }
-    /* Wait for the stolen ones. */
+    /* Wait for the stolen ones: none, when every pushed frame came back (the frames that were
+     * never pushed ran at once). */
+    if (s->pushed == 0 && __builtin_expect(!ws, 1)) {
+        s->last = NULL;
+        return;
+    }
     for (struct join_frame *fr = s->last; fr != NULL; fr = fr->prev) {
         if (!join_ready(fr))
             weft__help(w, &join_ops, fr, -1);
