@@ -79,10 +79,10 @@
  *   bound_ppp_grow_2thieves     PPP,      2 thieves x2 (+1), grows      bound 3  5 654 728
  *   random_mixed_2thieves       PpTpSPpRTT, 2 thieves x2 (+2)           random     500 000
  *   random_ppppt_pptt_1thief    PPPPTPPTT, 1 thief x3 (+3), grows 2x    random     500 000
- *   With WEFT_MODEL_BIG=1 also: big_full_pppt_grow_1thief (full), big_bound_ptppt_2thieves
- *   (bound 4), big_bound_mixed_2thieves (bound 3), big_random_2thieves (20 000 000) and
- *   big_uninit_slot_read (above). Full search with two thieves does not finish in 20 minutes
- *   even for PPT.
+ *   With WEFT_MODEL_BIG=1 also: big_full_pppt_grow_1thief (full, 29 261 558, ~80 s),
+ *   big_bound_ptppt_2thieves (bound 4), big_bound_mixed_2thieves (bound 3, 25 443 164, ~120 s),
+ *   big_random_2thieves (20 000 000, ~75 s) and big_uninit_slot_read (above). Full search with
+ *   two thieves does not finish in 20 minutes even for PPT.
  *
  * NEGATIVE TESTS (each must fail; the suite passes when Relacy finds the bug, and says what):
  *     neg_push_relaxed        push's release store of split made relaxed: a thief reads the
