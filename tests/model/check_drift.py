@@ -116,13 +116,21 @@ UNITS = [
     Unit("deque.destroy", ("deque.c", "weft__deque_destroy"), ("deque_model.h", "destroy")),
     Unit("deque.buf_new", ("deque.c", "buf_new"), ("deque_model.h", "buf_new")),
     Unit("deque.grow", ("deque.c", "weft__deque_grow"), ("deque_model.h", "grow")),
+    Unit("deque.publish", ("deque.h", "weft__deque_publish"), ("deque_model.h", "publish")),
     Unit("deque.push", ("deque.h", "weft__deque_push"), ("deque_model.h", "push")),
     Unit("deque.try_push", ("deque.h", "weft__deque_try_push"), ("deque_model.h", "try_push")),
+    Unit("deque.take_shared", ("deque.h", "weft__deque_take_shared"),
+         ("deque_model.h", "take_shared")),
     Unit("deque.take", ("deque.h", "weft__deque_take"), ("deque_model.h", "take")),
+    Unit("deque.take_if", ("deque.h", "weft__deque_take_if"), ("deque_model.h", "take_if")),
     Unit("deque.room", ("deque.h", "weft__deque_room"), ("deque_model.h", "room")),
+    Unit("deque.has_private", ("deque.h", "weft__deque_has_private"),
+         ("deque_model.h", "has_private")),
     Unit("deque.steal", ("deque.c", "weft__deque_steal"), ("deque_model.h", "steal")),
     Unit("deque.maybe_nonempty", ("deque.h", "weft__deque_maybe_nonempty"),
          ("deque_model.h", "maybe_nonempty")),
+    Unit("deque.owner_nonempty", ("deque.h", "weft__deque_owner_nonempty"),
+         ("deque_model.h", "owner_nonempty")),
     # park_relacy.cpp, WHAT IS MODELLED: inject.c
     Unit("inject.link_in", ("inject.c", "link_in"), ("park_relacy.cpp", "link_in")),
     Unit("inject.push", ("inject.c", "weft__inject_push"), ("park_relacy.cpp", "inject_push")),
@@ -145,6 +153,10 @@ UNITS = [
          ("park_relacy.cpp", "notify_one"), "inline notify_one"),
     Unit("park.notify_all", ("park.c", "weft__park_notify_all"),
          ("park_relacy.cpp", "notify_all"), "inline notify_all"),
+    Unit("park.notify_if_idle", ("park.h", "weft__park_notify_if_idle"),
+         ("park_relacy.cpp", "notify_if_idle")),
+    # join.c: weft__publish (an alias, LIB_CALLS) is publish with ws false
+    Unit("join.publish", ("join.c", "publish"), ("park_relacy.cpp", "publish")),
     # worker.c
     Unit("worker.take_injected", ("worker.c", "take_injected"),
          ("park_relacy.cpp", "take_injected")),
@@ -234,8 +246,7 @@ DEVIATIONS = [
     # ---- deque_relacy.cpp / deque_model.h ------------------------------------------------
     Dev("relacy", ("deque.buf_new",), "model", "store relaxed slot", "", "documented",
         "deque_relacy.cpp DEVIATIONS: new buffers' slots are stored NULL before publication "
-        "(lib/'s buf_new zeroes them with weft__calloc, which is no atomic operation; note that "
-        "the model's headers still say lib/ leaves them uninitialised)"),
+        "(lib/'s buf_new has weft__mem_alloc zero them, which is no atomic operation)"),
     # ---- park_relacy.cpp ----------------------------------------------------------------
     Dev("relacy", ("inject.push",), "lib", "fetch_add relaxed total", "", "documented",
         "park_relacy.cpp DEVIATIONS: statistics are left out (inject_push: 'add_relaxed(&sh->"
@@ -260,10 +271,11 @@ DEVIATIONS = [
         "park_relacy.cpp DEVIATIONS: the future is one atomic word; block(): 'one_disarm: "
         "weft__future_remove_node, nothing to model'"),
     Dev("relacy", ("pool.submit",), "lib",
-        "store seq_cst taking; load seq_cst shutdown; call deque.push; store release taking", "",
+        "call deque.has_private; call join.publish; store seq_cst taking; load seq_cst shutdown; "
+        "call deque.push; store release taking", "",
         "documented",
         "park_relacy.cpp WHAT IS MODELLED: weft_submit from outside the pool (the path from a "
-        "worker pushes to its own deque, in weft__enqueue)"),
+        "worker publishes its private frames and pushes to its own deque, in weft__enqueue)"),
     Dev("relacy", ("pool.destroy",), "lib", "store relaxed nthreads", "", "documented",
         "teardown's st_relaxed(&pool->nthreads) (the count the workers' stop-hook barrier after "
         "the loop waits for) is not in the model, whose workers end with the loop; not "
@@ -336,8 +348,10 @@ DEVIATIONS = [
 LIB_VARIANTS = [
     ("park_relacy.cpp", "ParkLib", {"f1": "true", "f2": "true", "owed": "true"},
      "park_relacy.cpp: 'ParkLib is what lib/ does'"),
-    ("deque_model.h", "DequeOrders", {"free_old_buffer": "false"},
-     "deque_model.h: 'lib/ keeps old buffers on the retired list until destroy'"),
+    ("deque_model.h", "DequeOrders",
+     {"free_old_buffer": "false", "take_repair": "true", "take_private_any": "false"},
+     "deque_model.h: 'lib/ is DequeOrders: take_repair true, take_private_any false' and 'lib/ "
+     "keeps old buffers on the retired list until destroy'"),
 ]
 
 # The Relacy order tables: O::name in a model file is looked up in this struct.
@@ -362,6 +376,17 @@ LIB_CALLS = {
                                                     "stand-in"),
     "weft__task_new": (EXPAND, "submit.c: weft_submit's first step"),
     "weft__enqueue": (EXPAND, "submit.c: weft_submit's second step"),
+    "weft__publish": (("alias", "join.publish"), "join.c: publish(w, w->ws != NULL); the models' "
+                                                 "pools do not measure work and span"),
+    "fill": (IGNORE, "join.c: fills in a frame weft_offer pushed inline (plain stores and an "
+                     "atomic_init of its state, while the frame is still private, before the "
+                     "release of the publish); the models have no weft_offer frames "
+                     "(park_relacy.cpp DEVIATIONS)"),
+    "weft__frame_fill": (IGNORE, "join.c: fill() of a frame weft_offer pushed inline, by its "
+                                 "owner, when it takes one back that was never published; the "
+                                 "models' tasks are whole (park_relacy.cpp DEVIATIONS)"),
+    "ws_notify": (IGNORE, "join.c: publish's wake-up in a pool that measures work and span (not "
+                          "modelled: the models' pools do not measure, ws is false)"),
     "weft__task_discard": (IGNORE, "weft_submit's error path (the models' submissions succeed)"),
     "weft__future_new": (IGNORE, "allocates the future (not shared yet)"),
     "weft__block_free": (IGNORE, "frees the refused future (weft__task_new's error path)"),
@@ -477,6 +502,8 @@ SPIN_IGNORE_CALLS = {"assert", "printf"}
 # park.pml has them as inlines, else expanded).
 SPIN_RULES = {
     "deque": (None, "park.pml: 'Workers' deques are left out' (every deque.* call dropped)"),
+    "join.publish": (None, "park.pml leaves the deques out, and with them the private frames a "
+                           "publish shares (weft__help's and weft__enqueue's first step)"),
     "worker.steal_any": (None, "no deques and one queue: nothing to steal"),
     "inject.pop_one": ("load linked; fetch_sub linked", "park.pml: 'the linked tasks (`linked`, "
                        "one counter)'"),
@@ -1606,12 +1633,27 @@ def check(lib_dir, model_dir, out, verbose=False):
 # occur once in the scope: the body of a function (C: its name; Promela: "inline NAME" or
 # "proctype NAME"), or the whole file (None).
 MUTATIONS = [
-    ("lib", "deque.h", "weft__deque_take", "st_seq_cst(&d->bottom, b);",
-     "st_release(&d->bottom, b);", "relacy deque.take"),
+    # the split deque: take_shared's store-load pair, steal's load of split, publish's release
+    ("lib", "deque.h", "weft__deque_take_shared", "st_seq_cst(&d->split, b);",
+     "st_release(&d->split, b);", "relacy deque.take_shared"),
     ("models", "deque_model.h", None, "take_top = rl::mo_seq_cst;", "take_top = rl::mo_acquire;",
-     "relacy deque.take"),
+     "relacy deque.take_shared"),
+    ("lib", "deque.c", "weft__deque_steal", "int64_t s = ld_seq_cst(&d->split);",
+     "int64_t s = ld_acquire(&d->split);", "relacy deque.steal"),
+    ("models", "deque_model.h", "steal", "split.load(O::steal_split, $)",
+     "split.load(rl::mo_acquire, $)", "relacy deque.steal"),
     ("lib", "deque.c", "weft__deque_steal", "cas_seq_cst(&d->top, &t, t + 1)",
      "cas_acq_rel(&d->top, &t, t + 1)", "relacy deque.steal"),
+    ("lib", "deque.h", "weft__deque_publish", "st_release(&d->split, b);",
+     "st_relaxed(&d->split, b);", "relacy deque.publish"),
+    # a private take that no longer reads split
+    ("lib", "deque.h", "weft__deque_take", "b >= ld_relaxed(&d->split)", "b >= 0",
+     "DRIFT  relacy deque.take:"),
+    # the variant the model calls lib/'s leaves split lowered
+    ("models", "deque_model.h", None, "take_repair = true;", "take_repair = false;",
+     "DequeOrders::take_repair is false"),
+    # weft__help no longer shares the private frames first
+    ("lib", "worker.c", "weft__help", "weft__publish(w);", "(void)0;", "relacy worker.help"),
     ("lib", "park.c", "weft__park_prepare", "weft_fence_seq_cst();", "(void)0;",
      "relacy park.prepare"),
     ("models", "park_relacy.cpp", "park_prepare", "fetch_or(1ul << i, rl::mo_seq_cst",

@@ -8,13 +8,18 @@
  *     park.c    weft__park_prepare (key = ld_acquire(word); or_seq_cst(idle); F1 = seq_cst
  *               fence), weft__park_cancel, weft__park_commit, leave (and_acq_rel), wake
  *               (add_release; futex_wake), weft__park_notify_one (F2 = seq_cst fence; relaxed
- *               load of idle; and_acq_rel claims a bit), weft__park_notify_all, weft__park_unpark
+ *               load of idle; and_acq_rel claims a bit), weft__park_notify_all, weft__park_unpark,
+ *               weft__park_notify_if_idle (park.h: relaxed load of idle, then notify_one)
  *     worker.c  run_worker's loop (the hand-back at a task boundary when want_back is up, with
  *               its pass-on of an owed wake-up; find_task, park_prepare, the exit test, the
  *               re-check weft__work_visible || weft__lend_wanted, cancel or commit),
  *               weft__thread_main, find_task, take_injected, steal_any, weft__work_visible,
- *               and weft__help with one_ops and block (arm, lend, sleep on the thread's own
- *               word until ready, reclaim)
+ *               and weft__help with one_ops (first, has_private and publish: the waiting task's
+ *               private frames shared) and block (arm, lend, sleep on the thread's own word
+ *               until ready, reclaim)
+ *     join.c    publish (weft__publish in a pool that does not measure work and span): the
+ *               owner's relaxed reads of its private slots, weft__deque_publish (release),
+ *               weft__park_notify_if_idle
  *     lend.c    weft__lend, weft__lend_reclaim, weft__lend_hand_back, weft__lend_await,
  *               weft__lend_close, grant, take_returning, weft__thread_wake; the mutex as a
  *               pthread mutex, the lists as flags and counts under it
@@ -23,7 +28,8 @@
  *               hint, trylock, release decrement), _maybe_nonempty (acquire), _drained (seq_cst);
  *               `head` is an rl::var under the consumer mutex (a pthread mutex: trylock fails
  *               only when it is held)
- *     deque.*   each worker's deque, transcribed in deque_model.h (checked by deque_relacy.cpp)
+ *     deque.*   each worker's split deque, transcribed in deque_model.h (checked by
+ *               deque_relacy.cpp)
  *     pool.c    weft_submit from outside the pool (CLOSED check, inject push, notify_one) and,
  *               run by the worker that runs the last task, weft_pool_destroy's shutdown
  *               (or_seq_cst CLOSED, or_acq_rel CLOSED|EXIT, weft__park_notify_all)
@@ -93,6 +99,12 @@
  *     left out (a thread ends when it leaves the loop; the last one out calls lend_close).
  *     join.c's readers of the epoch (leapfrogging) are not modelled.
  *   - Deques have 16 slots (lib/: 256), so take_injected takes at most room + 1 = 17 tasks.
+ *   - The workers push only shared items (take_injected's pushes: tasks come from outside, and
+ *     weft__enqueue's path from a worker is not modelled), never weft_offer's private frames.
+ *     Their deques hold no private items, so help()'s has_private is false and publish never
+ *     runs (it is transcribed all the same); publish's fill() of a frame weft_offer pushed
+ *     inline (run NULL) is left out, and so is find_task's weft__frame_fill: the model's tasks
+ *     are whole. deque_relacy.cpp checks private items, publishes and take_if.
  *   - A CANCEL shutdown is not modelled (the property is about lost wake-ups), and so neither is
  *     the `taking` handshake it relies on: acquire_task's st_seq_cst of taking and decide()'s
  *     ld_seq_cst of the bits and st_release of taking are left out; find_task is called
@@ -113,12 +125,12 @@
  *   latest store or the one before; see deque_relacy.cpp). Iterations on this machine:
  *   core_submit1        S,   2 workers                  bound 2    1 572 328 executions
  *   core_submit2        SS,  2 workers                  bound 1       66 096
- *   core_help_fs/sf/sfs/ssf  worker 0's thread waits    bound 1      166 332 - 302 968
- *   full_submit1        S,   2 workers                  bound 1      719 064
+ *   core_help_fs/sf/sfs/ssf  worker 0's thread waits    bound 1      169 468 - 367 804
+ *   full_submit1        S,   2 workers                  bound 1      657 632
  *   full_submit2_random / full_submit3_random           random       300 000 each
- *   full_help_sf        SF,  worker 0's thread waits    bound 1    1 785 788
+ *   full_help_sf        SF,  worker 0's thread waits    bound 1    1 662 256
  *   full_help_sfs_random / full_help_ssf_random         random       300 000 each
- *   (about 80 s in all). WEFT_MODEL_BIG=1 adds (each passes): big_core_submit1 (bound 3:
+ *   (about 85 s in all). WEFT_MODEL_BIG=1 adds (each passes): big_core_submit1 (bound 3:
  *   55 097 816), big_core_submit2 (bound 2: 5 697 260), big_core_help_sf (bound 2: 16 907 848),
  *   big_core_help_fs (bound 2: 19 024 380), big_full_submit2 and big_full_help_fs (bound 1),
  *   big_full_submit3_random and big_full_help_ssf_random (20 000 000 each).
@@ -505,6 +517,15 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
         }
     }
 
+    /* weft__park_notify_if_idle (park.h): the idle set is one word */
+    void notify_if_idle()
+    {
+        if (idle.load(rl::mo_relaxed, $) != 0) {
+            notify_one();
+            return;
+        }
+    }
+
     /* weft__park_notify_all */
     void notify_all()
     {
@@ -598,7 +619,7 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
             return core_pop();
         Task *t = w.deque.take();
         if (t != nullptr)
-            return t;
+            return t; /* t->run == NULL (a frame weft_offer pushed): never here, see the header */
         t = take_injected(w, w.inject_home);
         if (t != nullptr)
             return t;
@@ -856,9 +877,28 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
         /* one_disarm: weft__future_remove_node, nothing to model */
     }
 
+    /* ---- join.c ---- */
+
+    /* publish (weft__publish) in a pool that does not measure work and span (ws false). Never
+     * runs here: the model's deques hold no private items (see the header). */
+    void publish(Worker &w)
+    {
+        Deque<DequeOrders, Task> &d = w.deque;
+        for (int64_t i = d.split.load(rl::mo_relaxed, $), b = d.bottom.load(rl::mo_relaxed, $);
+             i < b; i++) {
+            Task *t = d.slot[i & d.mask].load(rl::mo_relaxed, $);
+            RL_ASSERT(t != nullptr); /* t->run == NULL: fill(), for a frame weft_offer pushed */
+        }
+        w.deque.publish(); /* release: publishes the fills */
+        notify_if_idle();
+    }
+
     /* weft__help with one_ops, deadline -1 */
     void help(Worker &w, int me)
     {
+        /* the waiting task's private frames made whole and shared */
+        if (w.deque.has_private())
+            publish(w);
         for (;;) {
             for (;;) {
                 if (ready())
