@@ -134,10 +134,13 @@ static inline void *weft__deque_take_shared(struct weft__deque *d, int64_t b)
         /* Last item: race the thieves for it. seq_cst pairs with steal's CAS. */
         if (!cas_seq_cst(&d->top, &t, t + 1))
             x = NULL;
-        /* relaxed: empty either way, top == b + 1, and bottom is still b + 1 */
-        st_relaxed(&d->split, b + 1);
+        /* release: empty either way, top == b + 1, and bottom is still b + 1; release rather
+         * than relaxed so that a thief's seq_cst load of this value synchronizes with the owner
+         * as with any other store of split (no reliance on release sequences continued by
+         * plain stores, which C++20 dropped); a plain store on x86-64 all the same */
+        st_release(&d->split, b + 1);
     } else {
-        st_relaxed(&d->split, b + 1); /* relaxed: restores an empty deque, top == b + 1 */
+        st_release(&d->split, b + 1); /* release: restores an empty deque, top == b + 1; as above */
     }
     return x;
 }

@@ -13,6 +13,7 @@
  *   DequeOrders::take_split    deque.h take_shared           st_seq_cst(&d->split, b)
  *   DequeOrders::take_top      deque.h take_shared           ld_seq_cst(&d->top)
  *   DequeOrders::take_cas      deque.h take_shared           cas_seq_cst(&d->top, &t, t + 1)
+ *   DequeOrders::take_repair_split  deque.h take_shared     st_release(&d->split, b + 1) (twice)
  *   DequeOrders::steal_top     deque.c steal                 ld_seq_cst(&d->top)
  *   DequeOrders::steal_split   deque.c steal                 ld_seq_cst(&d->split)
  *   DequeOrders::steal_buf     deque.c steal                 ld_acquire(&d->buf)
@@ -22,7 +23,7 @@
  *   owner_nonempty's ld_acquire(&d->top), are not varied.)
  * Every other atomic access is relaxed in lib/ and here: the owner's loads of bottom, split and
  * buf, the slot stores and loads, grow's copy, the private push's and take's stores of bottom,
- * take_shared's store of bottom and its two repairs of split. cas_seq_cst's failure order is
+ * take_shared's store of bottom. cas_seq_cst's failure order is
  * relaxed (atomic.h).
  *
  * Two switches, not orders, break the algorithm for the negative tests: take_repair (false:
@@ -55,6 +56,7 @@ struct DequeOrders {
     static const rl::memory_order take_split = rl::mo_seq_cst;
     static const rl::memory_order take_top = rl::mo_seq_cst;
     static const rl::memory_order take_cas = rl::mo_seq_cst;
+    static const rl::memory_order take_repair_split = rl::mo_release;
     static const rl::memory_order steal_top = rl::mo_seq_cst;
     static const rl::memory_order steal_split = rl::mo_seq_cst;
     static const rl::memory_order steal_buf = rl::mo_acquire;
@@ -69,6 +71,9 @@ struct DequeOrders {
 };
 
 const int MODEL_MAX_CAP = 16;
+
+/* deque.h: a push shares every private item while fewer than this many are shared */
+const int64_t WEFT_KEEP_SHARED = 2;
 
 /* deque.c buf_new: false (lib/) would leave the slots of a new buffer unwritten. */
 inline bool g_uninit_slots = false;
@@ -116,6 +121,7 @@ template <class O, class T> struct Deque {
     rl::atomic<int64_t> split;
     rl::atomic<T *> *slot; /* the owner's copies of buf->slot and buf->mask */
     int64_t mask;
+    rl::atomic<uint64_t> forks; /* statistics: weft_offer's inline pushes (weft.h) */
     rl::atomic<Buf *> buf;
 
     /* d->slot = b->slot; d->mask = b->mask; (see the header) */
@@ -132,6 +138,7 @@ template <class O, class T> struct Deque {
         top.store(0, rl::mo_relaxed, $);    /* atomic_init */
         bottom.store(0, rl::mo_relaxed, $); /* atomic_init */
         split.store(0, rl::mo_relaxed, $);  /* atomic_init */
+        forks.store(0, rl::mo_relaxed, $);  /* atomic_init */
         owner_view(b);
         buf.store(b, rl::mo_relaxed, $); /* atomic_init */
     }
@@ -199,7 +206,7 @@ template <class O, class T> struct Deque {
             return 0;
         slot[b & m].store(item, rl::mo_relaxed, $);
         bottom.store(b + 1, rl::mo_relaxed, $);
-        return t < split.load(rl::mo_relaxed, $) ? 1 : 2;
+        return t + WEFT_KEEP_SHARED <= split.load(rl::mo_relaxed, $) ? 1 : 2;
     }
 
     /* weft__deque_take_shared */
@@ -217,10 +224,10 @@ template <class O, class T> struct Deque {
             if (!top.compare_exchange_strong(t, t + 1, O::take_cas, $, rl::mo_relaxed, $))
                 x = nullptr;
             if (O::take_repair)
-                split.store(b + 1, rl::mo_relaxed, $);
+                split.store(b + 1, O::take_repair_split, $);
         } else {
             if (O::take_repair)
-                split.store(b + 1, rl::mo_relaxed, $);
+                split.store(b + 1, O::take_repair_split, $);
         }
         return x;
     }
@@ -256,6 +263,21 @@ template <class O, class T> struct Deque {
         int64_t t = top.load(O::push_top, $);
         int64_t free_slots = mask + 1 - (b - t);
         return free_slots > 0 ? free_slots : 0;
+    }
+
+    /* weft__deque_private_bottom */
+    T *private_bottom()
+    {
+        int64_t b = bottom.load(rl::mo_relaxed, $) - 1;
+        if (b < split.load(rl::mo_relaxed, $))
+            return nullptr;
+        return slot[b & mask].load(rl::mo_relaxed, $);
+    }
+
+    /* weft__deque_drop_private */
+    void drop_private()
+    {
+        bottom.store(bottom.load(rl::mo_relaxed, $) - 1, rl::mo_relaxed, $);
     }
 
     /* weft__deque_has_private */

@@ -7,7 +7,8 @@
  *   same memory order on every atomic access:
  *     deque.h  weft__deque_publish  weft__deque_push  weft__deque_try_push
  *              weft__deque_take_shared  weft__deque_take  weft__deque_take_if  weft__deque_room
- *              weft__deque_has_private  weft__deque_maybe_nonempty  weft__deque_owner_nonempty
+ *              weft__deque_private_bottom  weft__deque_drop_private  weft__deque_has_private
+ *              weft__deque_maybe_nonempty  weft__deque_owner_nonempty
  *     deque.c  weft__deque_steal  weft__deque_grow  buf_new  weft__deque_init/_destroy
  *   top, bottom and split are rl::atomic<int64_t>, buf an rl::atomic<DequeBuf *>, the slots
  *   rl::atomic<Item *> accessed relaxed as in lib/. The buffer's mask, a plain field in lib/, is an
@@ -44,6 +45,8 @@
  *     S  publish if has_private (weft__help's and weft__enqueue's first step)
  *     T  take (private, or take_shared: the last shared item raced with a CAS)
  *     R  take_if of the newest item pushed (join.c reclaim): taken, or NULL, or another item
+ *     Q  private_bottom, and drop_private when it is the newest item pushed (worker.c
+ *        weft__take_own_frame's first step, for weft_scope_wait)
  *   Each thief makes S steal attempts, each retried after WEFT_STEAL_ABORT up to R more times
  *   (worker.c retries 4 times). When every thread has finished, after() checks top <= split <=
  *   bottom and takes what is left (the owner is then quiescent).
@@ -242,6 +245,12 @@ struct DequeTest : rl::test_suite<DequeTest<O, THIEVES>, 1 + THIEVES> {
                     Item *x = d.take();
                     if (x != nullptr)
                         obtained(0, x);
+                } else if (*c == 'Q') {
+                    Item *x = d.private_bottom(); /* worker.c weft__take_own_frame */
+                    if (x != nullptr && x == last) {
+                        d.drop_private();
+                        obtained(0, x);
+                    }
                 } else if (*c == 'R' && last != nullptr) {
                     Item *x = d.take_if(last); /* join.c reclaim */
                     if (x == last)
@@ -305,6 +314,7 @@ CONFIG(c_pppt, "PPPT", 1, 1)
 CONFIG(c_pptt_private, "PpTT", 1, 1)
 CONFIG(c_ppstt, "ppSTT", 1, 1)
 CONFIG(c_reclaim, "PpRR", 1, 1)
+CONFIG(c_private_take, "PppQQT", 1, 1)
 CONFIG(c_ptppt, "PTPPT", 2, 2)
 CONFIG(c_ptppp, "PTPPP", 2, 1)
 CONFIG(c_private_grow, "PppPTT", 2, 1)
@@ -350,6 +360,8 @@ int main(int argc, char **argv)
          DESC("ppSTT", 1, 1, 1), c_ppstt},
         {"full_reclaim_1thief", false, MUST_PASS, run<DequeOrders, 1>, FULL, 0, 0,
          DESC("PpRR", 1, 1, 1), c_reclaim},
+        {"full_private_take_1thief", false, MUST_PASS, run<DequeOrders, 1>, FULL, 0, 0,
+         DESC("PppQQT", 1, 1, 1), c_private_take},
         /* exhaustive within a preemption bound */
         {"bound_pptt_1thief", false, MUST_PASS, run<DequeOrders, 1>, BOUND, 0, 6,
          DESC("PPTT", 1, 2, 2), c_pptt},

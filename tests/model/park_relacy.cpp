@@ -295,6 +295,7 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
     rl::var<int> chead, ctail;
     Worker workers[NWORKERS];
     rl::atomic<unsigned long> idle; /* park.c: the idle set, one word */
+    rl::atomic<unsigned> spinners;  /* pool->spinners: always 0 here (keep_spinning, header) */
     rl::atomic<unsigned> shutdown;  /* pool->shutdown */
     rl::atomic<int> fstate;         /* the future worker 0 waits on: 0 pending, 1 final */
     rl::atomic<int> ndone;          /* tasks run (model only) */
@@ -349,6 +350,7 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
         chead($) = 0;
         ctail($) = 0;
         idle.store(0, rl::mo_relaxed, $);
+        spinners.store(0, rl::mo_relaxed, $);
         shutdown.store(0, rl::mo_relaxed, $);
         fstate.store(0, rl::mo_relaxed, $);
         ndone.store(0, rl::mo_relaxed, $);
@@ -890,6 +892,8 @@ struct ParkTest : rl::test_suite<ParkTest<O, CORE>, 1 + NTHREADS> {
             RL_ASSERT(t != nullptr); /* t->run == NULL: fill(), for a frame weft_offer pushed */
         }
         w.deque.publish(); /* release: publishes the fills */
+        if (spinners.load(rl::mo_relaxed, $) != 0) /* a spinning worker will find them */
+            return;
         notify_if_idle();
     }
 
