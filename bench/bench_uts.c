@@ -106,7 +106,7 @@ static int uts_scope_root(void *arg, void **result)
 
 /* --- weft: the inline pair, an offer per child --- */
 
-static uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k);
+static inline uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k);
 
 static void uts_offer_child(void *arg)
 {
@@ -115,10 +115,16 @@ static void uts_offer_child(void *arg)
     c->count = uts_offer_node(c->t, s, uts_kids(c->t, s));
 }
 
-static uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k)
+static uint64_t uts_offer_fork(const uts_tree *t, uint64_t s, unsigned k);
+
+/* A leaf returns before anything is reserved on the stack for children's frames. */
+static inline uint64_t uts_offer_node(const uts_tree *t, uint64_t s, unsigned k)
 {
-    if (k == 0)
-        return 1;
+    return k == 0 ? 1 : uts_offer_fork(t, s, k);
+}
+
+__attribute__((noinline)) static uint64_t uts_offer_fork(const uts_tree *t, uint64_t s, unsigned k)
+{
     uts_task small_kids[UTS_SMALL];
     weft_frame small_frames[UTS_SMALL];
     uts_task *kids = small_kids;

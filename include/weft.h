@@ -523,10 +523,14 @@ struct weft__fjq {
 };
 extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initial-exec")));
 
+/* weft_frame's run_ when weft_offer kept the frame because the deque was full (ABI too). */
+#define WEFT__FRAME_KEPT ((void (*)(void *, void *))(uintptr_t)1)
+
 /* A frame pushed privately by the inline path: weft_frame_offer's publish fills in the rest
- * (run_ NULL marks it) before a thief can see it. Falls back to weft_frame_offer outside a pool,
- * in a measuring pool, when fewer than 2 items are shared (thieves took them: the frame and every
- * private one are then shared) and when the buffer is full. */
+ * (run_ NULL marks it) before a thief can see it. A frame that finds the buffer full is kept
+ * (run_ WEFT__FRAME_KEPT): never pushed, and its reclaim answers true. Falls back to
+ * weft_frame_offer outside a pool, in a measuring pool, and when fewer than 2 items are shared
+ * (thieves took them: the frame and every private one are then shared). */
 static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
 {
     struct weft__fjq *q = weft__fjq_self;
@@ -548,6 +552,10 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
                              __ATOMIC_RELAXED);
             return;
         }
+        if (b - t > q->mask) {
+            fr->run_ = WEFT__FRAME_KEPT; /* the deque is full: the frame stays the caller's */
+            return;
+        }
     }
     weft_frame_offer(fr, fn, arg);
 }
@@ -566,6 +574,8 @@ static inline bool weft_reclaim(weft_frame *fr)
             __atomic_store_n(&q->bottom, b, __ATOMIC_RELAXED); /* a hint for others */
             return true;
         }
+        if (fr->run_ == WEFT__FRAME_KEPT) /* never pushed: the deque was full */
+            return true;
     }
     return weft_frame_reclaim(fr);
 }

@@ -445,8 +445,11 @@ bool weft_frame_reclaim(weft_frame *slot)
     struct weft__worker *w = weft__self; /* the thread that offered it, with its worker */
     if (w != NULL && __builtin_expect(w->ws != NULL, 0))
         return reclaim_measured(w, fr);
-    /* Private, never pushed: weft_frame_offer left owner NULL. A frame weft_offer pushed
-     * inline and nobody filled in (run NULL) is still on the deque, under something else. */
+    /* Private, never pushed: weft_frame_offer left owner NULL, or weft_offer found the deque
+     * full (run WEFT__FRAME_KEPT). A frame weft_offer pushed inline and nobody filled in (run
+     * NULL) is still on the deque, under something else. */
+    if ((void (*)(void *, void *))fr->task.run == WEFT__FRAME_KEPT)
+        return true;
     if (fr->task.run != NULL && fr->owner == NULL)
         return true;
     return reclaim(w, fr);
