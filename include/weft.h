@@ -492,13 +492,15 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * until the enclosing reclaim, join half, scope branch, loop body, region, task or stolen frame
  * ends, counts as part of the branch (in pfib, x->r = a.r + b.r; docs/workspan.md). */
 typedef struct weft_frame {
-    /* The library's. weft_offer writes run_, fn_ and arg_; the rest is the library's alone. */
+    /* The library's. weft_offer writes run_, fn_, arg_ and index_; the rest is the library's. */
     void *link_;
     void (*run_)(void *, void *);
     uint32_t flags_;
     void (*fn_)(void *);
     void *arg_;
-    void *opaque_[11];
+    void *opaque_[7];
+    int64_t index_; /* where weft_offer pushed it in the worker's deque; -1: not pushed there */
+    void *opaque2_[3];
 } weft_frame;
 
 /* The out-of-line parts of weft_offer and weft_reclaim; call those. */
@@ -509,9 +511,10 @@ WEFT_API bool weft_frame_reclaim(weft_frame *fr);
  * deque as its owner sees it (lib/deque.h, which asserts that the layouts agree), or NULL when
  * the thread is no worker, or one of a pool that measures work and span. The deque is split
  * (lib/deque.c): items [top, split) may be stolen, items [split, bottom) are the owner's alone,
- * so pushing and taking them back needs no fence. A change to this struct, to weft__fjq_self or
- * to weft_frame's first five members changes the library's SONAME (libweft.so.2 has this one).
- * Accessed with the GNU __atomic builtins, as the library accesses the same words. */
+ * so pushing and taking them back needs no fence. A change to this struct, to weft__fjq_self,
+ * to WEFT__FRAME_KEPT or to weft_frame's members up to index_ changes the library's SONAME
+ * (libweft.so.2 has these). Accessed with the GNU __atomic builtins, as the library accesses
+ * the same words. */
 struct weft__fjq {
     int64_t top; /* thieves' */
     char line_[64 - sizeof(int64_t)];
@@ -547,6 +550,7 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
             /* relaxed: private until a publish, whose release store of split publishes it */
             __atomic_store_n(&q->slot[b & q->mask], (void *)fr, __ATOMIC_RELAXED);
             __atomic_store_n(&q->bottom, b + 1, __ATOMIC_RELAXED); /* a hint for others */
+            fr->index_ = b;
             /* relaxed: a statistic only the owner writes (weft_pool_stats reads it) */
             __atomic_store_n(&q->forks, __atomic_load_n(&q->forks, __ATOMIC_RELAXED) + 1,
                              __ATOMIC_RELAXED);
@@ -554,22 +558,21 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
         }
         if (b - t > q->mask) {
             fr->run_ = WEFT__FRAME_KEPT; /* the deque is full: the frame stays the caller's */
+            fr->index_ = -1;             /* no index that a reclaim could take for its own */
             return;
         }
     }
     weft_frame_offer(fr, fn, arg);
 }
 
-/* True at once when fr is the newest private item of the calling worker's deque: no thief can
- * have seen it. Anything else (shared, stolen, never pushed) is weft_frame_reclaim's. */
+/* True at once when fr is the newest item of the calling worker's deque and private: no thief
+ * can have seen it. Anything else (shared, stolen, never pushed) is weft_frame_reclaim's. */
 static inline bool weft_reclaim(weft_frame *fr)
 {
     struct weft__fjq *q = weft__fjq_self;
     if (q != NULL) {
         int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED) - 1; /* the owner's own */
-        if (__builtin_expect(b >= __atomic_load_n(&q->split, __ATOMIC_RELAXED) &&
-                                 __atomic_load_n(&q->slot[b & q->mask], __ATOMIC_RELAXED) ==
-                                     (void *)fr,
+        if (__builtin_expect(b == fr->index_ && b >= __atomic_load_n(&q->split, __ATOMIC_RELAXED),
                              1)) {
             __atomic_store_n(&q->bottom, b, __ATOMIC_RELAXED); /* a hint for others */
             return true;

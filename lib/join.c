@@ -383,8 +383,10 @@ void(weft_join)(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg)
 
 _Static_assert(sizeof(struct ws_frame) <= sizeof(weft_frame), "weft_frame too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_frame), "weft_frame misaligned");
-/* weft.h's inline weft_offer writes these three and reads nothing else of a frame: */
-_Static_assert(offsetof(struct join_frame, task.run) == offsetof(weft_frame, run_) &&
+/* weft.h's inline weft_offer writes these three and index_ (beyond a join_frame, in what only
+ * a measuring pool's frames use: struct ws_frame), and reads nothing else of a frame: */
+_Static_assert(offsetof(weft_frame, index_) >= sizeof(struct join_frame) &&
+                   offsetof(struct join_frame, task.run) == offsetof(weft_frame, run_) &&
                    offsetof(struct join_frame, fn) == offsetof(weft_frame, fn_) &&
                    offsetof(struct join_frame, arg) == offsetof(weft_frame, arg_) &&
                    offsetof(struct join_frame, task) == 0,
@@ -413,11 +415,14 @@ void weft_frame_offer(weft_frame *slot, void (*fn)(void *), void *arg)
         offer_measured(w, fr, fn, arg);
         return;
     }
+    int64_t at = w != NULL ? weft__deque_bottom(&w->deque) : -1;
     if (w == NULL || !offer(w, fr, fn, arg)) {
         /* Outside any pool, or a full deque: the frame stays private, never pushed. */
         fr->task.run = run_frame; /* not weft_offer's NULL: see weft_frame_reclaim */
         fr->owner = NULL;
+        at = -1;
     }
+    slot->index_ = at; /* for weft_reclaim's inline check (weft.h) */
 }
 
 /* weft_reclaim in a measuring pool: fn is a branch of the offer's fork point. Taken by a thief,
