@@ -18,6 +18,8 @@
  * uv_poll_t; when it is readable the loop takes every finished future with
  * weft_completion_next(c, 0, &f), whose result is the job, and writes the response. The
  * descriptor is level-triggered: readable exactly while a future is waiting to be taken.
+ * While every worker has several jobs queued behind the one it runs, the loop yields its core
+ * once before it drains (see on_completions), so that it takes completions in batches.
  *
  * Back-pressure: the pool has max_pending (jobs waiting to start) and max_inflight (jobs
  * queued or running) set, so a submission past either returns -EAGAIN. The request is then
@@ -53,6 +55,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -70,6 +73,7 @@
 #define JOB_CACHE_MAX 4096 /* finished jobs kept for reuse, so steady state does no malloc */
 #define LINGER_MS     2000 /* how long a rejected client may go on sending before we close */
 #define LINGER_BYTES  (1 << 20)
+#define BUSY_QUEUE    4 /* jobs in flight per worker past which the loop yields on a wake-up */
 
 #define NQUEENS_MAX 13
 #define ROUNDS_MAX  10000000u
@@ -678,7 +682,18 @@ static void job_after_work(uv_work_t *w, int status)
     job_done(j->srv, j);
 }
 
-/* Drains the completion set: every future that has finished, until next says none is ready. */
+/* Drains the completion set: every future that has finished, until next says none is ready.
+ *
+ * When the pool is busy (more than BUSY_QUEUE jobs in flight per worker), the loop first
+ * yields its core once. Every worker is busy then, so the loop, woken by the first future to
+ * finish, has preempted one of them; answering that one future at once and going back to
+ * sleep would cost two context switches per request, and the client, answered one response
+ * at a time, would wake once per response too. After the yield the preempted worker goes on
+ * with its queue, futures gather in the set (its descriptor is written once until drained),
+ * and the loop answers them in one batch. A worker has several jobs behind the one it runs,
+ * so it keeps busy meanwhile. With fewer jobs in flight the loop answers at once: a worker
+ * would otherwise wait for the next request. libuv 1.44's work queue behaves alike: its loop,
+ * woken while the worker that woke it is still inside uv_async_send, yields to it. */
 static void on_completions(uv_poll_t *h, int status, int events)
 {
     (void)events;
@@ -687,6 +702,8 @@ static void on_completions(uv_poll_t *h, int status, int events)
         log_line("poll on the completion descriptor: %s", uv_strerror(status));
         return;
     }
+    if (s->inflight > (size_t)BUSY_QUEUE * s->threads)
+        sched_yield();
     weft_future *f;
     while (weft_completion_next(s->done, 0, &f) == 0) {
         void *v = NULL;
