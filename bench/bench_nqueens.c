@@ -9,15 +9,22 @@
  *           weft_reclaim newest first, running at once what nobody took (the inline pair)
  *   omp     #pragma omp task per free column, taskwait
  *   tbb     tbb::task_group::run per free column, wait
+ * A second case, with -a, is the classic search of Cilk's, BOTS' and Lace's nqueens: a board is
+ * an array of the columns placed so far, copied for every candidate (alloca) and checked against
+ * every queen placed; every valid placement is a task (no cutoff). Serial, weft (scope, offers)
+ * and omp rows; it is the workload Lace's published nqueens figures use.
  * See bench_harness.h for the method and the output.
  *
- * Usage: bench_nqueens [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH]
+ * Usage: bench_nqueens [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH] [-a N]
  *   -n  board size (default 13)
  *   -c  fork on the first DEPTH rows, search serially below (default 4)
+ *   -a  also run the array search on an N x N board, every placement a task (0: skip, default)
  */
+#include <alloca.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bench_harness.h"
@@ -226,13 +233,221 @@ static uint64_t nq_forks(const nq_pos *p, unsigned cutoff)
     return n;
 }
 
+/* --- the array search of Cilk, BOTS and Lace, every placement a task --- */
+
+typedef struct nqa_ctx {
+    int n;
+} nqa_ctx;
+
+/* Whether the queen in row n-1 of a is attacked by none above it. */
+static int nqa_ok(int n, const char *a)
+{
+    for (int i = 0; i < n; i++) {
+        char p = a[i];
+        for (int j = i + 1; j < n; j++) {
+            char q = a[j];
+            if (q == p || q == p - (j - i) || q == p + (j - i))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+BENCH_KERNEL uint64_t nqa_serial(int n, int j, const char *a)
+{
+    if (n == j)
+        return 1;
+    uint64_t r = 0;
+    for (int i = 0; i < n; i++) {
+        char *b = alloca((size_t)j + 1);
+        memcpy(b, a, (size_t)j);
+        b[j] = (char)i;
+        if (nqa_ok(j + 1, b))
+            r += nqa_serial(n, j + 1, b);
+    }
+    return r;
+}
+
+typedef struct nqa_task {
+    int n, j;
+    char *a;
+    uint64_t count;
+} nqa_task;
+
+static uint64_t nqa_offer(int n, int j, char *a);
+
+static void nqa_offer_task(void *arg)
+{
+    nqa_task *t = arg;
+    t->count = nqa_offer(t->n, t->j, t->a);
+}
+
+static uint64_t nqa_offer(int n, int j, char *a)
+{
+    if (n == j)
+        return 1;
+    nqa_task kids[NQ_MAX_N];
+    weft_frame frames[NQ_MAX_N];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char *b = alloca((size_t)j + 1);
+        memcpy(b, a, (size_t)j);
+        b[j] = (char)i;
+        if (nqa_ok(j + 1, b)) {
+            kids[k] = (nqa_task){n, j + 1, b, 0};
+            weft_offer(&frames[k], nqa_offer_task, &kids[k]);
+            k++;
+        }
+    }
+    uint64_t r = 0;
+    while (k-- > 0) {
+        if (weft_reclaim(&frames[k]))
+            kids[k].count = nqa_offer(n, j + 1, kids[k].a);
+        r += kids[k].count;
+    }
+    return r;
+}
+
+static void nqa_scope(void *arg)
+{
+    nqa_task *t = arg;
+    if (t->n == t->j) {
+        t->count = 1;
+        return;
+    }
+    nqa_task kids[NQ_MAX_N];
+    weft_spawn slots[NQ_MAX_N];
+    weft_scope scope;
+    weft_scope_init(&scope);
+    int k = 0;
+    for (int i = 0; i < t->n; i++) {
+        char *b = alloca((size_t)t->j + 1);
+        memcpy(b, t->a, (size_t)t->j);
+        b[t->j] = (char)i;
+        if (nqa_ok(t->j + 1, b)) {
+            kids[k] = (nqa_task){t->n, t->j + 1, b, 0};
+            weft_scope_spawn(&scope, &slots[k], nqa_scope, &kids[k]);
+            k++;
+        }
+    }
+    weft_scope_wait(&scope);
+    uint64_t r = 0;
+    for (int i = 0; i < k; i++)
+        r += kids[i].count;
+    t->count = r;
+}
+
+static int nqa_offer_root(void *arg, void **result)
+{
+    (void)result;
+    nqa_task *t = arg;
+    t->count = nqa_offer(t->n, 0, t->a);
+    return 0;
+}
+
+static int nqa_scope_root(void *arg, void **result)
+{
+    (void)result;
+    nqa_scope(arg);
+    return 0;
+}
+
+static uint64_t run_nqa_serial(const bench_row *row)
+{
+    const nqa_ctx *c = row->ctx;
+    char a[NQ_MAX_N] = {0};
+    return nqa_serial(c->n, 0, a);
+}
+
+static uint64_t run_nqa_offer(const bench_row *row)
+{
+    const nqa_ctx *c = row->ctx;
+    char a[NQ_MAX_N] = {0};
+    nqa_task t = {c->n, 0, a, 0};
+    bench_weft_root(row->pool, nqa_offer_root, &t);
+    return t.count;
+}
+
+static uint64_t run_nqa_scope(const bench_row *row)
+{
+    const nqa_ctx *c = row->ctx;
+    char a[NQ_MAX_N] = {0};
+    nqa_task t = {c->n, 0, a, 0};
+    bench_weft_root(row->pool, nqa_scope_root, &t);
+    return t.count;
+}
+
+#ifdef _OPENMP
+static uint64_t nqa_omp(int n, int j, char *a)
+{
+    if (n == j)
+        return 1;
+    uint64_t counts[NQ_MAX_N];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char *b = alloca((size_t)j + 1);
+        memcpy(b, a, (size_t)j);
+        b[j] = (char)i;
+        if (nqa_ok(j + 1, b)) {
+#pragma omp task shared(counts) firstprivate(b, k, n, j)
+            counts[k] = nqa_omp(n, j + 1, b);
+            k++;
+        }
+    }
+#pragma omp taskwait
+    uint64_t r = 0;
+    for (int i = 0; i < k; i++)
+        r += counts[i];
+    return r;
+}
+
+static uint64_t run_nqa_omp(const bench_row *row)
+{
+    const nqa_ctx *c = row->ctx;
+    char a[NQ_MAX_N] = {0};
+    uint64_t v = 0;
+#pragma omp parallel num_threads(row->threads)
+#pragma omp single
+    v = nqa_omp(c->n, 0, a);
+    return v;
+}
+#endif
+
+static void run_array_case(bench_env *env, int n)
+{
+    nqa_ctx ctx = {n};
+    bench_case c;
+    bench_case_init(&c, "nqueens", "array");
+    snprintf(c.params, sizeof c.params, "n=%d cutoff=none", n);
+    bench_add(&c, env, BENCH_SERIAL, run_nqa_serial, &ctx);
+    static const struct {
+        const char *name;
+        bench_run_fn fn;
+    } forms[] = {{"default", run_nqa_scope}, {"offer", run_nqa_offer}};
+    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
+    for (size_t f = 0; f < 2; f++) {
+        for (size_t k = 0; k < 2; k++) {
+            bench_row *r = bench_add(&c, env, kinds[k], forms[f].fn, &ctx);
+            if (r != NULL)
+                r->variant = forms[f].name;
+        }
+    }
+#ifdef _OPENMP
+    bench_row *omp = bench_add(&c, env, BENCH_OMP, run_nqa_omp, &ctx);
+    if (omp != NULL)
+        omp->variant = BENCH_OMP_VARIANT;
+#endif
+    bench_case_run(&c, env);
+}
+
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH]\n"
+            "usage: %s [-t THREADS] [-r REPS] [-i IMPLS] [-n N] [-c DEPTH] [-a N]\n"
             "%s"
             "  -n N        board size (13)\n"
-            "  -c DEPTH    fork on the first DEPTH rows (4)\n",
+            "  -c DEPTH    fork on the first DEPTH rows (4)\n"
+            "  -a N        also the array search (Cilk's, Lace's) on N x N, no cutoff (0: skip)\n",
             argv0, BENCH_COMMON_USAGE);
 }
 
@@ -241,8 +456,9 @@ int main(int argc, char **argv)
     bench_env env;
     bench_env_init(&env);
     nq_ctx ctx = {13, 4};
+    int array_n = 0;
     int opt;
-    while ((opt = getopt(argc, argv, BENCH_COMMON_OPTS "n:c:h")) != -1) {
+    while ((opt = getopt(argc, argv, BENCH_COMMON_OPTS "n:c:a:h")) != -1) {
         if (bench_env_option(&env, opt, optarg))
             continue;
         switch (opt) {
@@ -251,6 +467,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             ctx.cutoff = (unsigned)bench_parse_num('c', optarg, 0, NQ_MAX_N);
+            break;
+        case 'a':
+            array_n = (int)bench_parse_num('a', optarg, 0, NQ_MAX_N);
             break;
         case 'h':
             usage(argv[0]);
@@ -289,6 +508,8 @@ int main(int argc, char **argv)
     bench_add(&c, &env, BENCH_TBB, run_tbb, &ctx);
 #endif
     bench_case_run(&c, &env);
+    if (array_n > 0)
+        run_array_case(&env, array_n);
     bench_env_finish(&env);
     return 0;
 }
