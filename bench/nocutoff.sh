@@ -29,5 +29,5 @@ if [[ -x "$b/bench_fib_libomp" ]]; then
 fi
 run "$b/bench_nqueens" -r "$reps" -n 12 -c 12 -a 12
 if [[ -x "$b/bench_nqueens_libomp" ]]; then
-    run "$b/bench_nqueens_libomp" -r "$reps" -n 12 -c 12 -i omp
+    run "$b/bench_nqueens_libomp" -r "$reps" -n 12 -c 12 -a 12 -i omp
 fi
