@@ -532,11 +532,19 @@ void weft_scope_wait(weft_scope *sc)
     /* Take back, newest first, the frames nobody stole, and run them here. Anything else on top
      * of them was left there by the spawned functions (detached submissions): it goes to the
      * injection queue (see reclaim). */
+    struct join_frame *next = s->last; /* the newest frame not yet taken back, as a guess */
     while (s->pushed > 0) {
-        struct weft__task *t = weft__take_own_frame(w, in_scope, s);
+        /* The common case: that frame is the deque's newest item, and private, so nobody else
+         * can take it. Otherwise the general search. */
+        struct weft__task *t = weft__deque_private_bottom(&w->deque);
+        if (t != NULL && next != NULL && t == &next->task)
+            weft__deque_drop_private(&w->deque);
+        else
+            t = weft__take_own_frame(w, in_scope, s);
         if (t == NULL)
             break; /* the rest were stolen */
         struct join_frame *fr = weft__container_of(t, struct join_frame, task);
+        next = fr->prev;
         if (__builtin_expect(ws, 0))
             ws_run_branch(fr);
         else
