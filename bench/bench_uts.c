@@ -140,9 +140,12 @@ __attribute__((noinline)) static uint64_t uts_offer_fork(const uts_tree *t, uint
     uint64_t c0 = uts_child(s, 0);
     uint64_t n = 1 + uts_offer_node(t, c0, uts_kids(t, c0));
     for (unsigned i = k - 1; i >= 1; i--) {
-        if (weft_reclaim(&frames[i]))
-            uts_offer_child(&kids[i]);
-        n += kids[i].count;
+        if (weft_reclaim(&frames[i])) { /* nobody took it: the child, as a direct call */
+            uint64_t c = uts_child(s, i);
+            n += uts_offer_node(t, c, uts_kids(t, c));
+        } else {
+            n += kids[i].count;
+        }
     }
     if (k > UTS_SMALL) {
         free(kids);
