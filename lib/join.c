@@ -184,15 +184,16 @@ static bool in_scope(const struct weft__task *t, const void *s)
 
 static void ws_notify(struct weft__worker *w);
 
-/* What a thief reads of a frame weft_offer pushed inline (weft.h), which wrote fn and arg only
- * and marked it with run NULL. Only the offering thread calls this, while the frame is private:
+/* What a thief reads of a frame besides fn and arg. offer_ws writes it at once; a frame weft_offer
+ * pushed inline (weft.h), which wrote fn, arg and its index and marked it with run NULL, gets it
+ * when it is shared. Only the offering thread calls this, while the frame is private:
  * weft__help shares a waiting task's frames before anything else runs on the thread, so the
  * frames are the present task's, on this thread's stack. */
-static void fill(struct join_frame *fr)
+static inline void fill(struct join_frame *fr)
 {
-    fr->task.run = run_frame;
+    fr->task.run = run_frame; /* task.next is set only if shutdown requeues it */
     fr->task.flags = 0;
-    fr->owner = weft__thr;
+    fr->owner = weft__thr; /* the frame lives on this thread's stack until it is done */
     fr->ctx = weft__current_task();
     atomic_init(&fr->state, 0);
     fr->scope = NULL;
@@ -238,14 +239,9 @@ void weft__publish(struct weft__worker *w)
 static inline __attribute__((always_inline)) bool
 offer_ws(struct weft__worker *w, struct join_frame *fr, void (*fn)(void *), void *arg, bool ws)
 {
-    fr->task.run = run_frame; /* task.next is set only if shutdown requeues it */
-    fr->task.flags = 0;
     fr->fn = fn;
     fr->arg = arg;
-    fr->owner = weft__thr; /* the frame lives on this thread's stack until it is done */
-    fr->ctx = weft__current_task();
-    atomic_init(&fr->state, 0);
-    fr->scope = NULL;
+    fill(fr);
     int pushed = weft__deque_try_push(&w->deque, &fr->task);
     if (pushed == 0)
         return false;
