@@ -463,13 +463,6 @@ struct weft__task *weft__take_own_frame(struct weft__worker *w,
                                         const void *ctx)
 {
     WEFT_ASSERT(w == weft__self);
-    /* A private item is a frame of this thread's (submissions are always shared), which no
-     * shutdown sweep can see: the common case needs no taking. */
-    struct weft__task *p = weft__deque_private_bottom(&w->deque);
-    if (p != NULL && p->run != NULL && mine(p, ctx)) {
-        weft__deque_drop_private(&w->deque);
-        return p;
-    }
     for (;;) {
         st_seq_cst(&w->taking, 1); /* seq_cst: see acquire_task */
         struct weft__task *t = weft__deque_take(&w->deque);

@@ -45,8 +45,8 @@
  *     S  publish if has_private (weft__help's and weft__enqueue's first step)
  *     T  take (private, or take_shared: the last shared item raced with a CAS)
  *     R  take_if of the newest item pushed (join.c reclaim): taken, or NULL, or another item
- *     Q  private_bottom, and drop_private when it is the newest item pushed (worker.c
- *        weft__take_own_frame's first step, for weft_scope_wait)
+ *     Q  private_bottom, and drop_private when it is the newest item pushed (join.c
+ *        weft_scope_wait's take of the newest spawned frame)
  *   Each thief makes S steal attempts, each retried after WEFT_STEAL_ABORT up to R more times
  *   (worker.c retries 4 times). When every thread has finished, after() checks top <= split <=
  *   bottom and takes what is left (the owner is then quiescent).
@@ -246,7 +246,7 @@ struct DequeTest : rl::test_suite<DequeTest<O, THIEVES>, 1 + THIEVES> {
                     if (x != nullptr)
                         obtained(0, x);
                 } else if (*c == 'Q') {
-                    Item *x = d.private_bottom(); /* worker.c weft__take_own_frame */
+                    Item *x = d.private_bottom(); /* join.c weft_scope_wait */
                     if (x != nullptr && x == last) {
                         d.drop_private();
                         obtained(0, x);
