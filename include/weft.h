@@ -529,11 +529,15 @@ extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initi
 /* weft_frame's run_ when weft_offer kept the frame because the deque was full (ABI too). */
 #define WEFT__FRAME_KEPT ((void (*)(void *, void *))(uintptr_t)1)
 
+/* A push keeps at least this many items shared: while fewer are, it shares every private one
+ * (lib/deque.c, where it is WEFT_KEEP_SHARED). ABI too. */
+#define WEFT__KEEP_SHARED 2
+
 /* A frame pushed privately by the inline path: weft_frame_offer's publish fills in the rest
  * (run_ NULL marks it) before a thief can see it. A frame that finds the buffer full is kept
  * (run_ WEFT__FRAME_KEPT): never pushed, and its reclaim answers true. Falls back to
- * weft_frame_offer outside a pool, in a measuring pool, and when fewer than 2 items are shared
- * (thieves took them: the frame and every private one are then shared). */
+ * weft_frame_offer outside a pool, in a measuring pool, and when fewer than WEFT__KEEP_SHARED items
+ * are shared (thieves took them: the frame and every private one are then shared). */
 static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
 {
     struct weft__fjq *q = weft__fjq_self;
@@ -544,9 +548,11 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
         int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED); /* the owner's own */
         /* acquire pairs with a thief's CAS on top: a slot below top is free once it was read */
         int64_t t = __atomic_load_n(&q->top, __ATOMIC_ACQUIRE);
-        /* at least 2 shared items left for thieves (WEFT_KEEP_SHARED, lib/deque.h), and room */
-        if (__builtin_expect(
-                t + 2 <= __atomic_load_n(&q->split, __ATOMIC_RELAXED) && b - t <= q->mask, 1)) {
+        /* enough shared items left for thieves, and room */
+        if (__builtin_expect(t + WEFT__KEEP_SHARED <=
+                                     __atomic_load_n(&q->split, __ATOMIC_RELAXED) &&
+                                 b - t <= q->mask,
+                             1)) {
             /* relaxed: private until a publish, whose release store of split publishes it */
             __atomic_store_n(&q->slot[b & q->mask], (void *)fr, __ATOMIC_RELAXED);
             __atomic_store_n(&q->bottom, b + 1, __ATOMIC_RELAXED); /* a hint for others */

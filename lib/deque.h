@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 /* A push keeps the shared part at least this long: while it holds fewer items, a push shares
- * every private one (deque.c, "publishing"). weft.h's inline weft_offer has the same 2. */
-#define WEFT_KEEP_SHARED 2
+ * every private one (deque.c). weft.h defines it, since its inline weft_offer applies it too. */
+#define WEFT_KEEP_SHARED WEFT__KEEP_SHARED
 
 struct weft__deque_buf {
     int64_t mask;                    /* capacity - 1; capacity is a power of two */
