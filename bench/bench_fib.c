@@ -260,22 +260,10 @@ static void run_case(bench_env *env, const char *name, unsigned n, unsigned cuto
     bench_add(&c, env, BENCH_WEFT1, weft, &ctx);
     bench_add(&c, env, BENCH_WEFTN, weft, &ctx);
     if (!futures) {
-        static const struct {
-            const char *name;
-            bench_run_fn fn;
-        } forms[] = {{"offer", run_weft_offer}, {"scope", run_weft_scope}};
-        for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-            bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
-            for (size_t k = 0; k < 2; k++) {
-                bench_row *r = bench_add(&c, env, kinds[k], forms[i].fn, &ctx);
-                if (r != NULL)
-                    r->variant = forms[i].name;
-            }
-        }
+        bench_add_weft(&c, env, run_weft_offer, &ctx, "offer");
+        bench_add_weft(&c, env, run_weft_scope, &ctx, "scope");
 #ifdef _OPENMP
-        bench_row *omp = bench_add(&c, env, BENCH_OMP, run_omp, &ctx);
-        if (omp != NULL)
-            omp->variant = BENCH_OMP_VARIANT;
+        bench_add(&c, env, BENCH_OMP, run_omp, &ctx);
 #endif
 #ifdef BENCH_HAVE_TBB
         bench_add(&c, env, BENCH_TBB, run_tbb, &ctx);

@@ -253,7 +253,7 @@ static inline void bench_case_init(bench_case *c, const char *bench, const char 
 }
 
 /* Adds a row of the given kind unless -i left it out or its runtime is not built; returns it
- * (to set prepare, verify or variant) or NULL. */
+ * (to set prepare, verify or variant) or NULL. An omp row's variant is BENCH_OMP_VARIANT. */
 static inline bench_row *bench_add(bench_case *c, const bench_env *env, bench_kind kind,
                                    bench_run_fn run, void *ctx)
 {
@@ -276,12 +276,24 @@ static inline bench_row *bench_add(bench_case *c, const bench_env *env, bench_ki
     memset(row, 0, sizeof *row);
     row->kind = kind;
     row->impl = names[kind];
-    row->variant = "default";
+    row->variant = kind == BENCH_OMP ? BENCH_OMP_VARIANT : "default";
     row->threads = kind == BENCH_SERIAL || kind == BENCH_WEFT1 ? 1 : env->threads;
     row->pool = kind == BENCH_WEFT1 ? env->one : kind == BENCH_WEFTN ? env->all : NULL;
     row->run = run;
     row->ctx = ctx;
     return row;
+}
+
+/* A weft variant of a case: a row on 1 worker and one on all, both named variant. */
+static inline void bench_add_weft(bench_case *c, const bench_env *env, bench_run_fn run, void *ctx,
+                                  const char *variant)
+{
+    bench_row *one = bench_add(c, env, BENCH_WEFT1, run, ctx);
+    if (one != NULL)
+        one->variant = variant;
+    bench_row *all = bench_add(c, env, BENCH_WEFTN, run, ctx);
+    if (all != NULL)
+        all->variant = variant;
 }
 
 /* Gives every row of the case the same prepare and verify (see bench_row). */

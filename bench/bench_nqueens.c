@@ -420,22 +420,10 @@ static void run_array_case(bench_env *env, int n)
     bench_case_init(&c, "nqueens", "array");
     snprintf(c.params, sizeof c.params, "n=%d cutoff=none", n);
     bench_add(&c, env, BENCH_SERIAL, run_nqa_serial, &ctx);
-    static const struct {
-        const char *name;
-        bench_run_fn fn;
-    } forms[] = {{"default", run_nqa_scope}, {"offer", run_nqa_offer}};
-    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
-    for (size_t f = 0; f < 2; f++) {
-        for (size_t k = 0; k < 2; k++) {
-            bench_row *r = bench_add(&c, env, kinds[k], forms[f].fn, &ctx);
-            if (r != NULL)
-                r->variant = forms[f].name;
-        }
-    }
+    bench_add_weft(&c, env, run_nqa_scope, &ctx, "default");
+    bench_add_weft(&c, env, run_nqa_offer, &ctx, "offer");
 #ifdef _OPENMP
-    bench_row *omp = bench_add(&c, env, BENCH_OMP, run_nqa_omp, &ctx);
-    if (omp != NULL)
-        omp->variant = BENCH_OMP_VARIANT;
+    bench_add(&c, env, BENCH_OMP, run_nqa_omp, &ctx);
 #endif
     bench_case_run(&c, env);
 }
@@ -493,16 +481,9 @@ int main(int argc, char **argv)
     bench_add(&c, &env, BENCH_SERIAL, run_serial, &ctx);
     bench_add(&c, &env, BENCH_WEFT1, run_weft, &ctx);
     bench_add(&c, &env, BENCH_WEFTN, run_weft, &ctx);
-    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
-    for (size_t k = 0; k < 2; k++) {
-        bench_row *r = bench_add(&c, &env, kinds[k], run_weft_offer, &ctx);
-        if (r != NULL)
-            r->variant = "offer";
-    }
+    bench_add_weft(&c, &env, run_weft_offer, &ctx, "offer");
 #ifdef _OPENMP
-    bench_row *omp = bench_add(&c, &env, BENCH_OMP, run_omp, &ctx);
-    if (omp != NULL)
-        omp->variant = BENCH_OMP_VARIANT;
+    bench_add(&c, &env, BENCH_OMP, run_omp, &ctx);
 #endif
 #ifdef BENCH_HAVE_TBB
     bench_add(&c, &env, BENCH_TBB, run_tbb, &ctx);

@@ -353,12 +353,7 @@ int main(int argc, char **argv)
     bench_add(&c, &env, BENCH_SERIAL, run_serial, &tree);
     bench_add(&c, &env, BENCH_WEFT1, run_weft, &tree);
     bench_add(&c, &env, BENCH_WEFTN, run_weft, &tree);
-    bench_kind kinds[] = {BENCH_WEFT1, BENCH_WEFTN};
-    for (size_t k = 0; k < 2; k++) {
-        bench_row *r = bench_add(&c, &env, kinds[k], run_weft_offer, &tree);
-        if (r != NULL)
-            r->variant = "offer";
-    }
+    bench_add_weft(&c, &env, run_weft_offer, &tree, "offer");
     bench_row *join = bench_add(&c, &env, BENCH_WEFTN, run_weft_join, &tree);
     if (join != NULL)
         join->variant = "join";
