@@ -298,29 +298,13 @@ static void pool_done(run *r, weft_pool *p)
     WCHECK(r, weft_pool_destroy(p) == 0);
 }
 
-/* Threads of this process, from /proc/self/status; -1 if unreadable. */
-static int thread_count(void)
-{
-    FILE *fp = fopen("/proc/self/status", "r");
-    if (fp == NULL)
-        return -1;
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    }
-    fclose(fp);
-    return n;
-}
-
 /* True once the process is back to at most `want` threads (a joined thread may linger in /proc
  * for a moment, when `want` was counted as well as now: so fewer than `want` is fine too). */
 static bool threads_back_to(int want)
 {
     int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
     for (;;) {
-        int n = thread_count();
+        int n = tu_thread_count();
         if (n <= want || n < 0 || want < 0)
             return true;
         if (tu_now_ns() > deadline)
@@ -396,7 +380,7 @@ static void seq_create(run *r, void *arg)
     cfg.hook_data = &h;
     if (c->trace != NULL)
         unlink(c->trace);
-    int before = thread_count();
+    int before = tu_thread_count();
     weft_pool *const sentinel = (weft_pool *)&h;
     weft_pool *p = sentinel;
 
@@ -518,7 +502,7 @@ static void seq_resize(run *r, void *arg)
             WCHECK(r, settle(&h, size));
             continue;
         }
-        int threads = thread_count(), starts = tu_ld(&h.starts);
+        int threads = tu_thread_count(), starts = tu_ld(&h.starts);
         int rc = weft_pool_resize(p, sizes[i]);
         if (ok_or_fail(r, "weft_pool_resize", rc, -EAGAIN)) {
             size = sizes[i];

@@ -67,27 +67,12 @@ static weft_pool *pool_with_hooks(unsigned n, hooks *h)
     return p;
 }
 
-static int thread_count(void)
-{
-    FILE *fp = fopen("/proc/self/status", "r");
-    if (fp == NULL)
-        return -1;
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    }
-    fclose(fp);
-    return n;
-}
-
 /* True once the process has `want` threads (an ended thread may linger for a moment). */
 static bool threads_become(int want)
 {
     int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
     for (;;) {
-        int n = thread_count();
+        int n = tu_thread_count();
         if (n == want || n < 0)
             return true;
         if (tu_now_ns() > deadline)
@@ -159,7 +144,7 @@ START_TEST(test_size_hooks_threads)
     weft_pool *p = pool_with_hooks(2, &h);
     ck_assert(tu_wait_atomic_ge(&h.starts, 2, TU_PATIENCE_S));
     /* counted now: a sanitizer's runtime may start a thread of its own with the first one */
-    int base = thread_count() - 2;
+    int base = tu_thread_count() - 2;
     resize_ok(p, 6);
     ck_assert(tu_wait_atomic_ge(&h.starts, 6, TU_PATIENCE_S));
     ck_assert(threads_become(base + 6));

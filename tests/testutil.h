@@ -119,6 +119,22 @@ static inline int64_t tu_now_ns(void)
     return tu_clock_ns(CLOCK_MONOTONIC);
 }
 
+/* Threads of this process, from /proc/self/status; -1 if unreadable. */
+static inline int tu_thread_count(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (fp == NULL)
+        return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    }
+    fclose(fp);
+    return n;
+}
+
 /* CPU time of the whole process (all threads). */
 static inline int64_t tu_process_cpu_ns(void)
 {
