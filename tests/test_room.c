@@ -343,20 +343,27 @@ static void *load_thread(void *arg)
     return NULL;
 }
 
+/* Runs load_thread on `threads` threads at once over x, from zeroed counters, to the end. */
+static void run_load(load_ctx *x, int threads)
+{
+    atomic_init(&x->running, 0);
+    atomic_init(&x->max_running, 0);
+    atomic_init(&x->ran, 0);
+    atomic_init(&x->errors, 0);
+    pthread_t th[8];
+    ck_assert_int_le(threads, 8);
+    for (int i = 0; i < threads; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, x), 0);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+}
+
 START_TEST(test_timed_load)
 {
     enum { THREADS = 4, K = 2 };
     weft_pool *p = tu_pool_limits(4, 0, K);
     load_ctx x = {.pool = p, .per_thread = (int)(2000 * tu_stress_scale())};
-    atomic_init(&x.running, 0);
-    atomic_init(&x.max_running, 0);
-    atomic_init(&x.ran, 0);
-    atomic_init(&x.errors, 0);
-    pthread_t th[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, &x), 0);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(th[i], NULL);
+    run_load(&x, THREADS);
     tu_pool_free(p);
     ck_assert_int_eq(tu_ld(&x.errors), 0);
     ck_assert_int_eq(tu_ld(&x.ran), THREADS * x.per_thread);
@@ -375,15 +382,7 @@ START_TEST(test_timed_load_with_fd)
     int fd = weft_pool_room_fd(p);
     ck_assert_int_ge(fd, 0);
     load_ctx x = {.pool = p, .per_thread = (int)(2000 * tu_stress_scale())};
-    atomic_init(&x.running, 0);
-    atomic_init(&x.max_running, 0);
-    atomic_init(&x.ran, 0);
-    atomic_init(&x.errors, 0);
-    pthread_t th[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, &x), 0);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(th[i], NULL);
+    run_load(&x, THREADS);
     while (tu_ld(&x.ran) < THREADS * x.per_thread)
         usleep(1000);
     ck_assert(readable(fd, (int)(TU_PATIENCE_S * 1000))); /* the last tasks gave their room */
