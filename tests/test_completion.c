@@ -748,12 +748,7 @@ END_TEST
 /* weft_completion_submit: a task straight into a set, all or nothing. */
 START_TEST(test_completion_submit)
 {
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.threads = 1;
-    cfg.max_pending = 2;
-    weft_pool *p = NULL;
-    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_pool *p = tu_pool_limits(1, 2, 0);
     weft_completion *c = NULL;
     ck_assert_int_eq(weft_completion_create(&c), 0);
     tu_gate gate;
@@ -795,12 +790,7 @@ END_TEST
  * future comes out of the set; a refusal leaves neither. */
 START_TEST(test_completion_submit_group)
 {
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.threads = 1;
-    cfg.max_inflight = 3;
-    weft_pool *p = NULL;
-    ck_assert_int_eq(weft_pool_create(&cfg, &p), 0);
+    weft_pool *p = tu_pool_limits(1, 0, 3);
     weft_completion *c = NULL;
     ck_assert_int_eq(weft_completion_create(&c), 0);
     weft_group *g = NULL;

@@ -549,12 +549,7 @@ END_TEST
 
 START_TEST(test_then_bad_input_and_budget)
 {
-    weft_pool *pool = NULL;
-    weft_config cfg;
-    weft_config_init(&cfg);
-    cfg.threads = 1;
-    cfg.max_pending = 2;
-    ck_assert_int_eq(weft_pool_create(&cfg, &pool), 0);
+    weft_pool *pool = tu_pool_limits(1, 2, 0);
     weft_future *prev = NULL, *next = (weft_future *)&marker_a;
     then_probe pr;
     probe_init(&pr, 0);
