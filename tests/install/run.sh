@@ -29,19 +29,8 @@ export CXX
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-die() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-# Runs a command quietly, showing its output only when it fails.
-quiet() {
-    local log=$work/last.log
-    if ! "$@" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "$*"
-    fi
-}
+# shellcheck source=tests/shell_helpers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_helpers.sh"
 
 # Runs a consumer program and checks that it says ok.
 expect_ok() {

@@ -53,18 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-die() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-quiet() {
-    local log=$work/last.log
-    if ! "$@" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "$*"
-    fi
-}
+# shellcheck source=tests/shell_helpers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_helpers.sh"
 
 cache_value() {
     sed -n "s/^$1:[A-Z]*=//p" "$2/CMakeCache.txt"
