@@ -572,15 +572,19 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
 }
 
 /* True at once when fr is the newest item of the calling worker's deque and private: no thief
- * can have seen it. Anything else (shared, stolen, never pushed) is weft_frame_reclaim's. */
+ * can have seen it. Anything else (shared, stolen, never pushed) is weft_frame_reclaim's.
+ * The new bottom is the frame's index, not the bottom just loaded minus one (the same value):
+ * the store then waits for no load of bottom, which would wait for the store before it, so
+ * offers and reclaims do not form one chain of store-to-load forwarding through bottom. */
 static inline bool weft_reclaim(weft_frame *fr)
 {
     struct weft__fjq *q = weft__fjq_self;
     if (q != NULL) {
-        int64_t b = __atomic_load_n(&q->bottom, __ATOMIC_RELAXED) - 1; /* the owner's own */
-        if (__builtin_expect(b == fr->index_ && b >= __atomic_load_n(&q->split, __ATOMIC_RELAXED),
+        int64_t i = fr->index_;
+        if (__builtin_expect(__atomic_load_n(&q->bottom, __ATOMIC_RELAXED) == i + 1 && /* own */
+                                 i >= __atomic_load_n(&q->split, __ATOMIC_RELAXED),
                              1)) {
-            __atomic_store_n(&q->bottom, b, __ATOMIC_RELAXED); /* a hint for others */
+            __atomic_store_n(&q->bottom, i, __ATOMIC_RELAXED); /* a hint for others */
             return true;
         }
         if (fr->run_ == WEFT__FRAME_KEPT) /* never pushed: the deque was full */
