@@ -8,7 +8,7 @@
 static uint64_t fib_group(unsigned n, unsigned cutoff)
 {
     if (n < 2 || n < cutoff)
-        return fib_seq(n);
+        return n < 2 ? n : fib_seq(n);
     uint64_t x = 0;
     tbb::task_group g;
     g.run([&x, n, cutoff] { x = fib_group(n - 1, cutoff); });
