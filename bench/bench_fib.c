@@ -61,7 +61,7 @@ static void fib_join(void *arg)
 {
     fib_frame *f = arg;
     if (f->n < 2 || f->n < f->cutoff) {
-        f->value = f->n < 2 ? f->n : fib_seq(f->n);
+        f->value = fib_below(f->n);
         return;
     }
     fib_frame x = {f->n - 1, f->cutoff, 0}, y = {f->n - 2, f->cutoff, 0};
@@ -89,7 +89,7 @@ static void fib_offer_task(void *arg)
 static uint64_t fib_offer(unsigned n, unsigned cutoff)
 {
     if (n < 2 || n < cutoff)
-        return n < 2 ? n : fib_seq(n);
+        return fib_below(n);
     fib_frame x = {n - 1, cutoff, 0};
     weft_frame fr;
     weft_offer(&fr, fib_offer_task, &x); /* x, the larger half, is the one offered */
@@ -113,7 +113,7 @@ static void fib_scope(void *arg)
 {
     fib_frame *f = arg;
     if (f->n < 2 || f->n < f->cutoff) {
-        f->value = f->n < 2 ? f->n : fib_seq(f->n);
+        f->value = fib_below(f->n);
         return;
     }
     fib_frame x = {f->n - 1, f->cutoff, 0}, y = {f->n - 2, f->cutoff, 0};
@@ -144,7 +144,7 @@ static int fib_task(void *arg, void **result)
 {
     const fib_task_arg *a = arg;
     if (a->n < 2 || a->n < a->cutoff) {
-        *result = (void *)(uintptr_t)(a->n < 2 ? a->n : fib_seq(a->n));
+        *result = (void *)(uintptr_t)fib_below(a->n);
         return 0;
     }
     /* x lives on this stack until its future is waited for below. */
@@ -171,7 +171,7 @@ static int fib_task(void *arg, void **result)
 static uint64_t fib_omp_rec(unsigned n, unsigned cutoff)
 {
     if (n < 2 || n < cutoff)
-        return n < 2 ? n : fib_seq(n);
+        return fib_below(n);
     uint64_t x = 0, y;
 #pragma omp task shared(x) firstprivate(n, cutoff)
     x = fib_omp_rec(n - 1, cutoff);

@@ -18,7 +18,14 @@ extern "C" {
 /* Plain recursive fib (bench_fib.c; one out-of-line copy, see BENCH_KERNEL). */
 uint64_t fib_seq(unsigned n);
 
-/* fib(n) with a task_group at every n >= cutoff (fib_seq below), in the benchmarks' arena. */
+/* What every parallel variant computes where it stops forking: a leaf (n < 2) returns n at
+ * once, as in Lace's and Cilk's fib; below the cutoff, the one out-of-line fib_seq. */
+static inline uint64_t fib_below(unsigned n)
+{
+    return n < 2 ? n : fib_seq(n);
+}
+
+/* fib(n) with a task_group at every n >= cutoff (fib_below below), in the benchmarks' arena. */
 uint64_t fib_tbb(unsigned n, unsigned cutoff);
 
 #ifdef __cplusplus

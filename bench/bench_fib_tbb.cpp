@@ -8,7 +8,7 @@
 static uint64_t fib_group(unsigned n, unsigned cutoff)
 {
     if (n < 2 || n < cutoff)
-        return n < 2 ? n : fib_seq(n);
+        return fib_below(n);
     uint64_t x = 0;
     tbb::task_group g;
     g.run([&x, n, cutoff] { x = fib_group(n - 1, cutoff); });
