@@ -198,7 +198,8 @@ WEFT_API int weft_bind_plan(weft_bind bind, unsigned n, int *cpus);
 WEFT_API size_t weft_pool_memory(const weft_pool *pool);
 
 /* Number of workers: as created, or as last set by weft_pool_resize (during a shrink, the new
- * size, while the workers above it finish their tasks). 0 for NULL. */
+ * size, while the workers above it finish their tasks). 0 for NULL. A thread that reads the size
+ * a resize set also sees what the resizing thread wrote before it called weft_pool_resize. */
 WEFT_API unsigned weft_pool_size(const weft_pool *pool);
 
 /* Changes the number of workers to threads, at run time (as zstd's POOL_resize), keeping the

@@ -31,8 +31,9 @@ size_t weft_pool_memory(const weft_pool *pool)
 
 unsigned weft_pool_size(const weft_pool *pool)
 {
-    /* relaxed: a snapshot; resizes change it under the resize mutex */
-    return pool != NULL ? ld_relaxed(&((weft_pool *)pool)->target) : 0;
+    /* acquire: pairs with the release stores of weft__pool_grow and shrink (resize.c): who
+     * reads a new size sees what the resizing thread did before weft_pool_resize */
+    return pool != NULL ? ld_acquire(&((weft_pool *)pool)->target) : 0;
 }
 
 bool weft_pool_is_shutdown(const weft_pool *pool)

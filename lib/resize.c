@@ -200,9 +200,10 @@ int weft__pool_grow(weft_pool *pool, unsigned n)
         }
     }
     weft__mem_free(&pool->mem, sets);
-    /* relaxed: decisions on it are made under resize_mu; the new threads read it after their
-     * grant, through lend.mu */
-    st_relaxed(&pool->target, n);
+    /* release: pairs with the acquire in weft_pool_size, so that a thread that reads the new
+     * size also sees what the resizing thread did before its call. Decisions on it are made
+     * under resize_mu; the new threads read it after their grant, through lend.mu */
+    st_release(&pool->target, n);
     if (n > ld_relaxed(&pool->nslots)) { /* relaxed: written under resize_mu only */
         weft__park_publish(&pool->park, n);
         /* release: pairs with the acquire in weft__pool_slots, for the records and their
@@ -217,9 +218,10 @@ int weft__pool_grow(weft_pool *pool, unsigned n)
 static void shrink(weft_pool *pool, unsigned n)
 {
     unsigned old = ld_relaxed(&pool->target); /* relaxed: as in weft__pool_grow */
-    /* relaxed: the unparks below publish it: each is a release increment of the worker's park
-     * word, which its next weft__park_prepare reads with acquire (see the top of the file) */
-    st_relaxed(&pool->target, n);
+    /* release: pairs with the acquire in weft_pool_size, as in weft__pool_grow. The workers that
+     * retire learn of it through the unparks below: each is a release increment of the worker's
+     * park word, which its next weft__park_prepare reads with acquire (see the top of the file) */
+    st_release(&pool->target, n);
     for (unsigned i = n; i < old; i++) {
         struct weft__worker *w = weft__worker_at(pool, i);
         if (w->state == WEFT_SLOT_STOPPING)

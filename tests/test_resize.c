@@ -4,7 +4,8 @@
  *
  * Invariants checked, never timings:
  *  - bad input is refused with -EINVAL (or -ESHUTDOWN after a shutdown) and changes nothing;
- *  - weft_pool_size gives the new size as soon as the call returns, a shrink included;
+ *  - weft_pool_size gives the new size as soon as the call returns, a shrink included, and
+ *    whoever reads the new size sees what the resizing thread wrote before the call;
  *  - a shrink returns while every worker is held by a task (it waits for none);
  *  - every task submitted while the pool grows and shrinks runs exactly once, and every future
  *    resolves; joins, scopes, loops and waits inside tasks give their exact results;
@@ -697,6 +698,53 @@ START_TEST(test_resize_from_inside)
 }
 END_TEST
 
+/* A thread that reads the size a resize set sees what the resizer wrote before its call. The
+ * note is a plain variable: under ThreadSanitizer a relaxed size would make this a data race. */
+struct publish {
+    weft_pool *pool;
+    unsigned want;
+    int note; /* written by the test's thread before each resize, plain */
+    int seen; /* what the task read once the size was want */
+    atomic_int ready;
+};
+
+static int watch_size(void *arg, void **result)
+{
+    struct publish *pb = arg;
+    (void)result;
+    int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
+    atomic_store(&pb->ready, 1);
+    while (weft_pool_size(pb->pool) != pb->want) {
+        if (tu_now_ns() > deadline)
+            return -ETIMEDOUT;
+        sched_yield();
+    }
+    pb->seen = pb->note;
+    return 0;
+}
+
+START_TEST(test_size_publishes)
+{
+    hooks h;
+    weft_pool *p = pool_with_hooks(3, &h);
+    static const unsigned sizes[] = {1, 3, 2, 4};
+    for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct publish pb = {.pool = p, .want = sizes[i]};
+        weft_future *f;
+        ck_assert_int_eq(weft_submit(p, watch_size, &pb, &f), 0);
+        ck_assert(tu_wait_atomic_ge(&pb.ready, 1, TU_PATIENCE_S)); /* it polls already */
+        pb.note = (int)i + 1;
+        resize_ok(p, sizes[i]);
+        ck_assert_int_eq(weft_future_wait(f, WEFT_FOREVER), 0);
+        ck_assert_int_eq(weft_future_state(f), WEFT_DONE);
+        weft_future_release(f);
+        ck_assert_int_eq(pb.seen, (int)i + 1);
+    }
+    tu_pool_free(p);
+    TU_ASSERT_NO_FAILURES();
+}
+END_TEST
+
 START_TEST(test_retire_after_wait)
 {
     hooks h;
@@ -943,6 +991,7 @@ static Suite *resize_suite(void)
     tcase_add_test(tc, test_shrink_does_not_block);
     tcase_add_test(tc, test_stats_kept);
     tcase_add_test(tc, test_resize_from_inside);
+    tcase_add_test(tc, test_size_publishes);
     tcase_add_test(tc, test_retire_after_wait);
     tcase_add_test(tc, test_trace_tracks);
     tcase_add_test(tc, test_bound_grow);
