@@ -1475,7 +1475,7 @@ static int task_fn(void *arg, void **result)
     case TK_SELF: {
         CHECK(weft_pool_destroy(r->pool->p) == -EDEADLK);
         CHECK(weft_pool_destroy(NULL) == 0);
-        unsigned size = weft_pool_size(r->pool->p);
+        unsigned size = weft_pool_size(r->pool->p); /* before resized: see hook_start */
         CHECK(atomic_load(&r->pool->resized) ? size >= 1 && size <= r->pool->threads
                                              : size == r->pool->threads);
         weft_future *self = atomic_load(&r->self);
@@ -1704,17 +1704,20 @@ static void hook_start(weft_pool *pool, unsigned worker, void *data)
 {
     struct pinfo *pi = data;
     CHECK(worker < pi->threads);
+    /* The size first: a start hook may run late, while the harness resizes. A size the resize
+     * set makes resized read true (weft_pool_size's acquire pairs with the resize's release,
+     * and op_resize sets resized before its call); the size read before is the one made. */
+    unsigned size = weft_pool_size(pool);
     if (atomic_load(&pi->resized)) {
         /* a thread that retires a worker and is revived may hold another than its first */
         CHECK(weft_worker_index() >= 0 && (unsigned)weft_worker_index() < pi->threads);
-        unsigned size = weft_pool_size(pool);
         CHECK(size >= 1 && size <= pi->threads);
         CHECK(!weft_cancel_requested());
         atomic_fetch_add(&pi->started, 1);
         return;
     }
     CHECK(weft_worker_index() == (int)worker);
-    CHECK(weft_pool_size(pool) == pi->threads);
+    CHECK(size == pi->threads);
     CHECK(!weft_cancel_requested());
     atomic_fetch_add(&pi->started, 1);
 }
@@ -1845,8 +1848,8 @@ static void op_pool_create(struct input *in)
             cfg.threads = 2; /* keep pools small; and a NULL config would not be */
             flags &= (uint8_t)~0x40;
         }
-        if (cfg.threads == 0)
-            expect = mi.default_threads;
+        /* what the hooks will see: the size capped above, or one per core */
+        expect = cfg.threads != 0 ? cfg.threads : mi.default_threads;
     }
     bool null_out = (flags & 0x20) != 0;
     bool null_cfg = (flags & 0x40) && !bad && !(flags & 1);
@@ -3301,13 +3304,14 @@ static void op_helper_set(struct input *in)
     }
 }
 
-static const char *const op_names[OP_COUNT] = {
-    "pool_create",  "submit",       "submit_detach", "cancel",     "wait",      "result",
-    "on_done",      "retain",       "release",       "gather",     "gchild",    "wait_many",
-    "as_completed", "compl_create", "compl_add",     "compl_next", "compl_fd",  "compl_destroy",
-    "shutdown",     "destroy",      "bad_args",      "gate",       "loop",      "stats",
-    "check_all",    "sleep",        "fault",         "helper",     "burst",     "sweep",
-    "prom_create",  "prom_set",     "then",          "abandon",    "helper_set"};
+static const char *const op_names[] = {
+    "pool_create",  "submit",       "submit_detach", "cancel",     "wait",       "result",
+    "on_done",      "retain",       "release",       "gather",     "gchild",     "wait_many",
+    "as_completed", "compl_create", "compl_add",     "compl_next", "compl_fd",   "compl_destroy",
+    "shutdown",     "destroy",      "bad_args",      "gate",       "loop",       "stats",
+    "check_all",    "sleep",        "fault",         "helper",     "burst",      "sweep",
+    "prom_create",  "prom_set",     "then",          "abandon",    "helper_set", "resize"};
+_Static_assert(sizeof(op_names) / sizeof(op_names[0]) == OP_COUNT, "a name for every operation");
 
 static void run_op(struct input *in)
 {
