@@ -396,6 +396,7 @@ struct helper {
 #define MAX_HELPERS 2
 static struct helper helpers[MAX_HELPERS];
 static void join_helpers(struct pinfo *pi);
+static bool check_size(struct pinfo *pi, unsigned size);
 static struct pinfo pinfos[MAX_POOL_INFOS];
 static int npinfos;
 static struct pinfo *pools[MAX_POOLS];
@@ -1475,9 +1476,7 @@ static int task_fn(void *arg, void **result)
     case TK_SELF: {
         CHECK(weft_pool_destroy(r->pool->p) == -EDEADLK);
         CHECK(weft_pool_destroy(NULL) == 0);
-        unsigned size = weft_pool_size(r->pool->p); /* before resized: see hook_start */
-        CHECK(atomic_load(&r->pool->resized) ? size >= 1 && size <= r->pool->threads
-                                             : size == r->pool->threads);
+        check_size(r->pool, weft_pool_size(r->pool->p));
         weft_future *self = atomic_load(&r->self);
         if (self != NULL) {
             CHECK(weft_future_state(self) == WEFT_RUNNING);
@@ -1700,24 +1699,33 @@ static void drop_ref(int s)
 
 /* --- pools --- */
 
+/* Whether size, just read with weft_pool_size, agrees with what the harness knows, from a
+ * worker (a start hook may run late, a task any time) while the harness may resize: it sets
+ * resized, raises threads if it grows, then calls weft_pool_resize. Read in the other order
+ * (size, threads, then the flag), a clear flag means none of the three had happened when the
+ * size was read: weft_pool_size acquires what the resize released, and the two fields are
+ * seq_cst. Returns whether the pool was resized. */
+static bool check_size(struct pinfo *pi, unsigned size)
+{
+    unsigned threads = pi->threads;
+    if (atomic_load(&pi->resized)) {
+        CHECK(size >= 1 && size <= pi->threads);
+        return true;
+    }
+    CHECK(size == threads);
+    return false;
+}
+
 static void hook_start(weft_pool *pool, unsigned worker, void *data)
 {
     struct pinfo *pi = data;
     CHECK(worker < pi->threads);
-    /* The size first: a start hook may run late, while the harness resizes. A size the resize
-     * set makes resized read true (weft_pool_size's acquire pairs with the resize's release,
-     * and op_resize sets resized before its call); the size read before is the one made. */
-    unsigned size = weft_pool_size(pool);
-    if (atomic_load(&pi->resized)) {
+    if (check_size(pi, weft_pool_size(pool))) {
         /* a thread that retires a worker and is revived may hold another than its first */
         CHECK(weft_worker_index() >= 0 && (unsigned)weft_worker_index() < pi->threads);
-        CHECK(size >= 1 && size <= pi->threads);
-        CHECK(!weft_cancel_requested());
-        atomic_fetch_add(&pi->started, 1);
-        return;
+    } else {
+        CHECK(weft_worker_index() == (int)worker);
     }
-    CHECK(weft_worker_index() == (int)worker);
-    CHECK(size == pi->threads);
     CHECK(!weft_cancel_requested());
     atomic_fetch_add(&pi->started, 1);
 }

@@ -336,10 +336,11 @@ REGRESS = {
                                          op(BURST, 0, 31, VALUE, 0), op(SLEEP, c % 8),
                                          op(SHUTDOWN, 0, 1), op(DESTROY, 0), op(SWEEP))
                                      for c in range(28)]),
-    # A start hook that runs while the harness shrinks the pool it was made with: it must read
-    # the size before the flag that says a resize was called (weft_pool_size acquires what the
-    # resize released), or it can pair a new size with the flag still clear.
-    "start-hook-during-resize": seq(*[seq(pool(threads=4, flags=1), op(RESIZE, 0, r % 3),
+    # A start hook that runs while the harness resizes the pool it was made with: it must read
+    # the size, then the most workers the pool may have, then the flag that says a resize was
+    # called (weft_pool_size acquires what the resize released), or it can pair a new size, or
+    # a raised bound, with the flag still clear.
+    "start-hook-during-resize": seq(*[seq(pool(threads=2, flags=1), op(RESIZE, 0, r % 6),
                                           op(DESTROY, 0)) for r in range(30)]),
 }
 
