@@ -567,6 +567,8 @@ static void check_walk(struct finfo *fi);
 
 static void check_task(struct finfo *fi)
 {
+    /* before the state: a helper thread may complete a promise predecessor meanwhile */
+    bool prev_settled = fi->prev != NULL && settled(fi->prev);
     weft_state st = observe(fi);
     if (!final_state(st)) {
         /* a destroyed pool ran or cancelled everything; a continuation waits for its
@@ -574,7 +576,7 @@ static void check_task(struct finfo *fi)
         if (fi->prev == NULL)
             CHECK(!fi->rec->pool->destroyed);
         else if (fi->rec->pool->destroyed)
-            CHECK(!settled(fi->prev));
+            CHECK(!prev_settled);
         return;
     }
     void *v = NULL;
@@ -646,9 +648,13 @@ static void check_gather(struct finfo *fi)
 {
     weft_future *g = fi->f;
     bool retexc = (fi->flags & WEFT_RETURN_EXCEPTIONS) != 0;
-    bool kid_done[8];
-    for (size_t i = 0; i < fi->n; i++)
+    bool kid_done[8], kid_settled[8];
+    /* The children before the gather: a helper thread may complete a promise child meanwhile,
+     * and only a child that had settled before the gather's state was read must have counted */
+    for (size_t i = 0; i < fi->n; i++) {
+        kid_settled[i] = settled(fi->kids[i]);
         kid_done[i] = final_state(observe(fi->kids[i]));
+    }
     weft_state st = observe(fi);
     CHECK(weft_gather_child(g, fi->n, NULL) == -EINVAL);
     CHECK(weft_gather_child(g, SIZE_MAX, NULL) == -EINVAL);
@@ -656,7 +662,7 @@ static void check_gather(struct finfo *fi)
         bool all = true;
         for (size_t i = 0; i < fi->n; i++) {
             struct finfo *k = fi->kids[i];
-            if (!settled(k)) {
+            if (!kid_settled[i]) {
                 all = false;
                 continue;
             }
@@ -1990,11 +1996,14 @@ static void op_shutdown(struct input *in)
     /* Every task that had not started is CANCELLED before shutdown returns. */
     for (int i = 0; i < MAX_SLOTS; i++) {
         struct finfo *fi = slots[i];
-        if (fi != NULL && fi->kind == FI_TASK && fi->rec->pool == pi &&
-            observe(fi) == WEFT_PENDING) {
+        if (fi == NULL || fi->kind != FI_TASK || fi->rec->pool != pi)
+            continue;
+        /* before the state: a helper thread may complete a promise predecessor meanwhile */
+        bool prev_settled = fi->prev == NULL || settled(fi->prev);
+        if (observe(fi) == WEFT_PENDING) {
             /* a continuation is queued only once its predecessor finished (and ends CANCELLED
              * when that happens now) */
-            if (fi->prev != NULL && !settled(fi->prev))
+            if (!prev_settled)
                 continue;
             fi->late = true;
             CHECK_DEV(false, "cancel-shutdown-pending");
@@ -2342,7 +2351,7 @@ static void op_wait(struct input *in)
         return;
     if (t == WEFT_FOREVER)
         resolve(fi, 0);
-    bool was_done = weft_future_done(fi->f);
+    bool was_done = settled(fi) || weft_future_done(fi->f); /* before: helpers finish some */
     int rc = weft_future_wait(fi->f, t);
     if (bad) {
         CHECK(rc == -EINVAL);
@@ -2351,7 +2360,7 @@ static void op_wait(struct input *in)
     CHECK(rc == 0 || (rc == -ETIMEDOUT && t != WEFT_FOREVER));
     if (rc == 0)
         CHECK(weft_future_done(fi->f));
-    if (was_done || settled(fi))
+    if (was_done)
         CHECK(rc == 0);
     check_fut(fi);
 }
