@@ -175,22 +175,6 @@ static inline void *weft__deque_take_if(struct weft__deque *d, const void *item)
     return weft__deque_take_shared(d, b);
 }
 
-/* Owner only: the newest item if it is private, else NULL; weft__deque_drop_private takes it. */
-static inline void *weft__deque_private_bottom(struct weft__deque *d)
-{
-    int64_t b = ld_relaxed(&d->bottom) - 1; /* relaxed: only the owner writes bottom */
-    if (b < ld_relaxed(&d->split))          /* relaxed: the owner's own */
-        return NULL;
-    return ld_relaxed(&d->slot[b & d->mask]); /* the owner's own write */
-}
-
-/* Owner only, after weft__deque_private_bottom returned an item: takes it. */
-static inline void weft__deque_drop_private(struct weft__deque *d)
-{
-    /* relaxed: only the owner writes bottom, and the item is private */
-    st_relaxed(&d->bottom, ld_relaxed(&d->bottom) - 1);
-}
-
 /* Owner only: how many more items fit without growing. */
 static inline size_t weft__deque_room(struct weft__deque *d)
 {

@@ -530,12 +530,13 @@ void weft_scope_wait(weft_scope *sc)
      * injection queue (see reclaim). */
     struct join_frame *next = s->last; /* the newest frame not yet taken back, as a guess */
     while (s->pushed > 0) {
-        /* The common case: that frame is the deque's newest item, and private, so nobody else
-         * can take it. Otherwise the general search. */
-        struct weft__task *t = weft__deque_private_bottom(&w->deque);
-        if (t != NULL && next != NULL && t == &next->task)
-            weft__deque_drop_private(&w->deque);
-        else
+        /* The common case: that frame is the deque's newest item. Taken as reclaim takes its
+         * frame, private or shared: a frame, never a submission, so without the sweep's
+         * handshake (worker.c, weft__take_own_frame). NULL: thieves took it, and with it every
+         * older item. Otherwise the general search. */
+        void *x = next != NULL ? weft__deque_take_if(&w->deque, &next->task) : WEFT_TAKE_OTHER;
+        struct weft__task *t = x;
+        if (x == WEFT_TAKE_OTHER)
             t = weft__take_own_frame(w, in_scope, s);
         if (t == NULL)
             break; /* the rest were stolen */

@@ -265,21 +265,6 @@ template <class O, class T> struct Deque {
         return free_slots > 0 ? free_slots : 0;
     }
 
-    /* weft__deque_private_bottom */
-    T *private_bottom()
-    {
-        int64_t b = bottom.load(rl::mo_relaxed, $) - 1;
-        if (b < split.load(rl::mo_relaxed, $))
-            return nullptr;
-        return slot[b & mask].load(rl::mo_relaxed, $);
-    }
-
-    /* weft__deque_drop_private */
-    void drop_private()
-    {
-        bottom.store(bottom.load(rl::mo_relaxed, $) - 1, rl::mo_relaxed, $);
-    }
-
     /* weft__deque_has_private */
     bool has_private()
     {

@@ -7,7 +7,7 @@
  *   same memory order on every atomic access:
  *     deque.h  weft__deque_publish  weft__deque_push  weft__deque_try_push
  *              weft__deque_take_shared  weft__deque_take  weft__deque_take_if  weft__deque_room
- *              weft__deque_private_bottom  weft__deque_drop_private  weft__deque_has_private
+ *              weft__deque_has_private
  *              weft__deque_maybe_nonempty  weft__deque_owner_nonempty
  *     deque.c  weft__deque_steal  weft__deque_grow  buf_new  weft__deque_init/_destroy
  *   top, bottom and split are rl::atomic<int64_t>, buf an rl::atomic<DequeBuf *>, the slots
@@ -44,9 +44,10 @@
  *        returns 2 (the shared part was empty), as join.c's offer does
  *     S  publish if has_private (weft__help's and weft__enqueue's first step)
  *     T  take (private, or take_shared: the last shared item raced with a CAS)
- *     R  take_if of the newest item pushed (join.c reclaim): taken, or NULL, or another item
- *     Q  private_bottom, and drop_private when it is the newest item pushed (join.c
- *        weft_scope_wait's take of the newest spawned frame)
+ *     R  take_if of the newest item pushed that the owner has not obtained or given up (join.c
+ *        reclaim, and weft_scope_wait going down its frames): taken, then the item pushed
+ *        before it is the next one R asks for; NULL, when thieves took it and every older item;
+ *        or another item (nothing taken)
  *   Each thief makes S steal attempts, each retried after WEFT_STEAL_ABORT up to R more times
  *   (worker.c retries 4 times). When every thread has finished, after() checks top <= split <=
  *   bottom and takes what is left (the owner is then quiescent).
@@ -218,11 +219,21 @@ struct DequeTest : rl::test_suite<DequeTest<O, THIEVES>, 1 + THIEVES> {
         got[who][x->id]++;
     }
 
+    /* The item pushed before x, or NULL. */
+    Item *older(Item *x)
+    {
+        for (int i = x->id - 1; i >= 0; i--) {
+            if (pushed[i])
+                return &items[i];
+        }
+        return nullptr;
+    }
+
     void thread(unsigned index)
     {
         if (index == 0) {
             int next = 0;
-            Item *last = nullptr; /* the newest item pushed, for 'R' */
+            Item *want = nullptr; /* the item 'R' asks for next */
             for (const char *c = g_cfg.script; *c; c++) {
                 if (*c == 'P' || *c == 'p') {
                     Item *it = &items[next++];
@@ -237,7 +248,7 @@ struct DequeTest : rl::test_suite<DequeTest<O, THIEVES>, 1 + THIEVES> {
                             d.publish(); /* join.c offer: thieves took the shared part */
                     }
                     pushed[it->id] = true;
-                    last = it;
+                    want = it;
                 } else if (*c == 'S') {
                     if (d.has_private()) /* weft__help, weft__enqueue */
                         d.publish();
@@ -245,18 +256,20 @@ struct DequeTest : rl::test_suite<DequeTest<O, THIEVES>, 1 + THIEVES> {
                     Item *x = d.take();
                     if (x != nullptr)
                         obtained(0, x);
-                } else if (*c == 'Q') {
-                    Item *x = d.private_bottom(); /* join.c weft_scope_wait */
-                    if (x != nullptr && x == last) {
-                        d.drop_private();
+                } else if (*c == 'R') {
+                    while (want != nullptr && got[0][want->id] != 0)
+                        want = older(want); /* T took it */
+                    if (want == nullptr)
+                        continue;
+                    Item *x = d.take_if(want); /* join.c reclaim, weft_scope_wait */
+                    if (x == want) {
                         obtained(0, x);
+                        want = older(want);
+                    } else if (x == nullptr) {
+                        want = nullptr; /* stolen, and every older item with it */
+                    } else {
+                        RL_ASSERT(x == model::take_other<Item>());
                     }
-                } else if (*c == 'R' && last != nullptr) {
-                    Item *x = d.take_if(last); /* join.c reclaim */
-                    if (x == last)
-                        obtained(0, x);
-                    else
-                        RL_ASSERT(x == nullptr || x == model::take_other<Item>());
                 }
             }
         } else {
@@ -314,7 +327,7 @@ CONFIG(c_pppt, "PPPT", 1, 1)
 CONFIG(c_pptt_private, "PpTT", 1, 1)
 CONFIG(c_ppstt, "ppSTT", 1, 1)
 CONFIG(c_reclaim, "PpRR", 1, 1)
-CONFIG(c_private_take, "PppQQT", 1, 1)
+CONFIG(c_private_take, "PppRRT", 1, 1)
 CONFIG(c_ptppt, "PTPPT", 2, 2)
 CONFIG(c_ptppp, "PTPPP", 2, 1)
 CONFIG(c_private_grow, "PppPTT", 2, 1)
@@ -361,7 +374,7 @@ int main(int argc, char **argv)
         {"full_reclaim_1thief", false, MUST_PASS, run<DequeOrders, 1>, FULL, 0, 0,
          DESC("PpRR", 1, 1, 1), c_reclaim},
         {"full_private_take_1thief", false, MUST_PASS, run<DequeOrders, 1>, FULL, 0, 0,
-         DESC("PppQQT", 1, 1, 1), c_private_take},
+         DESC("PppRRT", 1, 1, 1), c_private_take},
         /* exhaustive within a preemption bound */
         {"bound_pptt_1thief", false, MUST_PASS, run<DequeOrders, 1>, BOUND, 0, 6,
          DESC("PPTT", 1, 2, 2), c_pptt},
