@@ -442,34 +442,6 @@ WEFT_API int weft_group_destroy(weft_group *g);
  * weft_join. Neither half may leave by longjmp. */
 WEFT_API void weft_join(void (*a)(void *), void *a_arg, void (*b)(void *), void *b_arg);
 
-/* An n-ary fork-join scope: spawn any number of functions, then wait for all of them. Spawning
- * allocates nothing: each spawn uses a weft_spawn slot the caller provides (an array on its
- * stack, typically), which must stay valid until weft_scope_wait returns.
- *
- *     weft_scope s;
- *     weft_spawn slot[4];
- *     weft_scope_init(&s);
- *     for (int i = 0; i < 4; i++)
- *         weft_scope_spawn(&s, &slot[i], work, &args[i]);
- *     weft_scope_wait(&s);
- *
- * On a worker, spawned functions go to the worker's deque, where other workers may steal them;
- * weft_scope_wait runs the ones nobody took, then runs other tasks until the stolen ones are
- * done. Outside any pool (or on a thread other than the one that called weft_scope_init)
- * weft_scope_spawn runs the function at once. Init, spawn and wait belong to one thread; after
- * wait the scope may be used again. Inside spawned functions weft_cancel_requested() answers for
- * the task that spawned them. */
-typedef struct weft_scope {
-    void *opaque_[4];
-} weft_scope;
-typedef struct weft_spawn {
-    void *opaque_[16];
-} weft_spawn;
-
-WEFT_API void weft_scope_init(weft_scope *s);
-WEFT_API void weft_scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)(void *), void *arg);
-WEFT_API void weft_scope_wait(weft_scope *s);
-
 /* Inline fork-join, for recursion where every call may be a task:
  *
  *     weft_frame fr;
@@ -493,13 +465,21 @@ WEFT_API void weft_scope_wait(weft_scope *s);
  * until the enclosing reclaim, join half, scope branch, loop body, region, task or stolen frame
  * ends, counts as part of the branch (in pfib, x->r = a.r + b.r; docs/workspan.md). */
 typedef struct weft_frame {
-    /* The library's. weft_offer writes run_, fn_, arg_ and index_; the rest is the library's. */
+    /* The library's. weft_offer writes run_, fn_, arg_ and index_, and weft_scope_spawn prev_;
+     * the rest is the library's. */
     void *link_;
     void (*run_)(void *, void *);
     uint32_t flags_;
     void (*fn_)(void *);
     void *arg_;
-    void *opaque_[7];
+    union {
+        void *opaque_[7];
+        struct {
+            void *lib_[4];
+            struct weft_frame *prev_; /* a scope's: the frame spawned before (weft_scope_spawn) */
+            void *lib2_[2];
+        } scope_;
+    };
     int64_t index_; /* where weft_offer pushed it in the worker's deque; -1: not pushed there */
     void *opaque2_[3];
 } weft_frame;
@@ -611,6 +591,102 @@ static inline void weft__join(void (*a)(void *), void *a_arg, void (*b)(void *),
         b(b_arg);
 }
 #define weft_join(a, a_arg, b, b_arg) weft__join((a), (a_arg), (b), (b_arg))
+
+/* An n-ary fork-join scope: spawn any number of functions, then wait for all of them. Spawning
+ * allocates nothing: each spawn uses a weft_spawn slot the caller provides (an array on its
+ * stack, typically), which must stay valid until weft_scope_wait returns.
+ *
+ *     weft_scope s;
+ *     weft_spawn slot[4];
+ *     weft_scope_init(&s);
+ *     for (int i = 0; i < 4; i++)
+ *         weft_scope_spawn(&s, &slot[i], work, &args[i]);
+ *     weft_scope_wait(&s);
+ *
+ * On a worker, each spawn is offered as weft_offer offers a frame: other workers may steal it.
+ * weft_scope_wait takes them back newest first, as weft_reclaim does, running each one nobody
+ * took; for one a thief took, it runs other tasks until that one is done. Outside any pool (or
+ * on a thread other than the one that called weft_scope_init, or when the worker's deque is
+ * full) weft_scope_spawn runs the function at once. Init, spawn and wait belong to one thread;
+ * after wait the scope may be used again. Inside spawned functions weft_cancel_requested()
+ * answers for the task that spawned them. On a worker of a pool that does not measure work and
+ * span, the three are inline, as weft_offer and weft_reclaim are; the exported functions, named
+ * in parentheses, do the rest and the same. */
+
+/* Not API, but ABI (as struct weft__fjq): what the inline scope functions read and write of a
+ * weft_scope. q: the deque of the worker that called weft_scope_init, NULL when it was none or
+ * one of a measuring pool (the exported functions then do everything). last: the newest frame
+ * spawned and offered, the older ones linked through weft_frame's prev_. */
+struct weft__scope_head {
+    struct weft__fjq *q;
+    weft_frame *last;
+    void *lib_[2];
+};
+typedef struct weft_scope {
+    union {
+        void *opaque_[4];
+        struct weft__scope_head h_;
+    };
+} weft_scope;
+typedef struct weft_spawn {
+    union {
+        void *opaque_[16];
+        weft_frame frame_;
+    };
+} weft_spawn;
+
+WEFT_API void weft_scope_init(weft_scope *s);
+WEFT_API void weft_scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)(void *), void *arg);
+WEFT_API void weft_scope_wait(weft_scope *s);
+
+static inline void weft__scope_init(weft_scope *s)
+{
+    struct weft__fjq *q = weft__fjq_self;
+    if (q == NULL) {
+        (weft_scope_init)(s);
+        return;
+    }
+    s->h_.q = q;
+    s->h_.last = 0;
+}
+
+/* A frame that was not pushed (index_ -1: the deque was full) runs at once. */
+static inline void weft__scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)(void *), void *arg)
+{
+    struct weft__fjq *q = weft__fjq_self;
+    if (q == NULL || q != s->h_.q) {
+        (weft_scope_spawn)(s, slot, fn, arg);
+        return;
+    }
+    weft_frame *fr = &slot->frame_;
+    weft_offer(fr, fn, arg);
+    if (fr->index_ < 0) {
+        fn(arg);
+        return;
+    }
+    fr->scope_.prev_ = s->h_.last;
+    s->h_.last = fr;
+}
+
+static inline void weft__scope_wait(weft_scope *s)
+{
+    struct weft__fjq *q = weft__fjq_self;
+    if (q == NULL || q != s->h_.q) {
+        (weft_scope_wait)(s);
+        return;
+    }
+    weft_frame *fr = s->h_.last;
+    s->h_.last = 0;
+    while (fr != 0) {
+        weft_frame *prev = fr->scope_.prev_;
+        if (weft_reclaim(fr))
+            fr->fn_(fr->arg_);
+        fr = prev;
+    }
+}
+#define weft_scope_init(s)                 weft__scope_init(s)
+#define weft_scope_spawn(s, slot, fn, arg) weft__scope_spawn((s), (slot), (fn), (arg))
+#define weft_scope_wait(s)                 weft__scope_wait(s)
 
 /* Calls body(lo, hi, ctx) on disjoint, non-empty ranges that cover [begin, end) exactly once,
  * each at most grain long (grain 0: chosen automatically, about 16 ranges per worker at most),

@@ -67,15 +67,24 @@ static inline struct weft__wsp *ws_of(struct join_frame *fr)
 }
 
 /* The inside of a weft_scope. */
+/* A scope made on a worker of a pool that does not measure work and span has q, its deque: its
+ * spawns are offers and its wait reclaims them, inline (weft.h) or here alike, and owner and
+ * pushed are unused. Otherwise q is NULL, and spawns of the owner's thread in a measuring pool
+ * are frames of their own (spawn_measured), counted by pushed. */
 struct scope {
-    struct weft__worker *owner; /* NULL: spawns run at once */
+    struct weft__fjq *q;        /* weft.h's weft__scope_head.q */
     struct join_frame *last;    /* newest spawned frame; frames link through prev */
-    size_t pushed;              /* frames pushed and not yet taken back or waited for */
+    struct weft__worker *owner; /* q NULL: the worker that made it, NULL: spawns run at once */
+    size_t pushed;              /* q NULL: frames pushed, not yet taken back or waited for */
 };
 
 _Static_assert(sizeof(struct scope) <= sizeof(weft_scope), "weft_scope too small: grow opaque_");
 _Static_assert(sizeof(struct ws_frame) <= sizeof(weft_spawn), "weft_spawn too small: grow opaque_");
 _Static_assert(_Alignof(struct join_frame) <= _Alignof(weft_spawn), "weft_spawn misaligned");
+_Static_assert(offsetof(struct scope, q) == offsetof(weft_scope, h_.q) &&
+                   offsetof(struct scope, last) == offsetof(weft_scope, h_.last) &&
+                   offsetof(weft_spawn, frame_) == 0,
+               "weft.h's inline scope functions must see struct scope's words");
 
 /* A stolen frame in a measuring pool: a branch of the owner's graph, from the fork point, its end
  * back in the frame. */
@@ -385,7 +394,8 @@ _Static_assert(offsetof(weft_frame, index_) >= sizeof(struct join_frame) &&
                    offsetof(struct join_frame, task.run) == offsetof(weft_frame, run_) &&
                    offsetof(struct join_frame, fn) == offsetof(weft_frame, fn_) &&
                    offsetof(struct join_frame, arg) == offsetof(weft_frame, arg_) &&
-                   offsetof(struct join_frame, task) == 0,
+                   offsetof(struct join_frame, task) == 0 &&
+                   offsetof(struct join_frame, prev) == offsetof(weft_frame, scope_.prev_),
                "weft_frame's leading members must mirror struct join_frame");
 
 /* weft_offer in a measuring pool: fn(arg) is a branch of the present point, and the caller's own
@@ -458,11 +468,12 @@ bool weft_frame_reclaim(weft_frame *slot)
 
 /* --- scopes: spawn many, wait for all --- */
 
-void weft_scope_init(weft_scope *sc)
+void(weft_scope_init)(weft_scope *sc)
 {
     struct scope *s = (struct scope *)sc;
-    s->owner = weft__self;
+    s->q = weft__fjq_self; /* NULL outside any pool and in a measuring pool */
     s->last = NULL;
+    s->owner = weft__self;
     s->pushed = 0;
 }
 
@@ -490,9 +501,16 @@ __attribute__((noinline)) static void spawn_measured(struct scope *s, struct wef
     s->last = fr;
 }
 
-void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void *arg)
+void(weft_scope_spawn)(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void *arg)
 {
     struct scope *s = (struct scope *)sc;
+    if (s->q != NULL) {
+        if (s->q == weft__fjq_self)
+            weft__scope_spawn(sc, slot, fn, arg); /* what weft.h's inline spawn does */
+        else
+            fn(arg); /* on another thread than the scope's */
+        return;
+    }
     struct weft__worker *w = weft__self;
     struct join_frame *fr = (struct join_frame *)slot;
     if (w == NULL)
@@ -513,9 +531,17 @@ void weft_scope_spawn(weft_scope *sc, weft_spawn *slot, void (*fn)(void *), void
     s->pushed++;
 }
 
-void weft_scope_wait(weft_scope *sc)
+void(weft_scope_wait)(weft_scope *sc)
 {
     struct scope *s = (struct scope *)sc;
+    if (s->q != NULL) {
+        /* Waited for on the thread that spawned, as weft.h's inline wait does (which calls
+         * this only on another thread, where nothing was spawned). */
+        if (s->q == weft__fjq_self)
+            weft__scope_wait(sc);
+        WEFT_ASSERT(s->last == NULL);
+        return;
+    }
     struct weft__worker *w = s->owner;
     if (w == NULL || s->last == NULL)
         return;

@@ -1098,6 +1098,105 @@ START_TEST(test_scope_spawn_counts)
 }
 END_TEST
 
+/* The exported functions, named in parentheses, and weft.h's inline ones are one scope: any mix
+ * on one scope runs every spawn exactly once, done when the wait returns. Bit k of the round
+ * picks, for spawn k, the exported weft_scope_spawn; bits 16 and 17 the exported init and wait. */
+static void spawn_mixed(void *arg)
+{
+    spawn_ctx *c = arg;
+    weft_spawn slot[SCOPE_MAX_SPAWNS];
+    spawn_arg args[SCOPE_MAX_SPAWNS];
+    void (*init_fn)(weft_scope *) = weft_scope_init;
+    void (*spawn_fn_x)(weft_scope *, weft_spawn *, void (*)(void *), void *) = weft_scope_spawn;
+    void (*wait_fn)(weft_scope *) = weft_scope_wait;
+    for (unsigned round = 0; round < 64; round++) {
+        unsigned mix = round * 0x9e3779b9u;
+        spawn_ctx_reset(c, c->pool, 16);
+        weft_scope s;
+        if (mix & (1u << 16))
+            init_fn(&s);
+        else
+            weft_scope_init(&s);
+        for (int i = 0; i < c->n; i++) {
+            args[i] = (spawn_arg){c, i};
+            if (mix & (1u << i))
+                spawn_fn_x(&s, &slot[i], spawn_fn, &args[i]);
+            else
+                weft_scope_spawn(&s, &slot[i], spawn_fn, &args[i]);
+        }
+        if (mix & (1u << 17))
+            wait_fn(&s);
+        else
+            weft_scope_wait(&s);
+        for (int i = 0; i < c->n; i++) {
+            TU_EXPECT(atomic_load(&c->ran[i]) == 1);
+            TU_EXPECT(atomic_load(&c->done[i]) == 1);
+        }
+    }
+}
+
+START_TEST(test_scope_exported_and_inline_mixed)
+{
+    tu_failures_reset();
+    spawn_ctx *c = malloc(sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    for (unsigned nw = 1; nw <= 4; nw++) {
+        weft_pool *p = jt_pool_new(nw);
+        spawn_ctx_reset(c, p, 0);
+        jt_run(p, spawn_mixed, c);
+        tu_pool_free(p);
+        TU_ASSERT_NO_FAILURES();
+    }
+    free(c);
+}
+END_TEST
+
+/* Two scopes open at once, the older waited for first: its wait takes its frames from under the
+ * younger scope's, which that scope's wait then finds run by others or runs itself. */
+static void scopes_crossed(void *arg)
+{
+    spawn_ctx *c = arg;
+    enum { N = 8 };
+    weft_spawn slot_a[N], slot_b[N];
+    spawn_arg args[2 * N];
+    spawn_ctx_reset(c, c->pool, 2 * N);
+    weft_scope a, b;
+    weft_scope_init(&a);
+    weft_scope_init(&b);
+    for (int i = 0; i < N; i++) {
+        args[2 * i] = (spawn_arg){c, 2 * i};
+        weft_scope_spawn(&a, &slot_a[i], spawn_fn, &args[2 * i]);
+        args[2 * i + 1] = (spawn_arg){c, 2 * i + 1};
+        weft_scope_spawn(&b, &slot_b[i], spawn_fn, &args[2 * i + 1]);
+    }
+    weft_scope_wait(&a);
+    for (int i = 0; i < N; i++)
+        TU_EXPECT(atomic_load(&c->done[2 * i]) == 1);
+    weft_scope_wait(&b);
+    for (int i = 0; i < 2 * N; i++) {
+        TU_EXPECT(atomic_load(&c->ran[i]) == 1);
+        TU_EXPECT(atomic_load(&c->done[i]) == 1);
+    }
+}
+
+START_TEST(test_scopes_waited_out_of_order)
+{
+    tu_failures_reset();
+    spawn_ctx *c = malloc(sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    for (unsigned nw = 1; nw <= 4; nw++) {
+        weft_pool *p = jt_pool_new(nw);
+        for (int r = 0; r < 20; r++) {
+            c->pool = p;
+            jt_run(p, scopes_crossed, c);
+        }
+        tu_pool_free(p);
+        TU_ASSERT_NO_FAILURES();
+    }
+    free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Nested scopes: a 5-ary tree
  */
@@ -1720,6 +1819,8 @@ static Suite *join_suite(void)
     tc = tcase_create("scope");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_scope_spawn_counts);
+    tcase_add_test(tc, test_scope_exported_and_inline_mixed);
+    tcase_add_test(tc, test_scopes_waited_out_of_order);
     tcase_add_test(tc, test_scope_nested_tree);
     tcase_add_test(tc, test_scope_reuse_after_wait);
     tcase_add_test(tc, test_scope_outside_pool_runs_at_once);
