@@ -1098,6 +1098,35 @@ START_TEST(test_scope_spawn_counts)
 }
 END_TEST
 
+/* From the task that ran the scope: every one of the c->n spawns ran once and was done. */
+static void spawn_ctx_expect_all(spawn_ctx *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        TU_EXPECT(atomic_load(&c->ran[i]) == 1);
+        TU_EXPECT(atomic_load(&c->done[i]) == 1);
+    }
+}
+
+/* Runs fn(c) rounds times as a task of pools of 1 to 4 workers, c reset for each pool, then
+ * check(c) if given. */
+static void spawn_on_pools(void (*fn)(void *), int rounds, void (*check)(spawn_ctx *c))
+{
+    tu_failures_reset();
+    spawn_ctx *c = malloc(sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    for (unsigned nw = 1; nw <= 4; nw++) {
+        weft_pool *p = jt_pool_new(nw);
+        spawn_ctx_reset(c, p, 0);
+        for (int r = 0; r < rounds; r++)
+            jt_run(p, fn, c);
+        tu_pool_free(p);
+        TU_ASSERT_NO_FAILURES();
+        if (check != NULL)
+            check(c);
+    }
+    free(c);
+}
+
 /* The exported functions, named in parentheses, and weft.h's inline ones are one scope: any mix
  * on one scope runs every spawn exactly once, done when the wait returns. Bit k of the round
  * picks, for spawn k, the exported weft_scope_spawn; bits 16 and 17 the exported init and wait. */
@@ -1128,26 +1157,13 @@ static void spawn_mixed(void *arg)
             wait_fn(&s);
         else
             weft_scope_wait(&s);
-        for (int i = 0; i < c->n; i++) {
-            TU_EXPECT(atomic_load(&c->ran[i]) == 1);
-            TU_EXPECT(atomic_load(&c->done[i]) == 1);
-        }
+        spawn_ctx_expect_all(c);
     }
 }
 
 START_TEST(test_scope_exported_and_inline_mixed)
 {
-    tu_failures_reset();
-    spawn_ctx *c = malloc(sizeof(*c));
-    ck_assert_ptr_nonnull(c);
-    for (unsigned nw = 1; nw <= 4; nw++) {
-        weft_pool *p = jt_pool_new(nw);
-        spawn_ctx_reset(c, p, 0);
-        jt_run(p, spawn_mixed, c);
-        tu_pool_free(p);
-        TU_ASSERT_NO_FAILURES();
-    }
-    free(c);
+    spawn_on_pools(spawn_mixed, 1, NULL);
 }
 END_TEST
 
@@ -1173,27 +1189,12 @@ static void scopes_crossed(void *arg)
     for (int i = 0; i < N; i++)
         TU_EXPECT(atomic_load(&c->done[2 * i]) == 1);
     weft_scope_wait(&b);
-    for (int i = 0; i < 2 * N; i++) {
-        TU_EXPECT(atomic_load(&c->ran[i]) == 1);
-        TU_EXPECT(atomic_load(&c->done[i]) == 1);
-    }
+    spawn_ctx_expect_all(c);
 }
 
 START_TEST(test_scopes_waited_out_of_order)
 {
-    tu_failures_reset();
-    spawn_ctx *c = malloc(sizeof(*c));
-    ck_assert_ptr_nonnull(c);
-    for (unsigned nw = 1; nw <= 4; nw++) {
-        weft_pool *p = jt_pool_new(nw);
-        for (int r = 0; r < 20; r++) {
-            c->pool = p;
-            jt_run(p, scopes_crossed, c);
-        }
-        tu_pool_free(p);
-        TU_ASSERT_NO_FAILURES();
-    }
-    free(c);
+    spawn_on_pools(scopes_crossed, 20, NULL);
 }
 END_TEST
 
@@ -1285,21 +1286,15 @@ static void scope_reuse_run(void *arg)
     c->n = base;
 }
 
+static void scope_reuse_check(spawn_ctx *c)
+{
+    ck_assert_int_eq(c->n, 380);
+    spawn_ctx_check(c);
+}
+
 START_TEST(test_scope_reuse_after_wait)
 {
-    tu_failures_reset();
-    spawn_ctx *c = malloc(sizeof(*c));
-    ck_assert_ptr_nonnull(c);
-    for (unsigned nw = 1; nw <= 4; nw++) {
-        weft_pool *p = jt_pool_new(nw);
-        spawn_ctx_reset(c, p, 0);
-        jt_run(p, scope_reuse_run, c);
-        tu_pool_free(p);
-        TU_ASSERT_NO_FAILURES();
-        ck_assert_int_eq(c->n, 380);
-        spawn_ctx_check(c);
-    }
-    free(c);
+    spawn_on_pools(scope_reuse_run, 1, scope_reuse_check);
 }
 END_TEST
 
