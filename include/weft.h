@@ -518,8 +518,9 @@ extern __thread struct weft__fjq *weft__fjq_self __attribute__((tls_model("initi
  * (run_ NULL marks it) before a thief can see it. A frame that finds the buffer full is kept
  * (run_ WEFT__FRAME_KEPT): never pushed, and its reclaim answers true. Falls back to
  * weft_frame_offer outside a pool, in a measuring pool, and when fewer than WEFT__KEEP_SHARED items
- * are shared (thieves took them: the frame and every private one are then shared). */
-static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
+ * are shared (thieves took them: the frame and every private one are then shared). Returns
+ * whether the frame went on the deque (index_ >= 0), known on the inline path without a load. */
+static inline bool weft__offer(weft_frame *fr, void (*fn)(void *), void *arg)
 {
     struct weft__fjq *q = weft__fjq_self;
     fr->run_ = 0;
@@ -541,15 +542,22 @@ static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
             /* relaxed: a statistic only the owner writes (weft_pool_stats reads it) */
             __atomic_store_n(&q->forks, __atomic_load_n(&q->forks, __ATOMIC_RELAXED) + 1,
                              __ATOMIC_RELAXED);
-            return;
+            return true;
         }
         if (b - t > q->mask) {
             fr->run_ = WEFT__FRAME_KEPT; /* the deque is full: the frame stays the caller's */
             fr->index_ = -1;             /* no index that a reclaim could take for its own */
-            return;
+            return false;
         }
     }
     weft_frame_offer(fr, fn, arg);
+    return fr->index_ >= 0;
+}
+
+/* weft__offer without its answer. */
+static inline void weft_offer(weft_frame *fr, void (*fn)(void *), void *arg)
+{
+    (void)weft__offer(fr, fn, arg);
 }
 
 /* True at once when fr is the newest item of the calling worker's deque and private: no thief
@@ -659,8 +667,7 @@ static inline void weft__scope_spawn(weft_scope *s, weft_spawn *slot, void (*fn)
         return;
     }
     weft_frame *fr = &slot->frame_;
-    weft_offer(fr, fn, arg);
-    if (fr->index_ < 0) {
+    if (!weft__offer(fr, fn, arg)) {
         fn(arg);
         return;
     }
