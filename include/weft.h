@@ -616,10 +616,11 @@ static inline void weft__join(void (*a)(void *), void *a_arg, void (*b)(void *),
  * took; for one a thief took, it runs other tasks until that one is done. Outside any pool (or
  * on a thread other than the one that called weft_scope_init, or when the worker's deque is
  * full) weft_scope_spawn runs the function at once. Init, spawn and wait belong to one thread;
- * after wait the scope may be used again. Inside spawned functions weft_cancel_requested()
- * answers for the task that spawned them. On a worker of a pool that does not measure work and
- * span, the three are inline, as weft_offer and weft_reclaim are; the exported functions, named
- * in parentheses, do the rest and the same. */
+ * a spawned function may spawn into its own scope (run by the wait, it adds to what the wait
+ * runs; run by a thief, the spawn runs at once there). After wait the scope may be used again.
+ * Inside spawned functions weft_cancel_requested() answers for the task that spawned them. On a
+ * worker of a pool that does not measure work and span, the three are inline, as weft_offer and
+ * weft_reclaim are; the exported functions, named in parentheses, do the rest and the same. */
 
 /* Not API, but ABI (as struct weft__fjq): what the inline scope functions read and write of a
  * weft_scope. q: the deque of the worker that called weft_scope_init, NULL when it was none or
@@ -682,13 +683,12 @@ static inline void weft__scope_wait(weft_scope *s)
         (weft_scope_wait)(s);
         return;
     }
-    weft_frame *fr = s->h_.last;
-    s->h_.last = 0;
-    while (fr != 0) {
-        weft_frame *prev = fr->scope_.prev_;
+    /* One frame off the list at a time: a function run here may spawn into this scope again,
+     * and its frame goes on the list, and on the deque, above the rest. */
+    for (weft_frame *fr; (fr = s->h_.last) != 0;) {
+        s->h_.last = fr->scope_.prev_;
         if (weft_reclaim(fr))
             fr->fn_(fr->arg_);
-        fr = prev;
     }
 }
 #define weft_scope_init(s)                 weft__scope_init(s)

@@ -1167,6 +1167,68 @@ START_TEST(test_scope_exported_and_inline_mixed)
 }
 END_TEST
 
+/* Spawned functions that spawn into their own scope again (a work list): run by the wait on the
+ * scope's thread, their spawns go on the scope; run by a thief, they run at once there. Each of
+ * the 2^(depth+1) - 1 nodes runs once, all before the wait returns. */
+typedef struct regrow {
+    weft_scope s;
+    spawn_ctx *c;
+    atomic_int next; /* the next free slot and record */
+    weft_spawn slot[SCOPE_MAX_SPAWNS];
+    spawn_arg args[SCOPE_MAX_SPAWNS];
+    int depth[SCOPE_MAX_SPAWNS];
+} regrow;
+
+static regrow *regrow_of; /* the one in use: tests run one at a time */
+
+static void regrow_node(void *arg)
+{
+    spawn_arg *a = arg;
+    regrow *g = regrow_of;
+    spawn_fn(a);
+    if (g->depth[a->i] == 0)
+        return;
+    for (int k = 0; k < 2; k++) {
+        int j = atomic_fetch_add(&g->next, 1);
+        TU_EXPECT(j < SCOPE_MAX_SPAWNS);
+        if (j >= SCOPE_MAX_SPAWNS)
+            return;
+        g->depth[j] = g->depth[a->i] - 1;
+        g->args[j] = (spawn_arg){a->c, j};
+        weft_scope_spawn(&g->s, &g->slot[j], regrow_node, &g->args[j]);
+    }
+}
+
+static void scope_regrow(void *arg)
+{
+    spawn_ctx *c = arg;
+    regrow *g = regrow_of;
+    enum { ROOTS = 3, DEPTH = 6 };
+    spawn_ctx_reset(c, c->pool, 0);
+    g->c = c;
+    atomic_init(&g->next, ROOTS);
+    weft_scope_init(&g->s);
+    for (int i = 0; i < ROOTS; i++) {
+        g->depth[i] = DEPTH;
+        g->args[i] = (spawn_arg){c, i};
+        weft_scope_spawn(&g->s, &g->slot[i], regrow_node, &g->args[i]);
+    }
+    weft_scope_wait(&g->s);
+    c->n = atomic_load(&g->next);
+    TU_EXPECT(c->n == ROOTS * ((2 << DEPTH) - 1));
+    spawn_ctx_expect_all(c);
+}
+
+START_TEST(test_scope_spawns_from_its_spawns)
+{
+    regrow_of = malloc(sizeof(*regrow_of));
+    ck_assert_ptr_nonnull(regrow_of);
+    spawn_on_pools(scope_regrow, 10, NULL);
+    free(regrow_of);
+    regrow_of = NULL;
+}
+END_TEST
+
 /* Two scopes open at once, the older waited for first: its wait takes its frames from under the
  * younger scope's, which that scope's wait then finds run by others or runs itself. */
 static void scopes_crossed(void *arg)
@@ -1816,6 +1878,7 @@ static Suite *join_suite(void)
     tcase_add_test(tc, test_scope_spawn_counts);
     tcase_add_test(tc, test_scope_exported_and_inline_mixed);
     tcase_add_test(tc, test_scopes_waited_out_of_order);
+    tcase_add_test(tc, test_scope_spawns_from_its_spawns);
     tcase_add_test(tc, test_scope_nested_tree);
     tcase_add_test(tc, test_scope_reuse_after_wait);
     tcase_add_test(tc, test_scope_outside_pool_runs_at_once);
