@@ -684,6 +684,18 @@ static int block_on_promise(void *arg, void **result)
     return 0;
 }
 
+/* On worker 0, holds it (at most 50 ms) until the blocker waits, so that a blocker submitted
+ * meanwhile goes to worker 1 rather than to a worker 0 that spins for work; elsewhere returns. */
+static int hold_worker0(void *arg, void **result)
+{
+    blocked *b = arg;
+    (void)result;
+    int64_t until = tu_now_ns() + TU_MS(50);
+    while (weft_worker_index() == 0 && atomic_load(&b->waiting) == 0 && tu_now_ns() < until)
+        tu_sleep_ms(1);
+    return 0;
+}
+
 START_TEST(test_resize_from_inside)
 {
     hooks h;
@@ -757,8 +769,11 @@ START_TEST(test_retire_after_wait)
     int64_t deadline = tu_now_ns() + (int64_t)(TU_PATIENCE_S * 1e9);
     while (tu_ld(&b.waiting) == 0) {
         ck_assert(tu_now_ns() < deadline);
-        weft_future *f;
+        weft_future *f, *hold;
+        ck_assert_int_eq(weft_submit(p, hold_worker0, &b, &hold), 0);
         ck_assert_int_eq(weft_submit(p, block_on_promise, &b, &f), 0);
+        ck_assert(tu_wait_done(hold, TU_PATIENCE_S));
+        weft_future_release(hold);
         ck_assert(tu_wait_done(f, 0.01) || tu_ld(&b.waiting) != 0);
         if (tu_ld(&b.waiting) != 0 && !weft_future_done(f)) {
             task = f;
