@@ -66,11 +66,10 @@ static inline struct weft__wsp *ws_of(struct join_frame *fr)
     return &weft__container_of(fr, struct ws_frame, f)->ws;
 }
 
-/* The inside of a weft_scope. */
-/* A scope made on a worker of a pool that does not measure work and span has q, its deque: its
- * spawns are offers and its wait reclaims them, inline (weft.h) or here alike, and owner and
- * pushed are unused. Otherwise q is NULL, and spawns of the owner's thread in a measuring pool
- * are frames of their own (spawn_measured), counted by pushed. */
+/* The inside of a weft_scope. A scope made on a worker of a pool that does not measure work and
+ * span has q, its deque: its spawns are offers and its wait reclaims them, inline (weft.h) or here
+ * alike, and owner and pushed are unused. Otherwise q is NULL, and spawns of the owner's thread in
+ * a measuring pool are frames of their own (spawn_measured), counted by pushed. */
 struct scope {
     struct weft__fjq *q;        /* weft.h's weft__scope_head.q */
     struct join_frame *last;    /* newest spawned frame; frames link through prev */

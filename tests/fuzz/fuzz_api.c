@@ -2356,7 +2356,7 @@ static void op_wait(struct input *in)
         return;
     if (t == WEFT_FOREVER)
         resolve(fi, 0);
-    bool was_done = settled(fi) || weft_future_done(fi->f); /* before: helpers finish some */
+    bool was_done = weft_future_done(fi->f); /* before: helpers finish some meanwhile */
     int rc = weft_future_wait(fi->f, t);
     if (bad) {
         CHECK(rc == -EINVAL);
